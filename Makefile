@@ -1,0 +1,31 @@
+EXTENSION = unkey
+EXTVERSION = 0.1.0
+
+MODULE_big = unkey
+OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
+DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+SHLIB_LINK += -lsodium
+PG_CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
+
+# pg_regress keeps its defaults (sql/ and expected/); setup runs first
+REGRESS = setup keygen apis keys verify credits refill delete privileges hijack plaintext
+# start a private server with the library preloaded (pg_cron's trick; PGXS has no `make check`)
+REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=test/unkey.conf
+
+ISOLATION = last_credit verify_delete
+ISOLATION_OPTS = --inputdir=test/isolation --temp-instance=./tmp_check_iso \
+	--temp-config=test/unkey.conf --load-extension=unkey
+
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+EXTRA_CLEAN = tmp_check_regress tmp_check_iso output_iso
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# the control file and this Makefile must name the same version
+ifneq ($(EXTVERSION),$(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control))
+$(error EXTVERSION $(EXTVERSION) does not match default_version in $(EXTENSION).control)
+endif

@@ -1,0 +1,119 @@
+/*-------------------------------------------------------------------------
+ *
+ * unkey.c
+ *	  Module entry point: libsodium initialisation, settings and the clock.
+ *
+ * The clock is the one place that decides what "now" means for expiry and
+ * refill.  Tests pin it with the superuser-only setting unkey.test_now, so
+ * that day and month boundaries can be crossed deterministically; an
+ * ordinary role can neither set it nor see it, so it cannot be used to
+ * revive an expired key or to trigger a refill early.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sodium.h>
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+
+#include "unkey.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* the raw setting, and its parsed value when set */
+static char *unkey_test_now_string = NULL;
+static bool unkey_now_pinned = false;
+static TimestampTz unkey_now_value = 0;
+
+/* Parse unkey.test_now without throwing, as a GUC check hook must */
+static bool
+check_test_now(char **newval, void **extra, GucSource source)
+{
+	char		workbuf[MAXDATELEN + MAXDATEFIELDS];
+	char	   *field[MAXDATEFIELDS];
+	int			ftype[MAXDATEFIELDS];
+	int			nf;
+	int			dtype;
+	struct pg_tm tt;
+	fsec_t		fsec;
+	int			tz;
+	TimestampTz *parsed;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+
+	if (strlen(*newval) >= MAXDATELEN ||
+		ParseDateTime(*newval, workbuf, sizeof(workbuf), field, ftype,
+					  MAXDATEFIELDS, &nf) != 0 ||
+		DecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz) != 0 ||
+		dtype != DTK_DATE)
+	{
+		GUC_check_errdetail("unkey.test_now must be empty or a timestamp with time zone.");
+		return false;
+	}
+
+	parsed = (TimestampTz *) malloc(sizeof(TimestampTz));
+	if (parsed == NULL)
+		return false;
+	if (tm2timestamp(&tt, fsec, &tz, parsed) != 0)
+	{
+		free(parsed);
+		GUC_check_errdetail("unkey.test_now is out of range.");
+		return false;
+	}
+	*extra = parsed;
+	return true;
+}
+
+/* Install the parsed value so UnkeyNow() costs nothing */
+static void
+assign_test_now(const char *newval, void *extra)
+{
+	unkey_now_pinned = (extra != NULL);
+	unkey_now_value = extra ? *(TimestampTz *) extra : 0;
+}
+
+/* The current time for expiry and refill decisions */
+TimestampTz
+UnkeyNow(void)
+{
+	return unkey_now_pinned ? unkey_now_value : GetCurrentTimestamp();
+}
+
+/* Initialise libsodium and define settings when the library loads */
+void
+_PG_init(void)
+{
+	if (sodium_init() < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("unkey: could not initialise libsodium")));
+
+	DefineCustomStringVariable("unkey.test_now",
+							   gettext_noop("Pins the clock unkey uses for expiry and refill (tests only)."),
+							   gettext_noop("Empty means the real clock. Only superusers can set it."),
+							   &unkey_test_now_string,
+							   "",
+							   PGC_SUSET,
+							   GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
+							   check_test_now, assign_test_now, NULL);
+
+	MarkGUCPrefixReserved("unkey");
+}
+
+PG_FUNCTION_INFO_V1(unkey_now);
+
+/* SQL access to the clock, so SQL and C agree on "now" */
+Datum
+unkey_now(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TIMESTAMPTZ(UnkeyNow());
+}
