@@ -1,0 +1,58 @@
+-- test/demo.sql: a tour of unkey, run by test/demo.sh
+\pset footer off
+\set QUIET on
+CREATE EXTENSION unkey;
+
+\echo
+\echo '1. Create an API'
+SELECT unkey.unkey_create_api('payments', default_prefix => 'pay') AS api_id \gset
+\echo '   api_id =' :api_id
+
+\echo
+\echo '2. Create a key: prefix sk_live, meta, external id acme and 3 credits'
+SELECT key_id, key FROM unkey.unkey_create_key(:'api_id',
+        prefix      => 'sk_live',
+        name        => 'acme production',
+        meta        => '{"plan": "pro", "environment": "live"}',
+        external_id => 'acme',
+        credits     => 3) \gset
+\echo '   key_id =' :key_id
+\echo '   key    =' :key '(shown once; only its SHA-256 is stored)'
+
+\echo
+\echo '3. Verify it until the credits run out (each call tagged with its number)'
+SELECT n AS call, v.valid, v.code, v.credits
+  FROM generate_series(1, 4) n,
+       LATERAL unkey.unkey_verify_key(:'key', tags => ARRAY['call-' || n]) v;
+
+\echo
+\echo '4. A check with cost 0 passes without spending, even at 0 credits'
+SELECT valid, code, credits FROM unkey.unkey_verify_key(:'key', cost => 0);
+
+\echo
+\echo '5. An expired key, a disabled key and an unknown key'
+SELECT key AS expired_key FROM unkey.unkey_create_key(:'api_id', expires => now() - interval '1 hour') \gset
+SELECT key AS disabled_key FROM unkey.unkey_create_key(:'api_id', enabled => false) \gset
+SELECT 'expired' AS which, valid, code, key_id IS NOT NULL AS has_data FROM unkey.unkey_verify_key(:'expired_key')
+UNION ALL
+SELECT 'disabled', valid, code, key_id IS NOT NULL FROM unkey.unkey_verify_key(:'disabled_key')
+UNION ALL
+SELECT 'unknown', valid, code, key_id IS NOT NULL FROM unkey.unkey_verify_key('sk_live_doesnotexist');
+
+\echo
+\echo '6. The key''s data, as verification returns it'
+\x on
+SELECT key_id, api_id, name, external_id, identity_id, meta, enabled, credits, permissions, roles
+  FROM unkey.unkey_verify_key(:'key', cost => 0);
+\x off
+
+\echo
+\echo '7. What the database stores: a hash and a short start, never the key'
+SELECT id, start, prefix, unkey.unkey_hash_key(:'key') AS unkey_hash,
+       encode(key_hash, 'base64') = unkey.unkey_hash_key(:'key') AS hash_matches
+  FROM unkey.keys WHERE id = :'key_id';
+
+\echo
+\echo '8. Every verification was recorded'
+SELECT outcome, count(*) AS verifications, sum(spent_credits) AS credits_spent
+  FROM unkey.verification_events GROUP BY outcome ORDER BY outcome;
