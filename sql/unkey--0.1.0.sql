@@ -286,7 +286,7 @@ AS $$
 DECLARE
 	result unkey.api;
 BEGIN
-	SELECT a.id, a.name, a.ip_whitelist::text[], a.delete_protection,
+	SELECT a.id, a.name, a.ip_whitelist::text::text[], a.delete_protection,
 		   a.default_prefix, a.default_byte_length, a.created_at
 	  INTO result
 	  FROM unkey.apis a
@@ -507,8 +507,11 @@ BEGIN
 	IF missing IS NOT NULL THEN
 		RAISE EXCEPTION 'role "%" not found', missing USING ERRCODE = 'PT404';
 	END IF;
+	IF array_position(permissions, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION 'permissions must not contain null' USING ERRCODE = '22023';
+	END IF;
 	SELECT p INTO missing FROM unnest(permissions) p
-	 WHERE p IS NULL OR p !~ '^[A-Za-z0-9_:.*-]{1,128}$' LIMIT 1;
+	 WHERE p !~ '^[A-Za-z0-9_:.*-]{1,128}$' LIMIT 1;
 	IF FOUND THEN
 		RAISE EXCEPTION 'permission "%" must be 1 to 128 characters of [A-Za-z0-9_:.*-]', missing
 			USING ERRCODE = '22023';

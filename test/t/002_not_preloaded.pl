@@ -1,0 +1,57 @@
+# Copyright (c) unkey contributors
+#
+# unkey without shared_preload_libraries: the library is loaded on first use,
+# and creating the extension, APIs and keys and verifying keys all work,
+# since none of them needs shared memory.
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('not_preloaded');
+$node->init;
+$node->start;
+
+is($node->safe_psql('postgres', 'SHOW shared_preload_libraries'),
+	'', 'unkey is not preloaded');
+
+$node->safe_psql('postgres', 'CREATE EXTENSION unkey');
+
+my ($key_id, $key) = split /\|/, $node->safe_psql('postgres', q{
+SELECT key_id, key FROM unkey.unkey_create_key(unkey.unkey_create_api('plain'), credits => 2)
+});
+like($key_id, qr/^key_/, 'created a key');
+
+# each psql run is a new backend, which loads the library itself
+is( $node->safe_psql(
+		'postgres',
+		"SELECT code, credits FROM unkey.unkey_verify_key('$key')"),
+	'VALID|1',
+	'a fresh backend verifies the key and spends a credit');
+is( $node->safe_psql(
+		'postgres', qq{
+SELECT code, credits FROM unkey.unkey_verify_key('$key');
+SELECT code, credits FROM unkey.unkey_verify_key('$key');
+SELECT code FROM unkey.unkey_verify_key('${key}x');}),
+	"VALID|0\nUSAGE_EXCEEDED|0\nNOT_FOUND",
+	'credits run out, and an unknown key is NOT_FOUND');
+
+$node->safe_psql('postgres', "SELECT unkey.unkey_delete_key('$key_id')");
+is( $node->safe_psql(
+		'postgres', "SELECT code FROM unkey.unkey_verify_key('$key')"),
+	'NOT_FOUND',
+	'a deleted key is NOT_FOUND');
+
+is( $node->safe_psql(
+		'postgres', q{
+SELECT outcome, count(*) FROM unkey.verification_events
+ GROUP BY outcome ORDER BY outcome}),
+	"NOT_FOUND|2\nUSAGE_EXCEEDED|1\nVALID|2",
+	'every verification was recorded');
+
+$node->stop;
+
+done_testing();
