@@ -28,6 +28,7 @@
 
 #include "access/htup_details.h"
 #include "access/xlog.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -309,7 +310,8 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 		/* deleted key, deleted API, or a key of another API */
 		if (!DatumGetBool(row[L_LIVE]) ||
 			(!PG_ARGISNULL(1) &&
-			 !DatumGetBool(DirectFunctionCall2(texteq, PG_GETARG_DATUM(1), row[L_API_ID]))))
+			 !DatumGetBool(DirectFunctionCall2Coll(texteq, C_COLLATION_OID,
+												   PG_GETARG_DATUM(1), row[L_API_ID]))))
 			break;
 
 		if (!DatumGetBool(row[L_ENABLED]))

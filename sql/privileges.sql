@@ -1,0 +1,188 @@
+-- privileges: nothing in the extension is usable by PUBLIC, the README
+-- grants give each kind of role exactly what it needs, and the test clock
+-- is for superusers only
+
+-- every function that belongs to the extension
+CREATE TEMP VIEW ext_functions AS
+SELECT p.oid::regprocedure::text AS func, p.proname, p.proacl, p.prosecdef,
+       l.lanname, p.proconfig
+  FROM pg_depend d
+  JOIN pg_extension e ON e.oid = d.refobjid
+  JOIN pg_proc p ON p.oid = d.objid
+  JOIN pg_language l ON l.oid = p.prolang
+ WHERE d.classid = 'pg_proc'::regclass
+   AND d.refclassid = 'pg_extension'::regclass
+   AND d.deptype = 'e'
+   AND e.extname = 'unkey';
+
+-- how many functions the checks below look at (a check of nothing shows 0)
+SELECT count(*) AS functions_checked,
+       count(*) FILTER (WHERE prosecdef) AS security_definer,
+       count(*) FILTER (WHERE lanname = 'plpgsql') AS plpgsql,
+       count(*) FILTER (WHERE lanname = 'c') AS c
+  FROM ext_functions;
+
+-- no function has the default ACL (NULL = EXECUTE for PUBLIC) ...
+SELECT func AS default_acl FROM ext_functions WHERE proacl IS NULL ORDER BY func;
+-- ... nor an explicit grant to PUBLIC (grantee 0)
+SELECT DISTINCT func AS executable_by_public
+  FROM ext_functions, aclexplode(proacl) a
+ WHERE a.grantee = 0
+ ORDER BY func;
+-- so PUBLIC cannot execute any of them
+SELECT func AS public_can_execute
+  FROM ext_functions
+ WHERE has_function_privilege('public', func::regprocedure, 'EXECUTE')
+ ORDER BY func;
+
+-- SECURITY DEFINER and plpgsql functions pin their search_path
+SELECT func AS unpinned_search_path, proconfig
+  FROM ext_functions
+ WHERE (prosecdef OR lanname = 'plpgsql')
+   AND proconfig IS DISTINCT FROM '{"search_path=pg_catalog, pg_temp"}'::text[]
+ ORDER BY func;
+
+-- the entry points that run with the owner's rights
+SELECT func AS security_definer, lanname
+  FROM ext_functions WHERE prosecdef ORDER BY func COLLATE "C";
+
+-- schema unkey: PUBLIC can neither look up nor create anything in it
+SELECT has_schema_privilege('public', 'unkey', 'USAGE') AS public_usage,
+       has_schema_privilege('public', 'unkey', 'CREATE') AS public_create;
+SELECT count(*) AS public_schema_acl_entries
+  FROM pg_namespace n, aclexplode(n.nspacl) a
+ WHERE n.nspname = 'unkey' AND a.grantee = 0;
+
+-- no relation in unkey grants anything to PUBLIC, on the table or a column
+SELECT count(*) AS relations_checked
+  FROM pg_class c WHERE c.relnamespace = 'unkey'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f');
+SELECT c.oid::regclass AS public_table_privilege
+  FROM pg_class c
+ WHERE c.relnamespace = 'unkey'::regnamespace
+   AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+   AND (has_table_privilege('public', c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+        OR has_any_column_privilege('public', c.oid, 'SELECT, INSERT, UPDATE, REFERENCES'))
+ ORDER BY 1;
+
+----------------------------------------------------------------------------
+-- the README grants
+----------------------------------------------------------------------------
+CREATE ROLE regress_verifier;
+CREATE ROLE regress_admin;
+CREATE ROLE regress_nobody;
+
+GRANT USAGE ON SCHEMA unkey TO regress_verifier;
+GRANT EXECUTE ON FUNCTION unkey.unkey_verify_key(text, text, text, bigint, jsonb, text[], inet) TO regress_verifier;
+
+GRANT USAGE ON SCHEMA unkey TO regress_admin;
+GRANT EXECUTE ON FUNCTION unkey.unkey_create_api(text, text[], boolean, text, integer), unkey.unkey_get_api(text), unkey.unkey_set_api_delete_protection(text, boolean), unkey.unkey_delete_api(text), unkey.unkey_create_key(text, text, integer, text, text, jsonb, timestamptz, bigint, text, bigint, integer, jsonb, text[], text[], boolean, boolean), unkey.unkey_delete_key(text, boolean), unkey.unkey_refill_keys(), unkey.unkey_verify_key(text, text, text, bigint, jsonb, text[], inet), unkey.unkey_hash_key(text) TO regress_admin;
+
+-- the admin manages APIs and keys through the functions alone
+SET ROLE regress_admin;
+SELECT unkey.unkey_create_api('privileges') AS api_id \gset
+SELECT name, delete_protection FROM unkey.unkey_get_api(:'api_id');
+SELECT unkey.unkey_set_api_delete_protection(:'api_id', true);
+SELECT regress.err(format('SELECT unkey.unkey_delete_api(%L)', :'api_id'));
+SELECT key_id, key FROM unkey.unkey_create_key(:'api_id', prefix => 'priv', credits => 10) \gset
+SELECT key_id AS doomed_key_id FROM unkey.unkey_create_key(:'api_id') \gset
+SELECT unkey.unkey_hash_key(:'key') = unkey.unkey_hash_key(:'key') AS hash_key_ok;
+SELECT unkey.unkey_refill_keys() >= 0 AS refill_ok;
+SELECT valid, code, credits FROM unkey.unkey_verify_key(:'key', :'api_id', cost => 0);
+SELECT unkey.unkey_delete_key(:'doomed_key_id');
+-- but not the tables, nor the private helpers
+SELECT regress.err('SELECT count(*) FROM unkey.keys');
+SELECT regress.err('SELECT count(*) FROM unkey.apis');
+SELECT regress.err($$SELECT unkey._generate_key('x', 16)$$);
+SELECT regress.err('SELECT unkey.now()');
+RESET ROLE;
+
+-- the verifier verifies ...
+SET ROLE regress_verifier;
+SELECT valid, code, key_id = :'key_id' AS same_key, api_id = :'api_id' AS same_api, credits
+  FROM unkey.unkey_verify_key(:'key', :'api_id');
+SELECT valid, code FROM unkey.unkey_verify_key(:'key' || 'x', :'api_id');
+-- ... and can do nothing else
+SELECT regress.err($$SELECT unkey.unkey_create_api('verifier')$$);
+SELECT regress.err(format('SELECT unkey.unkey_get_api(%L)', :'api_id'));
+SELECT regress.err(format('SELECT unkey.unkey_create_key(%L)', :'api_id'));
+SELECT regress.err(format('SELECT unkey.unkey_delete_key(%L)', :'key_id'));
+SELECT regress.err(format('SELECT unkey.unkey_delete_key(%L, true)', :'key_id'));
+SELECT regress.err(format('SELECT unkey.unkey_set_api_delete_protection(%L, false)', :'api_id'));
+SELECT regress.err(format('SELECT unkey.unkey_delete_api(%L)', :'api_id'));
+SELECT regress.err('SELECT unkey.unkey_refill_keys()');
+SELECT regress.err($$SELECT unkey.unkey_hash_key('x')$$);
+SELECT regress.err('SELECT count(*) FROM unkey.keys');
+SELECT regress.err('SELECT key_hash FROM unkey.keys');
+SELECT regress.err('SELECT count(*) FROM unkey.verification_events');
+SELECT regress.err($$UPDATE unkey.keys SET remaining = 1000000$$);
+SELECT regress.err($$INSERT INTO unkey.verification_events (time, key_hash, outcome)
+                     VALUES (now(), sha256('forged'), 'VALID')$$);
+SELECT regress.err('DELETE FROM unkey.verification_events');
+SELECT regress.err('TRUNCATE unkey.verification_events');
+SELECT regress.err($$SELECT unkey._generate_key('x', 16)$$);
+SELECT regress.err($$SELECT unkey._key_hash('x')$$);
+SELECT regress.err($$SELECT unkey._new_id('key')$$);
+SELECT regress.err($$SELECT unkey._upsert_identity('acme')$$);
+SELECT regress.err($$SELECT unkey._credits_now(0, 10, NULL, now() - interval '2 days', now())$$);
+SELECT regress.err('SELECT unkey.now()');
+SELECT regress.err('CREATE TABLE unkey.planted (x int)');
+SELECT regress.err('CREATE FUNCTION unkey.planted() RETURNS int LANGUAGE sql AS $f$SELECT 1$f$');
+RESET ROLE;
+
+-- the admin deletes the key; the verifier then finds nothing
+SET ROLE regress_admin;
+SELECT unkey.unkey_delete_key(:'key_id', permanent => true);
+SELECT regress.err(format('SELECT unkey.unkey_delete_key(%L)', :'key_id'));
+RESET ROLE;
+SET ROLE regress_verifier;
+SELECT valid, code, key_id IS NULL AS no_key_id FROM unkey.unkey_verify_key(:'key', :'api_id');
+RESET ROLE;
+
+-- a role without the grants cannot even verify
+SET ROLE regress_nobody;
+SELECT regress.err(format('SELECT unkey.unkey_verify_key(%L)', :'key'));
+SELECT regress.err($$SELECT unkey.unkey_create_api('nobody')$$);
+SELECT regress.err('SELECT count(*) FROM unkey.keys');
+RESET ROLE;
+-- nor with schema USAGE but no EXECUTE
+GRANT USAGE ON SCHEMA unkey TO regress_nobody;
+SET ROLE regress_nobody;
+SELECT regress.err(format('SELECT unkey.unkey_verify_key(%L)', :'key'));
+SELECT regress.err('SELECT unkey.now()');
+RESET ROLE;
+
+----------------------------------------------------------------------------
+-- the test clock unkey.test_now: superuser only, and hidden from others
+----------------------------------------------------------------------------
+SET ROLE regress_verifier;
+SELECT regress.err($$SET unkey.test_now = '2030-01-01'$$);
+SELECT regress.err($$SET LOCAL unkey.test_now = '2030-01-01'$$);
+SELECT regress.err($$SELECT set_config('unkey.test_now', '2030-01-01', false)$$);
+SELECT regress.err('RESET unkey.test_now');
+SELECT regress.err('SHOW unkey.test_now');
+SELECT regress.err($$SELECT current_setting('unkey.test_now')$$);
+SELECT regress.err($$SELECT current_setting('unkey.test_now', true)$$);
+SELECT count(*) AS visible_in_pg_settings FROM pg_settings WHERE name = 'unkey.test_now';
+SELECT regress.err($$ALTER ROLE regress_verifier SET unkey.test_now = '2030-01-01'$$);
+RESET ROLE;
+
+-- the superuser pins the clock and unpins it
+SHOW unkey.test_now;
+SET unkey.test_now = '2030-01-01 00:00:00+00';
+SHOW unkey.test_now;
+SELECT unkey.now() = '2030-01-01 00:00:00+00'::timestamptz AS pinned;
+-- still hidden from the verifier while set
+SET ROLE regress_verifier;
+SELECT regress.err('SHOW unkey.test_now');
+RESET ROLE;
+SELECT regress.err($$SET unkey.test_now = 'tomorrow-ish'$$);
+SELECT unkey.now() = '2030-01-01 00:00:00+00'::timestamptz AS still_pinned;
+RESET unkey.test_now;
+SHOW unkey.test_now;
+SELECT unkey.now() <> '2030-01-01 00:00:00+00'::timestamptz AS unpinned,
+       abs(extract(epoch FROM unkey.now() - clock_timestamp())) < 60 AS real_clock;
+
+-- clean up
+DROP OWNED BY regress_verifier, regress_admin, regress_nobody;
+DROP ROLE regress_verifier, regress_admin, regress_nobody;
+DROP VIEW ext_functions;
