@@ -87,7 +87,7 @@ SELECT key_id, key FROM unkey.unkey_create_key(:'api_id', prefix => 'priv', cred
 SELECT key_id AS doomed_key_id FROM unkey.unkey_create_key(:'api_id') \gset
 SELECT unkey.unkey_hash_key(:'key') = unkey.unkey_hash_key(:'key') AS hash_key_ok;
 SELECT unkey.unkey_refill_keys() >= 0 AS refill_ok;
-SELECT valid, code, credits FROM unkey.unkey_verify_key(:'key', :'api_id', cost => 0);
+SELECT valid, code, credits FROM unkey.unkey_verify_key(:'key', cost => 0);
 SELECT unkey.unkey_delete_key(:'doomed_key_id');
 -- but not the tables, nor the private helpers
 SELECT regress.err('SELECT count(*) FROM unkey.keys');
@@ -99,7 +99,9 @@ RESET ROLE;
 -- the verifier verifies ...
 SET ROLE regress_verifier;
 SELECT valid, code, key_id = :'key_id' AS same_key, api_id = :'api_id' AS same_api, credits
-  FROM unkey.unkey_verify_key(:'key', :'api_id');
+  FROM unkey.unkey_verify_key(:'key');
+SELECT valid, code, key_id = :'key_id' AS same_key, credits
+  FROM unkey.unkey_verify_key(:'key', :'api_id', tags => ARRAY['privileges']);
 SELECT valid, code FROM unkey.unkey_verify_key(:'key' || 'x', :'api_id');
 -- ... and can do nothing else
 SELECT regress.err($$SELECT unkey.unkey_create_api('verifier')$$);
