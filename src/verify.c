@@ -222,6 +222,7 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 	TimestampTz now;
 	VerifyCode	code = VERIFY_NOT_FOUND;
 	int64		spent = 0;
+	int64		balance = 0;	/* credits after this call, if not unlimited */
 	Datum		row[L_NCOLS];
 	bool		rownull[L_NCOLS];
 	Datum		args[8];
@@ -280,7 +281,6 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 
 	for (int attempt = 0; attempt < VERIFY_MAX_ATTEMPTS; attempt++)
 	{
-		int64		credits = 0;
 		int			ret;
 
 		args[0] = PointerGetDatum(hash);
@@ -298,14 +298,14 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 
 		/* every outcome with a key reports the balance after any due refill */
 		if (!rownull[L_REMAINING])
-			row[L_REMAINING] = Int64GetDatum(UnkeyCreditsNow(DatumGetInt64(row[L_REMAINING]),
-															 rownull[L_REFILL_AMOUNT],
-															 rownull[L_REFILL_AMOUNT] ? 0 : DatumGetInt64(row[L_REFILL_AMOUNT]),
-															 rownull[L_LAST_REFILL_AT],
-															 rownull[L_LAST_REFILL_AT] ? 0 : DatumGetTimestampTz(row[L_LAST_REFILL_AT]),
-															 rownull[L_REFILL_DAY],
-															 rownull[L_REFILL_DAY] ? 0 : DatumGetInt32(row[L_REFILL_DAY]),
-															 now));
+			balance = UnkeyCreditsNow(DatumGetInt64(row[L_REMAINING]),
+									  rownull[L_REFILL_AMOUNT],
+									  rownull[L_REFILL_AMOUNT] ? 0 : DatumGetInt64(row[L_REFILL_AMOUNT]),
+									  rownull[L_LAST_REFILL_AT],
+									  rownull[L_LAST_REFILL_AT] ? 0 : DatumGetTimestampTz(row[L_LAST_REFILL_AT]),
+									  rownull[L_REFILL_DAY],
+									  rownull[L_REFILL_DAY] ? 0 : DatumGetInt32(row[L_REFILL_DAY]),
+									  now);
 
 		/* deleted key, deleted API, or a key of another API */
 		if (!DatumGetBool(row[L_LIVE]) ||
@@ -335,10 +335,9 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 		if (rownull[L_REMAINING])
 			break;				/* unlimited */
 
-		credits = DatumGetInt64(row[L_REMAINING]);
 		if (cost == 0)
 			break;				/* a check: spends nothing, writes nothing */
-		if (credits < cost)
+		if (balance < cost)
 		{
 			code = VERIFY_USAGE_EXCEEDED;
 			break;
@@ -360,8 +359,8 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 		{
 			bool		isnull;
 
-			row[L_REMAINING] = SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull);
+			balance = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, 1, &isnull));
 			spent = cost;
 			break;
 		}
@@ -415,7 +414,7 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 			COPY(V_ROLES, L_ROLES);
 #undef COPY
 			/* credits after this verification; NULL for unlimited keys */
-			values[V_CREDITS] = row[L_REMAINING];
+			values[V_CREDITS] = Int64GetDatum(balance);
 			nulls[V_CREDITS] = rownull[L_REMAINING];
 		}
 		MemoryContextSwitchTo(old);

@@ -41,7 +41,7 @@ suite() {
 
 suite regress make -s installcheck ISOLATION= TAP_TESTS=
 suite isolation make -s installcheck REGRESS= TAP_TESTS=
-suite prove make -s prove_installcheck PROVE_FLAGS=-v
+suite prove make -s installcheck REGRESS= ISOLATION= PROVE_FLAGS=-v
 
 echo "unkey: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
