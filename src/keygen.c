@@ -83,19 +83,38 @@ UnkeyHashKey(const char *key, size_t len, unsigned char *out)
 	crypto_hash_sha256(out, (const unsigned char *) key, len);
 }
 
+/* prefix || '_' || base58(nbytes random bytes); no prefix means no underscore */
+static text *
+PrefixedRandom(text *prefix, int nbytes)
+{
+	StringInfoData out;
+	text	   *result;
+
+	initStringInfo(&out);
+	if (prefix != NULL)
+	{
+		appendBinaryStringInfo(&out, VARDATA_ANY(prefix), VARSIZE_ANY_EXHDR(prefix));
+		appendStringInfoChar(&out, '_');
+	}
+	AppendRandomBase58(&out, nbytes);
+	result = cstring_to_text_with_len(out.data, out.len);
+	sodium_memzero(out.data, out.len);
+	pfree(out.data);
+	return result;
+}
+
 PG_FUNCTION_INFO_V1(unkey_generate_key);
 
 /*
  * unkey._generate_key(prefix text, byte_length int) returns text
  *
- * The caller (unkey_create_key) has validated both arguments; they are
- * checked again here because a wrong length would weaken every key.
+ * The caller (unkey_create_key) has validated both arguments; the length is
+ * checked again here because a wrong one would weaken every key.
  */
 Datum
 unkey_generate_key(PG_FUNCTION_ARGS)
 {
 	int32		nbytes = PG_ARGISNULL(1) ? UNKEY_MIN_BYTE_LENGTH : PG_GETARG_INT32(1);
-	StringInfoData out;
 
 	if (nbytes < UNKEY_MIN_BYTE_LENGTH || nbytes > UNKEY_MAX_BYTE_LENGTH)
 		ereport(ERROR,
@@ -103,17 +122,7 @@ unkey_generate_key(PG_FUNCTION_ARGS)
 				 errmsg("byte_length must be between %d and %d",
 						UNKEY_MIN_BYTE_LENGTH, UNKEY_MAX_BYTE_LENGTH)));
 
-	initStringInfo(&out);
-	if (!PG_ARGISNULL(0))
-	{
-		text	   *prefix = PG_GETARG_TEXT_PP(0);
-
-		appendBinaryStringInfo(&out, VARDATA_ANY(prefix), VARSIZE_ANY_EXHDR(prefix));
-		appendStringInfoChar(&out, '_');
-	}
-	AppendRandomBase58(&out, nbytes);
-
-	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
+	PG_RETURN_TEXT_P(PrefixedRandom(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), nbytes));
 }
 
 PG_FUNCTION_INFO_V1(unkey_new_id);
@@ -122,15 +131,7 @@ PG_FUNCTION_INFO_V1(unkey_new_id);
 Datum
 unkey_new_id(PG_FUNCTION_ARGS)
 {
-	text	   *prefix = PG_GETARG_TEXT_PP(0);
-	StringInfoData out;
-
-	initStringInfo(&out);
-	appendBinaryStringInfo(&out, VARDATA_ANY(prefix), VARSIZE_ANY_EXHDR(prefix));
-	appendStringInfoChar(&out, '_');
-	AppendRandomBase58(&out, UNKEY_ID_BYTES);
-
-	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
+	PG_RETURN_TEXT_P(PrefixedRandom(PG_GETARG_TEXT_PP(0), UNKEY_ID_BYTES));
 }
 
 PG_FUNCTION_INFO_V1(unkey_key_hash);
