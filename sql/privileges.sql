@@ -85,7 +85,7 @@ SELECT unkey.unkey_set_api_delete_protection(:'api_id', true);
 SELECT regress.err(format('SELECT unkey.unkey_delete_api(%L)', :'api_id'));
 SELECT key_id, key FROM unkey.unkey_create_key(:'api_id', prefix => 'priv', credits => 10) \gset
 SELECT key_id AS doomed_key_id FROM unkey.unkey_create_key(:'api_id') \gset
-SELECT unkey.unkey_hash_key(:'key') = unkey.unkey_hash_key(:'key') AS hash_key_ok;
+SELECT unkey.unkey_hash_key(:'key') = encode(sha256(convert_to(:'key', 'UTF8')), 'base64') AS hash_key_ok;
 SELECT unkey.unkey_refill_keys() >= 0 AS refill_ok;
 SELECT valid, code, credits FROM unkey.unkey_verify_key(:'key', cost => 0);
 SELECT unkey.unkey_delete_key(:'doomed_key_id');
