@@ -29,6 +29,16 @@ SELECT valid, code, key_id = (SELECT key_id FROM k WHERE label = 'valid') AS key
 	   meta, expires, enabled, credits, permissions, roles, ratelimits
   FROM unkey.unkey_verify_key((SELECT key FROM k WHERE label = 'valid'));
 
+-- permissions come directly and through roles, de-duplicated and sorted bytewise
+INSERT INTO unkey.roles (id, name, created_at) VALUES ('role_v1', 'viewer', now()), ('role_v2', 'Editor', now());
+INSERT INTO unkey.permissions (id, name, slug, created_at)
+VALUES ('perm_v1', 'x', 'z.write', now()), ('perm_v2', 'x', 'B.read', now());
+INSERT INTO unkey.role_permissions (role_id, permission_id)
+SELECT 'role_v1', id FROM unkey.permissions WHERE slug IN ('a.read', 'z.write')
+UNION ALL SELECT 'role_v2', id FROM unkey.permissions WHERE slug IN ('B.read', 'z.write');
+INSERT INTO k SELECT 'granted', * FROM unkey.unkey_create_key(:'api', roles => '{viewer, Editor}', permissions => '{a.read}');
+SELECT code, permissions, roles FROM unkey.unkey_verify_key((SELECT key FROM k WHERE label = 'granted'));
+
 -- order of checks: DISABLED before EXPIRED before FORBIDDEN before USAGE_EXCEEDED
 SELECT code FROM unkey.unkey_verify_key((SELECT key FROM k WHERE label = 'disabled'));
 SELECT code FROM unkey.unkey_verify_key((SELECT key FROM k WHERE label = 'expired'));

@@ -8,19 +8,21 @@
  * nothing after it is consumed.  Every outcome is a result row, never an
  * error; only malformed arguments raise.
  *
- * Concurrency: the key is read with the statement's snapshot, and credits
- * are spent by one conditional UPDATE that re-checks the row's state and
- * balance under its row lock (READ COMMITTED re-evaluates the WHERE clause
- * on the newest row version).  If that UPDATE matches nothing, another
- * transaction changed the key in between; the key is read again with a
- * fresh snapshot and the checks run again.  So N concurrent verifications
- * of a key with C credits give exactly min(N, C) VALID, and a rolled-back
- * transaction gives its credits back.
+ * Concurrency: the key, its API, identity, permissions and roles are read
+ * by index (tables.c) with a fresh snapshot, and credits are spent by one
+ * conditional UPDATE that re-checks the row's state and balance under its
+ * row lock (READ COMMITTED re-evaluates the WHERE clause on the newest row
+ * version).  If that UPDATE matches nothing, another transaction changed the
+ * key in between; the key is read again with a new snapshot and the checks
+ * run again.  So N concurrent verifications of a key with C credits give
+ * exactly min(N, C) VALID, and a rolled-back transaction gives its credits
+ * back.  Under REPEATABLE READ or SERIALIZABLE, a concurrent spend makes the
+ * UPDATE fail with a serialization error, as any UPDATE would.
  *
- * The three statements are planned once per backend and kept (SPI_keepplan);
- * the plan cache replans them after DDL.  The function runs as SECURITY
- * DEFINER with search_path = pg_catalog, pg_temp, and every name in them is
- * qualified.
+ * The UPDATE and the event INSERT are planned once per backend and kept
+ * (SPI_keepplan); the plan cache replans them after DDL.  The function runs
+ * as SECURITY DEFINER with search_path = pg_catalog, pg_temp, and every name
+ * in them is qualified.
  *
  *-------------------------------------------------------------------------
  */
@@ -36,15 +38,13 @@
 #include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/datum.h"
 #include "utils/fmgrprotos.h"
-#include "utils/inet.h"
-#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "unkey.h"
 
-/* Outcome codes, in the order of the checks */
+/* Outcome codes */
 typedef enum VerifyCode
 {
 	VERIFY_VALID,
@@ -59,14 +59,6 @@ static const char *const verify_code_names[] = {
 	"VALID", "NOT_FOUND", "FORBIDDEN", "USAGE_EXCEEDED", "DISABLED", "EXPIRED"
 };
 
-/* Columns of the lookup statement */
-enum
-{
-	L_ID, L_API_ID, L_NAME, L_EXTERNAL_ID, L_IDENTITY_ID, L_META, L_EXPIRES,
-	L_ENABLED, L_REMAINING, L_REFILL_AMOUNT, L_REFILL_DAY, L_LAST_REFILL_AT,
-	L_LIVE, L_IP_WHITELIST, L_PERMISSIONS, L_ROLES, L_NCOLS
-};
-
 /* Columns of unkey.verification */
 enum
 {
@@ -75,24 +67,19 @@ enum
 	V_RATELIMITS, V_NCOLS
 };
 
-static const char lookup_sql[] =
-"SELECT k.id, k.api_id, k.name, i.external_id, k.identity_id, k.meta, k.expires,"
-"       k.enabled, k.remaining, k.refill_amount, k.refill_day, k.last_refill_at,"
-"       k.deleted_at IS NULL AND a.deleted_at IS NULL, a.ip_whitelist,"
-"       ARRAY(SELECT p.slug FROM unkey.permissions p"
-"              WHERE p.id IN (SELECT kp.permission_id FROM unkey.key_permissions kp"
-"                              WHERE kp.key_hash = $1"
-"                             UNION"
-"                             SELECT rp.permission_id FROM unkey.key_roles kr"
-"                               JOIN unkey.role_permissions rp ON rp.role_id = kr.role_id"
-"                              WHERE kr.key_hash = $1)"
-"              ORDER BY p.slug COLLATE \"C\"),"
-"       ARRAY(SELECT r.name FROM unkey.key_roles kr JOIN unkey.roles r ON r.id = kr.role_id"
-"              WHERE kr.key_hash = $1 ORDER BY r.name COLLATE \"C\")"
-"  FROM unkey.keys k"
-"  JOIN unkey.apis a ON a.id = k.api_id"
-"  LEFT JOIN unkey.identities i ON i.id = k.identity_id"
-" WHERE k.key_hash = $1";
+/* Everything verification knows about a key, read by index */
+typedef struct KeyData
+{
+	Datum	   *col;			/* KeyColumn order */
+	bool	   *null;
+	bool		live;			/* neither the key nor its API is deleted */
+	Datum		whitelist;		/* the API's inet[], if not null */
+	bool		whitelist_null;
+	Datum		external_id;
+	bool		external_id_null;
+	Datum		permissions;	/* text[], sorted, distinct */
+	Datum		roles;			/* text[], sorted */
+} KeyData;
 
 /* $1 hash, $2 cost, $3 now */
 static const char spend_sql[] =
@@ -111,7 +98,6 @@ static const char event_sql[] =
 "  (time, key_hash, key_id, api_id, identity_id, outcome, spent_credits, tags)"
 "  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
-static SPIPlanPtr lookup_plan = NULL;
 static SPIPlanPtr spend_plan = NULL;
 static SPIPlanPtr event_plan = NULL;
 
@@ -135,7 +121,7 @@ KeepPlan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
 	return *slot;
 }
 
-/* Raise 22023 unless tags is NULL or at most 20 strings of 1..512 characters */
+/* Raise 22023 unless tags is at most 20 strings of 1..512 characters */
 static void
 CheckTags(ArrayType *tags)
 {
@@ -184,23 +170,127 @@ IpAllowed(Datum whitelist, Datum ip)
 	return false;
 }
 
-/* Copy a column of the current SPI row into the caller's memory context */
-static void
-TakeColumn(HeapTuple row, TupleDesc desc, int col, MemoryContext cxt,
-		   Datum *value, bool *isnull)
+/* Byte order of two text datums, for sorting names as COLLATE "C" does */
+static int
+CompareText(const void *a, const void *b)
 {
-	Form_pg_attribute att = TupleDescAttr(desc, col);
-	Datum		d = SPI_getbinval(row, desc, col + 1, isnull);
+	text	   *ta = DatumGetTextPP(*(const Datum *) a);
+	text	   *tb = DatumGetTextPP(*(const Datum *) b);
+	int			la = VARSIZE_ANY_EXHDR(ta);
+	int			lb = VARSIZE_ANY_EXHDR(tb);
+	int			r = memcmp(VARDATA_ANY(ta), VARDATA_ANY(tb), Min(la, lb));
 
-	if (*isnull)
-		*value = (Datum) 0;
-	else
+	return r != 0 ? r : (la > lb) - (la < lb);
+}
+
+/* A sorted, de-duplicated text[] of the given names */
+static Datum
+SortedTextArray(Datum *names, int n)
+{
+	int			kept = 0;
+
+	qsort(names, n, sizeof(Datum), CompareText);
+	for (int i = 0; i < n; i++)
+		if (kept == 0 || CompareText(&names[kept - 1], &names[i]) != 0)
+			names[kept++] = names[i];
+	return PointerGetDatum(construct_array(names, kept, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* The names found in table t for each of the given ids (its primary key) */
+static int
+NamesOf(UnkeyTable t, Datum *ids, int nids, Snapshot snap, Datum *names)
+{
+	int			n = 0;
+
+	for (int i = 0; i < nids; i++)
 	{
-		MemoryContext old = MemoryContextSwitchTo(cxt);
+		Datum	   *v;
+		bool	   *isnull;
 
-		*value = datumCopy(d, att->attbyval, att->attlen);
-		MemoryContextSwitchTo(old);
+		if (UnkeyFetch(t, ids[i], snap, &v, &isnull) == 1 && !isnull[0])
+			names[n++] = v[0];
 	}
+	return n;
+}
+
+/* The key's roles, and its permissions: direct ones plus those of its roles */
+static void
+ReadGrants(Datum hash, Snapshot snap, KeyData *k)
+{
+	Datum	   *perm_ids;
+	Datum	   *role_ids;
+	bool	   *isnull;
+	int			nperms = UnkeyFetch(UNKEY_KEY_PERMISSIONS, hash, snap, &perm_ids, &isnull);
+	int			nroles = UnkeyFetch(UNKEY_KEY_ROLES, hash, snap, &role_ids, &isnull);
+	Datum	   *names;
+
+	/* the common case: no grants at all */
+	if (nperms == 0 && nroles == 0)
+	{
+		k->permissions = k->roles = PointerGetDatum(construct_empty_array(TEXTOID));
+		return;
+	}
+
+	for (int r = 0; r < nroles; r++)
+	{
+		Datum	   *v;
+		int			nv = UnkeyFetch(UNKEY_ROLE_PERMISSIONS, role_ids[r], snap, &v, &isnull);
+
+		perm_ids = repalloc(perm_ids, sizeof(Datum) * (nperms + nv + 1));
+		memcpy(perm_ids + nperms, v, sizeof(Datum) * nv);
+		nperms += nv;
+	}
+
+	names = palloc(sizeof(Datum) * (Max(nperms, nroles) + 1));
+	k->permissions = SortedTextArray(names, NamesOf(UNKEY_PERMISSIONS, perm_ids, nperms, snap, names));
+	k->roles = SortedTextArray(names, NamesOf(UNKEY_ROLES, role_ids, nroles, snap, names));
+}
+
+/* Read a key and what belongs to it; false if no key has this hash */
+static bool
+ReadKey(Datum hash, KeyData *k)
+{
+	Snapshot	snap = RegisterSnapshot(GetTransactionSnapshot());
+	Datum	   *v;
+	bool	   *isnull;
+	bool		found = false;
+
+	if (UnkeyFetch(UNKEY_KEYS, hash, snap, &k->col, &k->null) == 1)
+	{
+		found = true;
+		k->live = k->null[K_DELETED_AT];
+		k->whitelist_null = true;
+		if (UnkeyFetch(UNKEY_APIS, k->col[K_API_ID], snap, &v, &isnull) == 1)
+		{
+			k->live = k->live && isnull[0];
+			k->whitelist = v[1];
+			k->whitelist_null = isnull[1];
+		}
+		k->external_id_null = true;
+		if (!k->null[K_IDENTITY_ID] &&
+			UnkeyFetch(UNKEY_IDENTITIES, k->col[K_IDENTITY_ID], snap, &v, &isnull) == 1)
+		{
+			k->external_id = v[0];
+			k->external_id_null = isnull[0];
+		}
+		ReadGrants(hash, snap, k);
+	}
+	UnregisterSnapshot(snap);
+	return found;
+}
+
+/* The key's balance after any refill that is due now */
+static int64
+Balance(KeyData *k, TimestampTz now)
+{
+	return UnkeyCreditsNow(DatumGetInt64(k->col[K_REMAINING]),
+						   k->null[K_REFILL_AMOUNT],
+						   k->null[K_REFILL_AMOUNT] ? 0 : DatumGetInt64(k->col[K_REFILL_AMOUNT]),
+						   k->null[K_LAST_REFILL_AT],
+						   k->null[K_LAST_REFILL_AT] ? 0 : DatumGetTimestampTz(k->col[K_LAST_REFILL_AT]),
+						   k->null[K_REFILL_DAY],
+						   k->null[K_REFILL_DAY] ? 0 : DatumGetInt32(k->col[K_REFILL_DAY]),
+						   now);
 }
 
 PG_FUNCTION_INFO_V1(unkey_verify_key);
@@ -217,20 +307,18 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 	bool		nulls[V_NCOLS];
 	text	   *key;
 	int64		cost;
-	unsigned char digest[UNKEY_HASH_LEN];
 	bytea	   *hash;
 	TimestampTz now;
 	VerifyCode	code = VERIFY_NOT_FOUND;
-	int64		spent = 0;
+	KeyData		k;
 	int64		balance = 0;	/* credits after this call, if not unlimited */
-	Datum		row[L_NCOLS];
-	bool		rownull[L_NCOLS];
+	int64		spent = 0;
 	Datum		args[8];
 	char		argnulls[8];
-	Oid			lookup_types[1] = {BYTEAOID};
 	Oid			spend_types[3] = {BYTEAOID, INT8OID, TIMESTAMPTZOID};
 	Oid			event_types[8] = {TIMESTAMPTZOID, BYTEAOID, TEXTOID, TEXTOID,
 	TEXTOID, TEXTOID, INT8OID, TEXTARRAYOID};
+	Datum		result;
 
 	if (get_call_result_type(fcinfo, NULL, &result_desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "unkey_verify_key must return unkey.verification");
@@ -267,14 +355,9 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 		CheckTags(PG_GETARG_ARRAYTYPE_P(5));
 
 	now = UnkeyNow();
-	UnkeyHashKey(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), digest);
 	hash = palloc(VARHDRSZ + UNKEY_HASH_LEN);
 	SET_VARSIZE(hash, VARHDRSZ + UNKEY_HASH_LEN);
-	memcpy(VARDATA(hash), digest, UNKEY_HASH_LEN);
-
-	memset(values, 0, sizeof(values));
-	memset(nulls, true, sizeof(nulls));
-	memset(rownull, true, sizeof(rownull));
+	UnkeyHashKey(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), (unsigned char *) VARDATA(hash));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "unkey: SPI_connect failed");
@@ -283,60 +366,40 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 	{
 		int			ret;
 
-		args[0] = PointerGetDatum(hash);
-		ret = SPI_execute_plan(KeepPlan(&lookup_plan, lookup_sql, 1, lookup_types),
-							   args, NULL, false, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "unkey: key lookup failed: %s", SPI_result_code_string(ret));
-
 		code = VERIFY_NOT_FOUND;
-		if (SPI_processed == 0)
+		if (!ReadKey(PointerGetDatum(hash), &k))
 			break;
-		for (int c = 0; c < L_NCOLS; c++)
-			TakeColumn(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, c, callcxt,
-					   &row[c], &rownull[c]);
-
 		/* every outcome with a key reports the balance after any due refill */
-		if (!rownull[L_REMAINING])
-			balance = UnkeyCreditsNow(DatumGetInt64(row[L_REMAINING]),
-									  rownull[L_REFILL_AMOUNT],
-									  rownull[L_REFILL_AMOUNT] ? 0 : DatumGetInt64(row[L_REFILL_AMOUNT]),
-									  rownull[L_LAST_REFILL_AT],
-									  rownull[L_LAST_REFILL_AT] ? 0 : DatumGetTimestampTz(row[L_LAST_REFILL_AT]),
-									  rownull[L_REFILL_DAY],
-									  rownull[L_REFILL_DAY] ? 0 : DatumGetInt32(row[L_REFILL_DAY]),
-									  now);
+		if (!k.null[K_REMAINING])
+			balance = Balance(&k, now);
 
 		/* deleted key, deleted API, or a key of another API */
-		if (!DatumGetBool(row[L_LIVE]) ||
+		if (!k.live ||
 			(!PG_ARGISNULL(1) &&
 			 !DatumGetBool(DirectFunctionCall2Coll(texteq, C_COLLATION_OID,
-												   PG_GETARG_DATUM(1), row[L_API_ID]))))
+												   PG_GETARG_DATUM(1), k.col[K_API_ID]))))
 			break;
 
-		if (!DatumGetBool(row[L_ENABLED]))
+		if (!DatumGetBool(k.col[K_ENABLED]))
 		{
 			code = VERIFY_DISABLED;
 			break;
 		}
-		if (!rownull[L_EXPIRES] && now > DatumGetTimestampTz(row[L_EXPIRES]))
+		if (!k.null[K_EXPIRES] && now > DatumGetTimestampTz(k.col[K_EXPIRES]))
 		{
 			code = VERIFY_EXPIRED;
 			break;
 		}
-		if (!rownull[L_IP_WHITELIST] &&
-			(PG_ARGISNULL(6) || !IpAllowed(row[L_IP_WHITELIST], PG_GETARG_DATUM(6))))
+		if (!k.whitelist_null &&
+			(PG_ARGISNULL(6) || !IpAllowed(k.whitelist, PG_GETARG_DATUM(6))))
 		{
 			code = VERIFY_FORBIDDEN;
 			break;
 		}
 
 		code = VERIFY_VALID;
-		if (rownull[L_REMAINING])
-			break;				/* unlimited */
-
-		if (cost == 0)
-			break;				/* a check: spends nothing, writes nothing */
+		if (k.null[K_REMAINING] || cost == 0)
+			break;				/* unlimited, or a check that spends nothing */
 		if (balance < cost)
 		{
 			code = VERIFY_USAGE_EXCEEDED;
@@ -349,6 +412,7 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 					 errmsg("cannot spend credits during recovery"),
 					 errhint("Verify with cost => 0 on a standby, or connect to the primary.")));
 
+		args[0] = PointerGetDatum(hash);
 		args[1] = Int64GetDatum(cost);
 		args[2] = TimestampTzGetDatum(now);
 		ret = SPI_execute_plan(KeepPlan(&spend_plan, spend_sql, 3, spend_types),
@@ -373,54 +437,66 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 	{
 		bool		found = (code != VERIFY_NOT_FOUND);
 
-		memset(argnulls, ' ', sizeof(argnulls));
+		memset(argnulls, 'n', sizeof(argnulls));
 		args[0] = TimestampTzGetDatum(now);
 		args[1] = PointerGetDatum(hash);
-		args[2] = row[L_ID];
-		args[3] = row[L_API_ID];
-		args[4] = row[L_IDENTITY_ID];
-		argnulls[2] = (found && !rownull[L_ID]) ? ' ' : 'n';
-		argnulls[3] = (found && !rownull[L_API_ID]) ? ' ' : 'n';
-		argnulls[4] = (found && !rownull[L_IDENTITY_ID]) ? ' ' : 'n';
+		argnulls[0] = argnulls[1] = argnulls[5] = argnulls[6] = ' ';
+		if (found)
+		{
+			args[2] = k.col[K_ID];
+			args[3] = k.col[K_API_ID];
+			args[4] = k.col[K_IDENTITY_ID];
+			argnulls[2] = ' ';
+			argnulls[3] = ' ';
+			argnulls[4] = k.null[K_IDENTITY_ID] ? 'n' : ' ';
+		}
 		args[5] = CStringGetTextDatum(verify_code_names[code]);
 		args[6] = Int64GetDatum(spent);
-		args[7] = PG_ARGISNULL(5) ? (Datum) 0 : PG_GETARG_DATUM(5);
-		argnulls[7] = PG_ARGISNULL(5) ? 'n' : ' ';
+		if (!PG_ARGISNULL(5))
+		{
+			args[7] = PG_GETARG_DATUM(5);
+			argnulls[7] = ' ';
+		}
 		if (SPI_execute_plan(KeepPlan(&event_plan, event_sql, 8, event_types),
 							 args, argnulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "unkey: could not record the verification event");
 	}
 
-	/* build the result in the caller's context before SPI memory goes away */
+	/* build the result in the caller's context; it copies every value */
+	memset(nulls, true, sizeof(nulls));
+	values[V_VALID] = BoolGetDatum(code == VERIFY_VALID);
+	nulls[V_VALID] = false;
+	values[V_CODE] = CStringGetTextDatum(verify_code_names[code]);
+	nulls[V_CODE] = false;
+	if (code != VERIFY_NOT_FOUND)
+	{
+#define COPY(v, c) (values[v] = k.col[c], nulls[v] = k.null[c])
+		COPY(V_KEY_ID, K_ID);
+		COPY(V_API_ID, K_API_ID);
+		COPY(V_NAME, K_NAME);
+		COPY(V_IDENTITY_ID, K_IDENTITY_ID);
+		COPY(V_META, K_META);
+		COPY(V_EXPIRES, K_EXPIRES);
+		COPY(V_ENABLED, K_ENABLED);
+#undef COPY
+		values[V_EXTERNAL_ID] = k.external_id;
+		nulls[V_EXTERNAL_ID] = k.external_id_null;
+		values[V_PERMISSIONS] = k.permissions;
+		nulls[V_PERMISSIONS] = false;
+		values[V_ROLES] = k.roles;
+		nulls[V_ROLES] = false;
+		/* credits after this verification; NULL for unlimited keys */
+		nulls[V_CREDITS] = k.null[K_REMAINING];
+	}
 	{
 		MemoryContext old = MemoryContextSwitchTo(callcxt);
 
-		values[V_VALID] = BoolGetDatum(code == VERIFY_VALID);
-		nulls[V_VALID] = false;
-		values[V_CODE] = CStringGetTextDatum(verify_code_names[code]);
-		nulls[V_CODE] = false;
-		if (code != VERIFY_NOT_FOUND)
-		{
-#define COPY(v, l) (values[v] = row[l], nulls[v] = rownull[l])
-			COPY(V_KEY_ID, L_ID);
-			COPY(V_API_ID, L_API_ID);
-			COPY(V_NAME, L_NAME);
-			COPY(V_EXTERNAL_ID, L_EXTERNAL_ID);
-			COPY(V_IDENTITY_ID, L_IDENTITY_ID);
-			COPY(V_META, L_META);
-			COPY(V_EXPIRES, L_EXPIRES);
-			COPY(V_ENABLED, L_ENABLED);
-			COPY(V_PERMISSIONS, L_PERMISSIONS);
-			COPY(V_ROLES, L_ROLES);
-#undef COPY
-			/* credits after this verification; NULL for unlimited keys */
+		if (!nulls[V_CREDITS])
 			values[V_CREDITS] = Int64GetDatum(balance);
-			nulls[V_CREDITS] = rownull[L_REMAINING];
-		}
+		result = HeapTupleGetDatum(heap_form_tuple(result_desc, values, nulls));
 		MemoryContextSwitchTo(old);
 	}
 
 	SPI_finish();
-
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(result_desc, values, nulls)));
+	PG_RETURN_DATUM(result);
 }

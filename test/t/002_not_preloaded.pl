@@ -52,6 +52,19 @@ SELECT outcome, count(*) FROM unkey.verification_events
 	"NOT_FOUND|2\nUSAGE_EXCEEDED|1\nVALID|2",
 	'every verification was recorded');
 
+# one session verifies, reinstalls the extension and verifies again: the
+# backend's cached table and index OIDs must follow the new relations
+is( $node->safe_psql(
+		'postgres', q{
+SELECT code FROM unkey.unkey_verify_key('no_such_key');
+DROP EXTENSION unkey;
+CREATE EXTENSION unkey;
+CREATE TEMP TABLE k AS SELECT * FROM unkey.unkey_create_key(unkey.unkey_create_api('again'), credits => 1);
+SELECT code, credits FROM unkey.unkey_verify_key((SELECT key FROM k));
+SELECT code FROM unkey.unkey_verify_key('no_such_key');}),
+	"NOT_FOUND\nVALID|0\nNOT_FOUND",
+	'verification works after DROP and CREATE EXTENSION in the same session');
+
 $node->stop;
 
 done_testing();
