@@ -61,6 +61,11 @@ SELECT label, prefix, starts_with(key, coalesce(prefix || '_', '')) AS has_prefi
        char_length(random) >= 16 AS random_is_long
   FROM plaintexts ORDER BY label;
 
+-- rate-limit configs, a namespace and an override, so that no table is empty
+SELECT unkey.unkey_set_identity_ratelimit('regress-plaintext', 'tokens', 100, '1 hour');
+SELECT success FROM unkey.unkey_ratelimit('regress-plaintext', 'user_1', 10, '1 minute');
+SELECT unkey.unkey_set_override('regress-plaintext', 'user_*', 20, '1 minute') IS NOT NULL AS override_set;
+
 -- verify every key
 SELECT p.label, v.valid, v.code, v.key_id IS NOT DISTINCT FROM p.key_id AS same_id,
        v.credits, v.external_id, v.meta, v.permissions, v.roles

@@ -115,6 +115,36 @@ CREATE TABLE unkey.key_roles (
 );
 COMMENT ON TABLE unkey.key_roles IS 'per-key: roles held by a key';
 
+CREATE TABLE unkey.identity_ratelimits (
+	identity_id			text NOT NULL REFERENCES unkey.identities (id) ON DELETE CASCADE,
+	name				text NOT NULL CHECK (char_length(name) BETWEEN 3 AND 128),
+	"limit"				bigint NOT NULL CHECK ("limit" >= 1),
+	duration_ms			bigint NOT NULL CHECK (duration_ms BETWEEN 1000 AND 2592000000),
+	auto_apply			boolean NOT NULL DEFAULT false,
+	PRIMARY KEY (identity_id, name)
+);
+COMMENT ON TABLE unkey.identity_ratelimits IS 'reference: named rate-limit configs of an identity, shared by its keys';
+
+CREATE TABLE unkey.ratelimit_namespaces (
+	id					text PRIMARY KEY,
+	name				text NOT NULL UNIQUE CHECK (char_length(name) BETWEEN 1 AND 512),
+	created_at			timestamptz NOT NULL,
+	deleted_at			timestamptz
+);
+COMMENT ON TABLE unkey.ratelimit_namespaces IS 'reference: namespaces of unkey_ratelimit, created on first use';
+
+CREATE TABLE unkey.ratelimit_overrides (
+	id					text PRIMARY KEY,
+	namespace_id		text NOT NULL REFERENCES unkey.ratelimit_namespaces (id) ON DELETE CASCADE,
+	identifier			text NOT NULL CHECK (char_length(identifier) BETWEEN 1 AND 512),
+	"limit"				bigint NOT NULL CHECK ("limit" >= 0),
+	duration_ms			bigint NOT NULL CHECK (duration_ms BETWEEN 1000 AND 2592000000),
+	created_at			timestamptz NOT NULL,
+	updated_at			timestamptz,
+	UNIQUE (namespace_id, identifier)
+);
+COMMENT ON TABLE unkey.ratelimit_overrides IS 'reference: per-identifier limits of a namespace; * is a wildcard';
+
 CREATE TABLE unkey.verification_events (
 	time				timestamptz NOT NULL,
 	key_hash			bytea NOT NULL CHECK (octet_length(key_hash) = 32),
@@ -138,6 +168,9 @@ SELECT pg_catalog.pg_extension_config_dump('unkey.role_permissions', '');
 SELECT pg_catalog.pg_extension_config_dump('unkey.key_permissions', '');
 SELECT pg_catalog.pg_extension_config_dump('unkey.key_roles', '');
 SELECT pg_catalog.pg_extension_config_dump('unkey.verification_events', '');
+SELECT pg_catalog.pg_extension_config_dump('unkey.identity_ratelimits', '');
+SELECT pg_catalog.pg_extension_config_dump('unkey.ratelimit_namespaces', '');
+SELECT pg_catalog.pg_extension_config_dump('unkey.ratelimit_overrides', '');
 
 ----------------------------------------------------------------------------
 -- result types
@@ -163,6 +196,30 @@ CREATE TYPE unkey.verification AS (
 	permissions			text[],
 	roles				text[],
 	ratelimits			jsonb
+);
+
+CREATE TYPE unkey.ratelimit_result AS (
+	success				boolean,
+	"limit"				bigint,
+	remaining			bigint,
+	reset				timestamptz,
+	override_id			text
+);
+
+CREATE TYPE unkey.ratelimit_info AS (
+	entries				bigint,
+	max_entries			bigint,
+	evicted_expired		bigint,
+	evicted_live		bigint,
+	eviction_runs		bigint
+);
+
+CREATE TYPE unkey.override AS (
+	override_id			text,
+	namespace_id		text,
+	identifier			text,
+	"limit"				bigint,
+	duration			interval
 );
 
 CREATE TYPE unkey.api AS (
@@ -203,6 +260,37 @@ CREATE FUNCTION unkey._credits_now(remaining bigint, refill_amount bigint, refil
 								   last_refill_at timestamptz, now timestamptz) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'unkey_credits_now' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION unkey._credits_now(bigint, bigint, integer, timestamptz, timestamptz) IS 'private: remaining credits after any refill that is due';
+
+CREATE FUNCTION unkey._wildcard_match(pattern text, identifier text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'unkey_wildcard_match' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION unkey._wildcard_match(text, text) IS 'private: the override matcher (* matches any run of characters)';
+
+CREATE FUNCTION unkey._invalidate(rel regclass) RETURNS void
+	AS 'MODULE_PATHNAME', 'unkey_invalidate' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION unkey._invalidate(regclass) IS 'private: at commit, make every backend drop its caches of this table';
+
+CREATE FUNCTION unkey._ratelimit_batch(namespaces text[], identifiers text[], limits bigint[],
+									   durations_ms bigint[], costs bigint[])
+RETURNS SETOF unkey.ratelimit_result
+	AS 'MODULE_PATHNAME', 'unkey_ratelimit_batch' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION unkey._ratelimit_batch(text[], text[], bigint[], bigint[], bigint[]) IS 'private: check several standalone limits all-or-nothing';
+
+-- A duration argument as milliseconds, validated: 1 second to 30 days, whole ms
+CREATE FUNCTION unkey._duration_ms(duration interval) RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ms numeric := extract(epoch FROM duration) * 1000;
+BEGIN
+	IF duration IS NULL OR ms <> trunc(ms) OR ms NOT BETWEEN 1000 AND 2592000000 THEN
+		RAISE EXCEPTION 'duration must be between 1 second and 30 days, in whole milliseconds'
+			USING ERRCODE = '22023';
+	END IF;
+	RETURN ms::bigint;
+END
+$$;
+COMMENT ON FUNCTION unkey._duration_ms(interval) IS 'private: validate a duration and convert it to milliseconds';
 
 ----------------------------------------------------------------------------
 -- public API: hashing
@@ -624,6 +712,349 @@ AS 'MODULE_PATHNAME', 'unkey_verify_key'
 LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION unkey.unkey_verify_key(text, text, text, bigint, jsonb, text[], inet) IS 'verify a key and spend its credits; every outcome is a row, never an error';
+
+----------------------------------------------------------------------------
+-- public API: rate limits
+----------------------------------------------------------------------------
+
+CREATE FUNCTION unkey.unkey_ratelimit(
+	namespace	text,
+	identifier	text,
+	"limit"		bigint,
+	duration	interval,
+	cost		bigint DEFAULT 1)
+RETURNS unkey.ratelimit_result
+AS 'MODULE_PATHNAME', 'unkey_ratelimit'
+LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION unkey.unkey_ratelimit(text, text, bigint, interval, bigint) IS 'count a request against a sliding-window limit in shared memory';
+
+CREATE FUNCTION unkey.unkey_ratelimit_many(requests jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r			jsonb;
+	i			integer := 0;
+	nss			text[] := '{}';
+	ids			text[] := '{}';
+	limits		bigint[] := '{}';
+	durations	bigint[] := '{}';
+	costs		bigint[] := '{}';
+	result		jsonb;
+BEGIN
+	IF jsonb_typeof(requests) IS DISTINCT FROM 'array'
+	   OR jsonb_array_length(requests) NOT BETWEEN 1 AND 100 THEN
+		RAISE EXCEPTION 'requests must be a JSON array of 1 to 100 limits' USING ERRCODE = '22023';
+	END IF;
+	FOR r IN SELECT value FROM jsonb_array_elements(requests) LOOP
+		i := i + 1;
+		IF jsonb_typeof(r) <> 'object'
+		   OR r - ARRAY['namespace', 'identifier', 'limit', 'duration', 'cost'] <> '{}'
+		   OR jsonb_typeof(r -> 'namespace') IS DISTINCT FROM 'string'
+		   OR jsonb_typeof(r -> 'identifier') IS DISTINCT FROM 'string'
+		   OR jsonb_typeof(r -> 'limit') IS DISTINCT FROM 'number'
+		   OR jsonb_typeof(r -> 'duration') IS DISTINCT FROM 'number'
+		   OR (r ? 'cost' AND jsonb_typeof(r -> 'cost') <> 'number') THEN
+			RAISE EXCEPTION 'request % must be an object with namespace, identifier, limit, duration (ms) and optional cost', i
+				USING ERRCODE = '22023';
+		END IF;
+		IF (r ->> 'limit')::numeric <> trunc((r ->> 'limit')::numeric)
+		   OR (r ->> 'duration')::numeric <> trunc((r ->> 'duration')::numeric)
+		   OR coalesce((r ->> 'cost')::numeric, 1) <> trunc(coalesce((r ->> 'cost')::numeric, 1))
+		   OR abs((r ->> 'limit')::numeric) > 9223372036854775807
+		   OR abs((r ->> 'duration')::numeric) > 9223372036854775807
+		   OR abs(coalesce((r ->> 'cost')::numeric, 1)) > 9223372036854775807 THEN
+			RAISE EXCEPTION 'request %: limit, duration and cost must be integers', i USING ERRCODE = '22023';
+		END IF;
+		nss := nss || (r ->> 'namespace');
+		ids := ids || (r ->> 'identifier');
+		limits := limits || (r ->> 'limit')::bigint;
+		durations := durations || (r ->> 'duration')::bigint;
+		costs := costs || coalesce((r ->> 'cost')::bigint, 1);
+	END LOOP;
+
+	SELECT jsonb_build_object(
+			   'passed', bool_and(b.success),
+			   'limits', jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+					'namespace', nss[n], 'identifier', ids[n], 'limit', b."limit",
+					'remaining', b.remaining,
+					'reset', (extract(epoch FROM b.reset) * 1000)::bigint,
+					'passed', b.success, 'overrideId', b.override_id)) ORDER BY n))
+	  INTO result
+	  FROM unkey._ratelimit_batch(nss, ids, limits, durations, costs) WITH ORDINALITY AS b(success, "limit", remaining, reset, override_id, n);
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_ratelimit_many(jsonb) IS 'check several limits all-or-nothing: [{namespace, identifier, limit, duration (ms), cost}]';
+
+CREATE FUNCTION unkey.unkey_ratelimit_info()
+RETURNS unkey.ratelimit_info
+AS 'MODULE_PATHNAME', 'unkey_ratelimit_info'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION unkey.unkey_ratelimit_info() IS 'counters in shared memory, and how many were evicted';
+
+-- The id of a live namespace given by name or id; PT404 if there is none
+CREATE FUNCTION unkey._namespace_id(namespace text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	found_id text;
+BEGIN
+	SELECT n.id INTO found_id FROM unkey.ratelimit_namespaces n
+	 WHERE (n.name = namespace OR n.id = namespace) AND n.deleted_at IS NULL
+	 ORDER BY n.name = namespace DESC LIMIT 1;
+	IF found_id IS NULL THEN
+		RAISE EXCEPTION 'namespace not found' USING ERRCODE = 'PT404';
+	END IF;
+	RETURN found_id;
+END
+$$;
+COMMENT ON FUNCTION unkey._namespace_id(text) IS 'private: resolve a namespace name or id';
+
+CREATE FUNCTION unkey.unkey_list_namespaces()
+RETURNS TABLE (namespace_id text, name text, created_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT n.id, n.name, n.created_at FROM unkey.ratelimit_namespaces n
+	 WHERE n.deleted_at IS NULL ORDER BY n.name COLLATE "C";
+$$;
+COMMENT ON FUNCTION unkey.unkey_list_namespaces() IS 'the live rate-limit namespaces';
+
+CREATE FUNCTION unkey.unkey_delete_namespace(namespace text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE unkey.ratelimit_namespaces n SET deleted_at = unkey.now()
+	 WHERE n.id = unkey._namespace_id(namespace);
+	PERFORM unkey._invalidate('unkey.ratelimit_namespaces'::regclass);
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_delete_namespace(text) IS 'soft-delete a namespace: later calls on it raise PT410';
+
+CREATE FUNCTION unkey.unkey_set_override(namespace text, identifier text, "limit" bigint, duration interval)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ns_id text;
+	result text;
+BEGIN
+	IF identifier IS NULL OR char_length(identifier) NOT BETWEEN 1 AND 512 THEN
+		RAISE EXCEPTION 'identifier must be 1 to 512 characters' USING ERRCODE = '22023';
+	END IF;
+	IF "limit" IS NULL OR "limit" < 0 THEN
+		RAISE EXCEPTION 'limit must be zero or more' USING ERRCODE = '22023';
+	END IF;
+	ns_id := unkey._namespace_id(namespace);
+	INSERT INTO unkey.ratelimit_overrides AS o (id, namespace_id, identifier, "limit", duration_ms, created_at)
+	VALUES (unkey._new_id('rlor'), ns_id, identifier, "limit", unkey._duration_ms(duration), unkey.now())
+	ON CONFLICT ON CONSTRAINT ratelimit_overrides_namespace_id_identifier_key DO UPDATE
+		SET "limit" = EXCLUDED."limit", duration_ms = EXCLUDED.duration_ms, updated_at = EXCLUDED.created_at
+	RETURNING o.id INTO result;
+	PERFORM unkey._invalidate('unkey.ratelimit_overrides'::regclass);
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_set_override(text, text, bigint, interval) IS 'set the limit of an identifier or pattern in a namespace (upsert); limit 0 always denies';
+
+CREATE FUNCTION unkey.unkey_get_override(namespace text, identifier text)
+RETURNS unkey.override
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	result unkey.override;
+BEGIN
+	SELECT o.id, o.namespace_id, o.identifier, o."limit", o.duration_ms * interval '1 millisecond'
+	  INTO result
+	  FROM unkey.ratelimit_overrides o
+	 WHERE o.namespace_id = unkey._namespace_id(namespace) AND o.identifier = unkey_get_override.identifier;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'override not found' USING ERRCODE = 'PT404';
+	END IF;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_get_override(text, text) IS 'the override set for exactly this identifier or pattern';
+
+CREATE FUNCTION unkey.unkey_list_overrides(namespace text)
+RETURNS SETOF unkey.override
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RETURN QUERY
+	SELECT o.id, o.namespace_id, o.identifier, o."limit", o.duration_ms * interval '1 millisecond'
+	  FROM unkey.ratelimit_overrides o
+	 WHERE o.namespace_id = unkey._namespace_id(namespace)
+	 ORDER BY o.identifier COLLATE "C";
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_list_overrides(text) IS 'every override of a namespace';
+
+CREATE FUNCTION unkey.unkey_delete_override(namespace text, identifier text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM unkey.ratelimit_overrides o
+	 WHERE o.namespace_id = unkey._namespace_id(namespace) AND o.identifier = unkey_delete_override.identifier;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'override not found' USING ERRCODE = 'PT404';
+	END IF;
+	PERFORM unkey._invalidate('unkey.ratelimit_overrides'::regclass);
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_delete_override(text, text) IS 'remove an override';
+
+-- Validate one named rate-limit config of a key or identity
+CREATE FUNCTION unkey._check_ratelimit(name text, "limit" bigint)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF name IS NULL OR char_length(name) NOT BETWEEN 3 AND 128 THEN
+		RAISE EXCEPTION 'ratelimit name must be 3 to 128 characters' USING ERRCODE = '22023';
+	END IF;
+	IF "limit" IS NULL OR "limit" < 1 THEN
+		RAISE EXCEPTION 'ratelimit limit must be at least 1' USING ERRCODE = '22023';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION unkey._check_ratelimit(text, bigint) IS 'private: validate a named rate-limit config';
+
+-- The key hash of a live key, by id; PT404 if there is none
+CREATE FUNCTION unkey._key_hash_of(key_id text)
+RETURNS bytea
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	h bytea;
+BEGIN
+	SELECT k.key_hash INTO h FROM unkey.keys k WHERE k.id = key_id AND k.deleted_at IS NULL;
+	IF h IS NULL THEN
+		RAISE EXCEPTION 'key not found' USING ERRCODE = 'PT404';
+	END IF;
+	RETURN h;
+END
+$$;
+COMMENT ON FUNCTION unkey._key_hash_of(text) IS 'private: resolve a key id';
+
+-- The id of an identity given by id or external id; PT404 if there is none
+CREATE FUNCTION unkey._identity_id(identity text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	found_id text;
+BEGIN
+	SELECT i.id INTO found_id FROM unkey.identities i
+	 WHERE i.id = identity OR i.external_id = identity
+	 ORDER BY i.id = identity DESC LIMIT 1;
+	IF found_id IS NULL THEN
+		RAISE EXCEPTION 'identity not found' USING ERRCODE = 'PT404';
+	END IF;
+	RETURN found_id;
+END
+$$;
+COMMENT ON FUNCTION unkey._identity_id(text) IS 'private: resolve an identity id or external id';
+
+CREATE FUNCTION unkey.unkey_set_key_ratelimit(key_id text, name text, "limit" bigint, duration interval,
+											  auto_apply boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM unkey._check_ratelimit(name, "limit");
+	INSERT INTO unkey.key_ratelimits AS r (key_hash, name, "limit", duration_ms, auto_apply)
+	VALUES (unkey._key_hash_of(key_id), name, "limit", unkey._duration_ms(duration), coalesce(auto_apply, false))
+	ON CONFLICT ON CONSTRAINT key_ratelimits_pkey DO UPDATE
+		SET "limit" = EXCLUDED."limit", duration_ms = EXCLUDED.duration_ms, auto_apply = EXCLUDED.auto_apply;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_set_key_ratelimit(text, text, bigint, interval, boolean) IS 'add or change a named rate limit of a key';
+
+CREATE FUNCTION unkey.unkey_get_key_ratelimits(key_id text)
+RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(jsonb_agg(jsonb_build_object('name', r.name, 'limit', r."limit",
+					'duration', r.duration_ms, 'autoApply', r.auto_apply) ORDER BY r.name COLLATE "C"), '[]')
+	  FROM unkey.key_ratelimits r WHERE r.key_hash = unkey._key_hash_of(key_id);
+$$;
+COMMENT ON FUNCTION unkey.unkey_get_key_ratelimits(text) IS 'the named rate limits of a key, as JSON (durations in ms)';
+
+CREATE FUNCTION unkey.unkey_delete_key_ratelimit(key_id text, name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM unkey.key_ratelimits r
+	 WHERE r.key_hash = unkey._key_hash_of(key_id) AND r.name = unkey_delete_key_ratelimit.name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'ratelimit not found' USING ERRCODE = 'PT404';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_delete_key_ratelimit(text, text) IS 'remove a named rate limit of a key';
+
+CREATE FUNCTION unkey.unkey_set_identity_ratelimit(identity text, name text, "limit" bigint, duration interval,
+												   auto_apply boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM unkey._check_ratelimit(name, "limit");
+	INSERT INTO unkey.identity_ratelimits AS r (identity_id, name, "limit", duration_ms, auto_apply)
+	VALUES (unkey._identity_id(identity), name, "limit", unkey._duration_ms(duration), coalesce(auto_apply, false))
+	ON CONFLICT ON CONSTRAINT identity_ratelimits_pkey DO UPDATE
+		SET "limit" = EXCLUDED."limit", duration_ms = EXCLUDED.duration_ms, auto_apply = EXCLUDED.auto_apply;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_set_identity_ratelimit(text, text, bigint, interval, boolean) IS 'add or change a named rate limit of an identity (by id or external id), shared by its keys';
+
+CREATE FUNCTION unkey.unkey_get_identity_ratelimits(identity text)
+RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(jsonb_agg(jsonb_build_object('name', r.name, 'limit', r."limit",
+					'duration', r.duration_ms, 'autoApply', r.auto_apply) ORDER BY r.name COLLATE "C"), '[]')
+	  FROM unkey.identity_ratelimits r WHERE r.identity_id = unkey._identity_id(identity);
+$$;
+COMMENT ON FUNCTION unkey.unkey_get_identity_ratelimits(text) IS 'the named rate limits of an identity, as JSON (durations in ms)';
+
+CREATE FUNCTION unkey.unkey_delete_identity_ratelimit(identity text, name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM unkey.identity_ratelimits r
+	 WHERE r.identity_id = unkey._identity_id(identity) AND r.name = unkey_delete_identity_ratelimit.name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'ratelimit not found' USING ERRCODE = 'PT404';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_delete_identity_ratelimit(text, text) IS 'remove a named rate limit of an identity';
 
 ----------------------------------------------------------------------------
 -- privileges

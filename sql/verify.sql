@@ -76,7 +76,7 @@ SELECT a, regress.err(format('SELECT unkey.unkey_verify_key(%s)', a)) FROM unnes
 	$$'k', tags => ARRAY['a', NULL]$$,
 	$$'k', tags => ARRAY[ARRAY['a'], ARRAY['b']]$$,
 	$$'k', permissions => 'a.read'$$,
-	$$'k', ratelimits => '[]'$$
+	$$'k', ratelimits => '{}'$$
 ]) a;
 -- the boundaries themselves are accepted
 SELECT code FROM unkey.unkey_verify_key(repeat('k', 512), tags => array_fill(repeat('t', 512), ARRAY[20]));

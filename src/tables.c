@@ -59,23 +59,41 @@ static TableInfo tables[UNKEY_NTABLES] = {
 	[UNKEY_ROLE_PERMISSIONS] = {"role_permissions", "role_permissions_pkey", {"permission_id"}},
 	[UNKEY_PERMISSIONS] = {"permissions", "permissions_pkey", {"slug"}},
 	[UNKEY_ROLES] = {"roles", "roles_pkey", {"name"}},
+	/* these two must follow RatelimitColumn */
+	[UNKEY_KEY_RATELIMITS] = {"key_ratelimits", "key_ratelimits_pkey",
+	{"name", "limit", "duration_ms", "auto_apply"}},
+	[UNKEY_IDENTITY_RATELIMITS] = {"identity_ratelimits", "identity_ratelimits_pkey",
+	{"name", "limit", "duration_ms", "auto_apply"}},
+	[UNKEY_NAMESPACES_BY_NAME] = {"ratelimit_namespaces", "ratelimit_namespaces_name_key",
+	{"id", "deleted_at"}},
+	[UNKEY_NAMESPACES_BY_ID] = {"ratelimit_namespaces", "ratelimit_namespaces_pkey",
+	{"id", "deleted_at"}},
+	[UNKEY_OVERRIDES] = {"ratelimit_overrides", "ratelimit_overrides_namespace_id_identifier_key",
+	{"id", "identifier", "limit", "duration_ms"}},
 };
 
 static bool tables_valid = false;
 static bool callback_registered = false;
 
-/* Forget the cached OIDs when one of our relations (or every relation) changes */
+/*
+ * Forget the cached OIDs when one of our relations (or every relation)
+ * changes, and with them the rate-limit caches built from those tables: the
+ * functions that change namespaces and overrides send a relcache
+ * invalidation for their table at commit for exactly this purpose.
+ */
 static void
 InvalidateTables(Datum arg, Oid relid)
 {
-	if (!OidIsValid(relid))
+	bool		ours = !OidIsValid(relid);
+
+	for (int t = 0; t < UNKEY_NTABLES && !ours; t++)
+		if (tables[t].relid == relid || tables[t].indexid == relid)
+			ours = true;
+	if (ours)
 	{
 		tables_valid = false;
-		return;
+		UnkeyResetLimitCaches();
 	}
-	for (int t = 0; t < UNKEY_NTABLES; t++)
-		if (tables[t].relid == relid || tables[t].indexid == relid)
-			tables_valid = false;
 }
 
 /* Look up a relation of schema unkey by name, or fail clearly */

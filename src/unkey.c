@@ -106,6 +106,8 @@ _PG_init(void)
 							   GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
 							   check_test_now, assign_test_now, NULL);
 
+	UnkeyRateLimitInit();
+
 	MarkGUCPrefixReserved("unkey");
 }
 

@@ -34,6 +34,11 @@ typedef enum UnkeyTable
 	UNKEY_ROLE_PERMISSIONS,
 	UNKEY_PERMISSIONS,
 	UNKEY_ROLES,
+	UNKEY_KEY_RATELIMITS,
+	UNKEY_IDENTITY_RATELIMITS,
+	UNKEY_NAMESPACES_BY_NAME,
+	UNKEY_NAMESPACES_BY_ID,
+	UNKEY_OVERRIDES,
 	UNKEY_NTABLES
 } UnkeyTable;
 
@@ -45,14 +50,57 @@ typedef enum KeyColumn
 	K_NCOLS
 } KeyColumn;
 
+/* The columns of a rate-limit config, for both key and identity configs */
+typedef enum RatelimitColumn
+{
+	R_NAME, R_LIMIT, R_DURATION_MS, R_AUTO_APPLY, R_NCOLS
+} RatelimitColumn;
+
 extern int	UnkeyFetch(UnkeyTable t, Datum key, Snapshot snapshot,
 					   Datum **values, bool **nulls);
+extern void UnkeyResetLimitCaches(void);
 
 /* unkey.c */
 extern TimestampTz UnkeyNow(void);
 
 /* keygen.c */
 extern void UnkeyHashKey(const char *key, size_t len, unsigned char *out);
+
+/* ratelimit.c: the shared-memory limiter */
+typedef struct RLKey
+{
+	uint8		digest[16];		/* BLAKE2b of domain, namespace, identifier */
+	int64		duration_ms;
+} RLKey;
+
+typedef struct RLRequest
+{
+	RLKey		key;
+	int64		limit;			/* 0 always denies */
+	int64		cost;
+	/* results */
+	bool		passed;			/* this limit alone would pass */
+	int64		effective;
+	int64		remaining;
+	int64		reset_ms;		/* Unix ms */
+} RLRequest;
+
+#define UNKEY_MIN_DURATION_MS 1000
+#define UNKEY_MAX_DURATION_MS INT64CONST(2592000000)
+#define UNKEY_MAX_NAME_CHARS 512
+
+extern void UnkeyRateLimitInit(void);
+extern void UnkeyRequireLimiter(void);
+extern void UnkeyRateLimitKey(RLKey *key, const char *domain, const char *ns, int nslen,
+							  const char *id, int idlen, int64 duration_ms);
+extern bool UnkeyRateLimit(RLRequest *reqs, int n, int64 now_ms);
+extern int64 UnkeyUnixMs(TimestampTz ts);
+extern TimestampTz UnkeyFromUnixMs(int64 ms);
+
+/* limits.c */
+extern bool UnkeyWildcardMatch(const char *p, int plen, const char *s, int slen);
+extern int64 UnkeyIntervalMs(Interval *iv);
+extern int	errcode_for_sqlstate(const char *code);
 
 /* credits.c */
 extern bool UnkeyRefillDue(bool last_isnull, TimestampTz last_refill,

@@ -4,8 +4,9 @@
  *	  unkey_verify_key: the hot path.
  *
  * The checks run in Unkey's order (README "Verification"): NOT_FOUND,
- * DISABLED, EXPIRED, FORBIDDEN, then credits; the first failure wins and
- * nothing after it is consumed.  Every outcome is a result row, never an
+ * DISABLED, EXPIRED, FORBIDDEN, RATE_LIMITED, then credits; the first
+ * failure wins and nothing after it is consumed.  A verification refused
+ * for credits has consumed its rate-limit tokens, as in Unkey.  Every outcome is a result row, never an
  * error; only malformed arguments raise.
  *
  * Concurrency: the key, its API, identity, permissions and roles are read
@@ -39,6 +40,8 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -50,13 +53,14 @@ typedef enum VerifyCode
 	VERIFY_VALID,
 	VERIFY_NOT_FOUND,
 	VERIFY_FORBIDDEN,
+	VERIFY_RATE_LIMITED,
 	VERIFY_USAGE_EXCEEDED,
 	VERIFY_DISABLED,
 	VERIFY_EXPIRED
 } VerifyCode;
 
 static const char *const verify_code_names[] = {
-	"VALID", "NOT_FOUND", "FORBIDDEN", "USAGE_EXCEEDED", "DISABLED", "EXPIRED"
+	"VALID", "NOT_FOUND", "FORBIDDEN", "RATE_LIMITED", "USAGE_EXCEEDED", "DISABLED", "EXPIRED"
 };
 
 /* Columns of unkey.verification */
@@ -293,6 +297,280 @@ Balance(KeyData *k, TimestampTz now)
 						   now);
 }
 
+/* A rate limit named in verification's ratelimits argument */
+typedef struct LimitAsk
+{
+	char	   *name;
+	int64		cost;
+	bool		is_inline;		/* carries its own limit and duration */
+	int64		limit;
+	int64		duration_ms;
+} LimitAsk;
+
+/* A rate limit that this verification checks */
+typedef struct LimitCheck
+{
+	char	   *name;
+	int64		limit;
+	int64		duration_ms;
+	bool		auto_apply;
+} LimitCheck;
+
+/* Raise 22023 for the ratelimits argument */
+static void
+BadLimits(const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid ratelimits: %s", detail)));
+}
+
+/* A JSON number as an int64 within [min, max], or 22023 */
+static int64
+JsonInt(JsonbValue *v, const char *field, int64 min, int64 max)
+{
+	char	   *str;
+	char	   *end;
+	long long	n;
+
+	if (v->type != jbvNumeric)
+		BadLimits(psprintf("%s must be a number", field));
+	str = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+	errno = 0;
+	n = strtoll(str, &end, 10);
+	if (*end != '\0' || errno != 0 || n < min || n > max)
+		BadLimits(psprintf("%s must be an integer from " INT64_FORMAT " to " INT64_FORMAT,
+						   field, min, max));
+	return n;
+}
+
+/*
+ * Parse [{"name", "cost"?, "limit"?, "duration"?}, ...]: a name alone (or
+ * with a cost) refers to a configured limit, a name with limit and duration
+ * is an inline limit.  Anything else is 22023, checked before any lookup.
+ */
+static int
+ParseLimitAsks(Jsonb *jb, LimitAsk **out)
+{
+	int			n;
+	LimitAsk   *asks;
+
+	if (!JB_ROOT_IS_ARRAY(jb) || JB_ROOT_IS_SCALAR(jb))
+		BadLimits("must be a JSON array");
+	n = JsonContainerSize(&jb->root);
+	if (n > 100)
+		BadLimits("at most 100 entries");
+	asks = palloc0(sizeof(LimitAsk) * (n + 1));
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *item = getIthJsonbValueFromContainer(&jb->root, i);
+		JsonbContainer *obj;
+		JsonbValue	v;
+		int			known = 0;
+		bool		has_limit,
+					has_duration;
+
+		if (item->type != jbvBinary || !JsonContainerIsObject(item->val.binary.data))
+			BadLimits("each entry must be an object");
+		obj = item->val.binary.data;
+		if (!getKeyJsonValueFromContainer(obj, "name", 4, &v) || v.type != jbvString ||
+			pg_mbstrlen_with_len(v.val.string.val, v.val.string.len) < 3 ||
+			pg_mbstrlen_with_len(v.val.string.val, v.val.string.len) > 255)
+			BadLimits("name must be a string of 3 to 255 characters");
+		asks[i].name = pnstrdup(v.val.string.val, v.val.string.len);
+		known++;
+		for (int j = 0; j < i; j++)
+			if (strcmp(asks[j].name, asks[i].name) == 0)
+				BadLimits(psprintf("\"%s\" is named twice", asks[i].name));
+		asks[i].cost = 1;
+		if (getKeyJsonValueFromContainer(obj, "cost", 4, &v))
+		{
+			asks[i].cost = JsonInt(&v, "cost", 0, PG_INT64_MAX);
+			known++;
+		}
+		has_limit = getKeyJsonValueFromContainer(obj, "limit", 5, &v) != NULL;
+		if (has_limit)
+		{
+			asks[i].limit = JsonInt(&v, "limit", 1, PG_INT64_MAX);
+			known++;
+		}
+		has_duration = getKeyJsonValueFromContainer(obj, "duration", 8, &v) != NULL;
+		if (has_duration)
+		{
+			asks[i].duration_ms = JsonInt(&v, "duration", UNKEY_MIN_DURATION_MS, UNKEY_MAX_DURATION_MS);
+			known++;
+		}
+		if (has_limit != has_duration)
+			BadLimits("an inline limit needs both limit and duration");
+		asks[i].is_inline = has_limit;
+		if (known != (int) JsonContainerSize(obj))
+			BadLimits("the only fields are name, cost, limit and duration");
+	}
+	*out = asks;
+	return n;
+}
+
+/* The configured limit of this name: the key's, else its identity's */
+static LimitCheck *
+FindConfig(LimitCheck *configs, int nconfigs, const char *name)
+{
+	for (int i = 0; i < nconfigs; i++)
+		if (strcmp(configs[i].name, name) == 0)
+			return &configs[i];
+	return NULL;
+}
+
+/* Read n rate-limit config rows (RatelimitColumn order) into checks */
+static void
+ReadConfigs(Datum *v, int n, LimitCheck *checks)
+{
+	for (int i = 0; i < n; i++)
+	{
+		checks[i].name = TextDatumGetCString(v[i * R_NCOLS + R_NAME]);
+		checks[i].limit = DatumGetInt64(v[i * R_NCOLS + R_LIMIT]);
+		checks[i].duration_ms = DatumGetInt64(v[i * R_NCOLS + R_DURATION_MS]);
+		checks[i].auto_apply = DatumGetBool(v[i * R_NCOLS + R_AUTO_APPLY]);
+	}
+}
+
+/* Order configs by name, bytewise, so auto-applied limits report in a fixed order */
+static int
+CompareChecks(const void *a, const void *b)
+{
+	return strcmp(((const LimitCheck *) a)->name, ((const LimitCheck *) b)->name);
+}
+
+/*
+ * Check the key's rate limits (§3.5): every autoApply config of the key and
+ * of its identity (a key config shadows an identity config of the same
+ * name), plus those the caller names.  All-or-nothing; fills *json with one
+ * object per limit evaluated.  Raises PT412 for a name that exists on
+ * neither, before any counter moves.  Returns false when rate limited.
+ */
+static bool
+CheckKeyLimits(KeyData *k, Datum hash, LimitAsk *asks, int nasks, int64 now_ms, Datum *json)
+{
+	Snapshot	snap = RegisterSnapshot(GetTransactionSnapshot());
+	Datum	   *v;
+	bool	   *isnull;
+	int			nkey = UnkeyFetch(UNKEY_KEY_RATELIMITS, hash, snap, &v, &isnull);
+	int			nident = 0;
+	LimitCheck *configs;
+	bool	   *is_identity;
+	LimitCheck *checks;
+	char	  **owners;
+	RLRequest  *reqs;
+	int			n = 0;
+	bool		passed;
+	StringInfoData buf;
+	char	   *key_id = TextDatumGetCString(k->col[K_ID]);
+	char	   *identity_id = k->null[K_IDENTITY_ID] ? NULL : TextDatumGetCString(k->col[K_IDENTITY_ID]);
+	Datum	   *iv = NULL;
+
+	if (identity_id)
+		nident = UnkeyFetch(UNKEY_IDENTITY_RATELIMITS, k->col[K_IDENTITY_ID], snap, &iv, &isnull);
+	UnregisterSnapshot(snap);
+
+	/* the key's configs, then the identity's that no key config shadows */
+	configs = palloc(sizeof(LimitCheck) * (nkey + nident + 1));
+	is_identity = palloc0(sizeof(bool) * (nkey + nident + 1));
+	ReadConfigs(v, nkey, configs);
+	qsort(configs, nkey, sizeof(LimitCheck), CompareChecks);
+	if (nident > 0)
+	{
+		LimitCheck *ident = palloc(sizeof(LimitCheck) * nident);
+		int			kept = nkey;
+
+		ReadConfigs(iv, nident, ident);
+		qsort(ident, nident, sizeof(LimitCheck), CompareChecks);
+		for (int i = 0; i < nident; i++)
+			if (FindConfig(configs, nkey, ident[i].name) == NULL)
+			{
+				is_identity[kept] = true;
+				configs[kept++] = ident[i];
+			}
+		nident = kept - nkey;
+	}
+
+	checks = palloc(sizeof(LimitCheck) * (nasks + nkey + nident + 1));
+	owners = palloc(sizeof(char *) * (nasks + nkey + nident + 1));
+	reqs = palloc0(sizeof(RLRequest) * (nasks + nkey + nident + 1));
+
+	/* the limits named by the caller, in their order */
+	for (int i = 0; i < nasks; i++)
+	{
+		LimitCheck *c = FindConfig(configs, nkey + nident, asks[i].name);
+
+		if (asks[i].is_inline)
+		{
+			checks[n].name = asks[i].name;
+			checks[n].limit = asks[i].limit;
+			checks[n].duration_ms = asks[i].duration_ms;
+			checks[n].auto_apply = false;
+			owners[n] = key_id;
+		}
+		else if (c == NULL)
+			ereport(ERROR,
+					(errcode_for_sqlstate("PT412"),
+					 errmsg("ratelimit \"%s\" was requested but does not exist for key \"%s\" %s",
+							asks[i].name, key_id,
+							identity_id ? psprintf("nor its identity \"%s\"", identity_id)
+							: "and the key has no identity")));
+		else
+		{
+			checks[n] = *c;
+			owners[n] = is_identity[c - configs] ? identity_id : key_id;
+		}
+		reqs[n].cost = asks[i].cost;
+		n++;
+	}
+	/* then every auto-applied config not named above, at cost 1 */
+	for (int i = 0; i < nkey + nident; i++)
+	{
+		bool		named = false;
+
+		for (int j = 0; j < nasks && !named; j++)
+			named = (strcmp(asks[j].name, configs[i].name) == 0);
+		if (!configs[i].auto_apply || named)
+			continue;
+		checks[n] = configs[i];
+		owners[n] = is_identity[i] ? identity_id : key_id;
+		reqs[n].cost = 1;
+		n++;
+	}
+
+	*json = (Datum) 0;
+	if (n == 0)
+		return true;
+
+	for (int i = 0; i < n; i++)
+	{
+		UnkeyRateLimitKey(&reqs[i].key, "verify", checks[i].name, strlen(checks[i].name),
+						  owners[i], strlen(owners[i]), checks[i].duration_ms);
+		reqs[i].limit = checks[i].limit;
+	}
+	passed = UnkeyRateLimit(reqs, n, now_ms);
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+	for (int i = 0; i < n; i++)
+	{
+		if (i > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, "{\"name\": ");
+		escape_json(&buf, checks[i].name);
+		appendStringInfo(&buf, ", \"limit\": " INT64_FORMAT ", \"duration\": " INT64_FORMAT
+						 ", \"remaining\": " INT64_FORMAT ", \"reset\": " INT64_FORMAT
+						 ", \"exceeded\": %s, \"autoApply\": %s}",
+						 checks[i].limit, checks[i].duration_ms, reqs[i].remaining,
+						 reqs[i].reset_ms, reqs[i].passed ? "false" : "true",
+						 checks[i].auto_apply ? "true" : "false");
+	}
+	appendStringInfoChar(&buf, ']');
+	*json = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+	return passed;
+}
+
 PG_FUNCTION_INFO_V1(unkey_verify_key);
 
 /*
@@ -313,6 +591,10 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 	KeyData		k;
 	int64		balance = 0;	/* credits after this call, if not unlimited */
 	int64		spent = 0;
+	LimitAsk   *asks = NULL;
+	int			nasks = 0;
+	bool		limits_checked = false;
+	Datum		limits_json = (Datum) 0;
 	Datum		args[8];
 	char		argnulls[8];
 	Oid			spend_types[3] = {BYTEAOID, INT8OID, TIMESTAMPTZOID};
@@ -348,9 +630,7 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("permission queries are not supported yet")));
 	if (!PG_ARGISNULL(4))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("rate limits in verification are not supported yet")));
+		nasks = ParseLimitAsks(PG_GETARG_JSONB_P(4), &asks);
 	if (!PG_ARGISNULL(5))
 		CheckTags(PG_GETARG_ARRAYTYPE_P(5));
 
@@ -395,6 +675,21 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 		{
 			code = VERIFY_FORBIDDEN;
 			break;
+		}
+
+		/*
+		 * Rate limits, once per verification even if the credit update below
+		 * has to re-read the key: counters are not transactional.
+		 */
+		if (!limits_checked)
+		{
+			limits_checked = true;
+			if (!CheckKeyLimits(&k, PointerGetDatum(hash), asks, nasks,
+								UnkeyUnixMs(now), &limits_json))
+			{
+				code = VERIFY_RATE_LIMITED;
+				break;
+			}
 		}
 
 		code = VERIFY_VALID;
@@ -485,6 +780,8 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 		nulls[V_PERMISSIONS] = false;
 		values[V_ROLES] = k.roles;
 		nulls[V_ROLES] = false;
+		values[V_RATELIMITS] = limits_json;
+		nulls[V_RATELIMITS] = (limits_json == (Datum) 0);
 		/* credits after this verification; NULL for unlimited keys */
 		nulls[V_CREDITS] = k.null[K_REMAINING];
 	}

@@ -1,0 +1,519 @@
+/*-------------------------------------------------------------------------
+ *
+ * limits.c
+ *	  unkey_ratelimit: namespaces, overrides and the standalone limiter.
+ *
+ * A call names a namespace (by name or rlns_ id, created on first use) and an
+ * identifier.  An override for that identifier, exact first, else the most
+ * specific matching wildcard pattern, replaces the caller's limit and
+ * duration.  The decision itself is made in shared memory (ratelimit.c).
+ *
+ * Each backend caches the namespaces and the overrides it has used, in
+ * backend-local memory.  The functions that change either table send a
+ * relcache invalidation for it when they commit; tables.c's callback then
+ * drops these caches, so a change applies from the next transaction of
+ * every session (and from the next statement of the session that made it).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "unkey.h"
+
+#define NS_KEY_BYTES (UNKEY_MAX_NAME_CHARS * MAX_MULTIBYTE_CHAR_LEN + 1)
+#define ID_BYTES 64
+
+typedef struct Override
+{
+	char	   *identifier;
+	int			len;
+	int			literal;		/* characters other than '*' */
+	int			stars;
+	int64		limit;
+	int64		duration_ms;
+	char	   *id;
+} Override;
+
+typedef struct NamespaceEntry
+{
+	char		name[NS_KEY_BYTES]; /* hash key: the name or id used */
+	char		id[ID_BYTES];
+	bool		deleted;
+	bool		overrides_loaded;
+	int			nexact;			/* exact overrides, sorted bytewise */
+	int			nwild;			/* then wildcards, most specific first */
+	Override   *overrides;
+} NamespaceEntry;
+
+static MemoryContext limit_cxt = NULL;
+static HTAB *namespaces = NULL;
+
+/* Drop the namespace and override caches (called from the relcache callback) */
+void
+UnkeyResetLimitCaches(void)
+{
+	if (limit_cxt != NULL)
+		MemoryContextReset(limit_cxt);
+	namespaces = NULL;
+}
+
+/*
+ * Does the pattern match the whole string?  '*' matches any run of bytes,
+ * the empty one too; every other byte matches itself.  Greedy with one
+ * backtrack point, so it runs in O(len(pattern) * len(string)) at worst.
+ */
+bool
+UnkeyWildcardMatch(const char *p, int plen, const char *s, int slen)
+{
+	int			pi = 0,
+				si = 0,
+				star = -1,
+				mark = 0;
+
+	while (si < slen)
+	{
+		if (pi < plen && p[pi] == '*')
+		{
+			star = pi++;
+			mark = si;
+		}
+		else if (pi < plen && p[pi] == s[si])
+		{
+			pi++;
+			si++;
+		}
+		else if (star >= 0)
+		{
+			pi = star + 1;
+			si = ++mark;
+		}
+		else
+			return false;
+	}
+	while (pi < plen && p[pi] == '*')
+		pi++;
+	return pi == plen;
+}
+
+/* Bytewise order of two strings */
+static int
+CompareBytes(const char *a, int alen, const char *b, int blen)
+{
+	int			r = memcmp(a, b, Min(alen, blen));
+
+	return r != 0 ? r : (alen > blen) - (alen < blen);
+}
+
+/* Exact overrides bytewise; wildcards by specificity, then bytewise */
+static int
+CompareOverrides(const void *x, const void *y)
+{
+	const Override *a = x;
+	const Override *b = y;
+
+	if ((a->stars > 0) != (b->stars > 0))
+		return a->stars > 0 ? 1 : -1;
+	if (a->stars > 0 && a->literal != b->literal)
+		return b->literal - a->literal; /* more literal characters first */
+	if (a->stars > 0 && a->stars != b->stars)
+		return a->stars - b->stars; /* then fewer stars */
+	return CompareBytes(a->identifier, a->len, b->identifier, b->len);
+}
+
+/* Load every override of a namespace into the cache */
+static void
+LoadOverrides(NamespaceEntry *ns)
+{
+	Snapshot	snap = RegisterSnapshot(GetTransactionSnapshot());
+	Datum	   *v;
+	bool	   *isnull;
+	int			n = UnkeyFetch(UNKEY_OVERRIDES, CStringGetTextDatum(ns->id), snap, &v, &isnull);
+	MemoryContext old = MemoryContextSwitchTo(limit_cxt);
+
+	UnregisterSnapshot(snap);
+	ns->overrides = palloc0(sizeof(Override) * (n + 1));
+	ns->nexact = ns->nwild = 0;
+	for (int i = 0; i < n; i++)
+	{
+		Override   *o = &ns->overrides[i];
+
+		o->id = TextDatumGetCString(v[i * 4 + 0]);
+		o->identifier = TextDatumGetCString(v[i * 4 + 1]);
+		o->len = strlen(o->identifier);
+		o->limit = DatumGetInt64(v[i * 4 + 2]);
+		o->duration_ms = DatumGetInt64(v[i * 4 + 3]);
+		for (int c = 0; c < o->len; c++)
+			o->stars += (o->identifier[c] == '*');
+		o->literal = o->len - o->stars;
+		if (o->stars > 0)
+			ns->nwild++;
+		else
+			ns->nexact++;
+	}
+	qsort(ns->overrides, n, sizeof(Override), CompareOverrides);
+	ns->overrides_loaded = true;
+	MemoryContextSwitchTo(old);
+}
+
+/* The override for an identifier: exact, else the most specific wildcard */
+static Override *
+MatchOverride(NamespaceEntry *ns, const char *id, int idlen)
+{
+	int			lo = 0,
+				hi;
+
+	if (!ns->overrides_loaded)
+		LoadOverrides(ns);
+
+	/*
+	 * An exact match compares the identifier with every override string,
+	 * patterns included, so an identifier that literally is "*@x.com"
+	 * matches that row exactly (Unkey does the same).
+	 */
+	hi = ns->nexact - 1;
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+		Override   *o = &ns->overrides[mid];
+		int			c = CompareBytes(o->identifier, o->len, id, idlen);
+
+		if (c == 0)
+			return o;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	for (int i = ns->nexact; i < ns->nexact + ns->nwild; i++)
+	{
+		Override   *o = &ns->overrides[i];
+
+		if (o->len == idlen && memcmp(o->identifier, id, idlen) == 0)
+			return o;
+	}
+	for (int i = ns->nexact; i < ns->nexact + ns->nwild; i++)
+	{
+		Override   *o = &ns->overrides[i];
+
+		if (UnkeyWildcardMatch(o->identifier, o->len, id, idlen))
+			return o;
+	}
+	return NULL;
+}
+
+/* Read a namespace by name, else (for rlns_ ids) by id; false if neither */
+static bool
+ReadNamespace(const char *name, NamespaceEntry *ns)
+{
+	Snapshot	snap = RegisterSnapshot(GetTransactionSnapshot());
+	Datum	   *v;
+	bool	   *isnull;
+	bool		found = (UnkeyFetch(UNKEY_NAMESPACES_BY_NAME, CStringGetTextDatum(name),
+									snap, &v, &isnull) == 1);
+
+	if (!found && strncmp(name, "rlns_", 5) == 0)
+		found = (UnkeyFetch(UNKEY_NAMESPACES_BY_ID, CStringGetTextDatum(name),
+							snap, &v, &isnull) == 1);
+	UnregisterSnapshot(snap);
+	if (found)
+	{
+		strlcpy(ns->id, TextDatumGetCString(v[0]), ID_BYTES);
+		ns->deleted = !isnull[1];
+	}
+	return found;
+}
+
+/* Create a namespace on first use; a concurrent creator wins harmlessly */
+static void
+CreateNamespace(const char *name)
+{
+	Oid			types[2] = {TEXTOID, TIMESTAMPTZOID};
+	Datum		args[2];
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot create rate-limit namespace \"%s\" during recovery", name)));
+	args[0] = CStringGetTextDatum(name);
+	args[1] = TimestampTzGetDatum(UnkeyNow());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "unkey: SPI_connect failed");
+	if (SPI_execute_with_args("INSERT INTO unkey.ratelimit_namespaces (id, name, created_at)"
+							  " VALUES (unkey._new_id('rlns'), $1, $2)"
+							  " ON CONFLICT (name) DO NOTHING",
+							  2, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "unkey: could not create a rate-limit namespace");
+	SPI_finish();
+}
+
+/* The cache entry of a namespace, created on first use; PT410 if deleted */
+static NamespaceEntry *
+LookupNamespace(const char *name)
+{
+	NamespaceEntry *ns;
+	bool		found;
+
+	if (namespaces == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (limit_cxt == NULL)
+			limit_cxt = AllocSetContextCreate(CacheMemoryContext, "unkey rate-limit cache",
+											  ALLOCSET_DEFAULT_SIZES);
+		ctl.keysize = NS_KEY_BYTES;
+		ctl.entrysize = sizeof(NamespaceEntry);
+		ctl.hcxt = limit_cxt;
+		namespaces = hash_create("unkey namespaces", 64, &ctl,
+								 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+
+	ns = hash_search(namespaces, name, HASH_FIND, NULL);
+	if (ns == NULL)
+	{
+		NamespaceEntry tmp = {{0}};
+
+		if (!ReadNamespace(name, &tmp))
+		{
+			CreateNamespace(name);
+			CommandCounterIncrement();
+			if (!ReadNamespace(name, &tmp))
+				elog(ERROR, "unkey: rate-limit namespace \"%s\" vanished", name);
+		}
+		ns = hash_search(namespaces, name, HASH_ENTER, &found);
+		strlcpy(ns->id, tmp.id, ID_BYTES);
+		ns->deleted = tmp.deleted;
+		ns->overrides_loaded = false;
+		ns->overrides = NULL;
+	}
+	if (ns->deleted)
+		ereport(ERROR,
+				(errcode_for_sqlstate("PT410"),
+				 errmsg("rate-limit namespace \"%s\" has been deleted", name)));
+	return ns;
+}
+
+/* SQLSTATE PTxxx, for PostgREST's status mapping */
+int
+errcode_for_sqlstate(const char *code)
+{
+	return errcode(MAKE_SQLSTATE(code[0], code[1], code[2], code[3], code[4]));
+}
+
+/* Raise 22023 unless a name is 1..512 characters */
+static void
+CheckName(const char *what, text *t)
+{
+	int			chars = pg_mbstrlen_with_len(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+
+	if (chars < 1 || chars > UNKEY_MAX_NAME_CHARS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be 1 to %d characters", what, UNKEY_MAX_NAME_CHARS)));
+}
+
+/*
+ * Validate one standalone limit, resolve its namespace and override, and
+ * fill the request.  Returns the override's id, or NULL.
+ */
+static char *
+PrepareLimit(text *nst, text *idt, int64 limit, int64 duration_ms, int64 cost,
+			 RLRequest *r, int64 *limit_out)
+{
+	char	   *name;
+	NamespaceEntry *ns;
+	Override   *o;
+
+	CheckName("namespace", nst);
+	CheckName("identifier", idt);
+	if (limit < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("limit must be at least 1")));
+	if (duration_ms < UNKEY_MIN_DURATION_MS || duration_ms > UNKEY_MAX_DURATION_MS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("duration must be between 1 second and 30 days")));
+	if (cost < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cost must be zero or more")));
+
+	name = text_to_cstring(nst);
+	ns = LookupNamespace(name);
+	o = MatchOverride(ns, VARDATA_ANY(idt), VARSIZE_ANY_EXHDR(idt));
+	if (o != NULL)
+	{
+		limit = o->limit;
+		duration_ms = o->duration_ms;
+	}
+	UnkeyRateLimitKey(&r->key, "ns", ns->id, strlen(ns->id),
+					  VARDATA_ANY(idt), VARSIZE_ANY_EXHDR(idt), duration_ms);
+	r->limit = limit;
+	r->cost = cost;
+	*limit_out = limit;
+	return o ? pstrdup(o->id) : NULL;
+}
+
+/* An interval as whole milliseconds, months counted as 30 days */
+int64
+UnkeyIntervalMs(Interval *iv)
+{
+	int64		ms;
+
+	if (iv->time % 1000 != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("duration must be a whole number of milliseconds")));
+	ms = iv->time / 1000 + ((int64) iv->month * DAYS_PER_MONTH + iv->day) * (USECS_PER_DAY / 1000);
+	return ms;
+}
+
+/* The (success, limit, remaining, reset, override_id) row of one limit */
+static HeapTuple
+ResultRow(TupleDesc desc, RLRequest *r, int64 limit, char *override_id)
+{
+	Datum		values[5];
+	bool		nulls[5] = {false};
+
+	values[0] = BoolGetDatum(r->passed);
+	values[1] = Int64GetDatum(limit);
+	values[2] = Int64GetDatum(r->remaining);
+	values[3] = TimestampTzGetDatum(UnkeyFromUnixMs(r->reset_ms));
+	values[4] = override_id ? CStringGetTextDatum(override_id) : (Datum) 0;
+	nulls[4] = (override_id == NULL);
+	return heap_form_tuple(desc, values, nulls);
+}
+
+/* Raise 22023 naming the argument that is NULL */
+static void
+NotNull(FunctionCallInfo fcinfo, int n, const char *const *names)
+{
+	for (int i = 0; i < n; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not be null", names[i])));
+}
+
+PG_FUNCTION_INFO_V1(unkey_ratelimit);
+
+/* unkey_ratelimit(namespace, identifier, limit, duration, cost) */
+Datum
+unkey_ratelimit(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"namespace", "identifier", "limit", "duration", "cost"};
+	TupleDesc	desc;
+	RLRequest	r;
+	int64		limit;
+	char	   *override_id;
+
+	NotNull(fcinfo, 5, names);
+	UnkeyRequireLimiter();
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	override_id = PrepareLimit(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1), PG_GETARG_INT64(2),
+							   UnkeyIntervalMs(PG_GETARG_INTERVAL_P(3)), PG_GETARG_INT64(4),
+							   &r, &limit);
+	UnkeyRateLimit(&r, 1, UnkeyUnixMs(UnkeyNow()));
+	PG_RETURN_DATUM(HeapTupleGetDatum(ResultRow(BlessTupleDesc(desc), &r, limit, override_id)));
+}
+
+PG_FUNCTION_INFO_V1(unkey_ratelimit_batch);
+
+/*
+ * unkey._ratelimit_batch(namespaces, identifiers, limits, durations_ms, costs)
+ *
+ * All-or-nothing over every element (§5.4); one result row per element, in
+ * order.  unkey_ratelimit_many parses its JSON into these arrays.
+ */
+Datum
+unkey_ratelimit_batch(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"namespaces", "identifiers", "limits", "durations", "costs"};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum	   *cols[5];
+	bool	   *colnulls[5];
+	int			counts[5];
+	Oid			types[5] = {TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID};
+	RLRequest  *reqs;
+	int64	   *limits;
+	char	  **overrides;
+	int			n;
+
+	NotNull(fcinfo, 5, names);
+	UnkeyRequireLimiter();
+	for (int a = 0; a < 5; a++)
+	{
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(a), types[a],
+						  types[a] == TEXTOID ? -1 : 8, types[a] != TEXTOID,
+						  types[a] == TEXTOID ? TYPALIGN_INT : TYPALIGN_DOUBLE,
+						  &cols[a], &colnulls[a], &counts[a]);
+		if (counts[a] != counts[0])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the arrays must have the same length")));
+		for (int i = 0; i < counts[a]; i++)
+			if (colnulls[a][i])
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("%s must not contain null", names[a])));
+	}
+	n = counts[0];
+	reqs = palloc0(sizeof(RLRequest) * Max(n, 1));
+	limits = palloc(sizeof(int64) * Max(n, 1));
+	overrides = palloc(sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		overrides[i] = PrepareLimit(DatumGetTextPP(cols[0][i]), DatumGetTextPP(cols[1][i]),
+									DatumGetInt64(cols[2][i]), DatumGetInt64(cols[3][i]),
+									DatumGetInt64(cols[4][i]), &reqs[i], &limits[i]);
+
+	UnkeyRateLimit(reqs, n, UnkeyUnixMs(UnkeyNow()));
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < n; i++)
+		tuplestore_puttuple(rsinfo->setResult,
+							ResultRow(rsinfo->setDesc, &reqs[i], limits[i], overrides[i]));
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(unkey_wildcard_match);
+
+/* unkey._wildcard_match(pattern, identifier): the override matcher, for tests */
+Datum
+unkey_wildcard_match(PG_FUNCTION_ARGS)
+{
+	text	   *p = PG_GETARG_TEXT_PP(0);
+	text	   *s = PG_GETARG_TEXT_PP(1);
+
+	PG_RETURN_BOOL(UnkeyWildcardMatch(VARDATA_ANY(p), VARSIZE_ANY_EXHDR(p),
+									  VARDATA_ANY(s), VARSIZE_ANY_EXHDR(s)));
+}
+
+PG_FUNCTION_INFO_V1(unkey_invalidate);
+
+/*
+ * unkey._invalidate(rel regclass): at commit, tell every backend that rel
+ * changed, so they drop the caches built from it.
+ */
+Datum
+unkey_invalidate(PG_FUNCTION_ARGS)
+{
+	CacheInvalidateRelcacheByRelid(PG_GETARG_OID(0));
+	PG_RETURN_VOID();
+}
