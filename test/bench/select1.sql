@@ -1,0 +1,2 @@
+-- the floor: one round trip that does nothing
+SELECT 1;
