@@ -53,6 +53,27 @@ SELECT id, start, prefix, unkey.unkey_hash_key(:'key') AS unkey_hash,
   FROM unkey.keys WHERE id = :'key_id';
 
 \echo
-\echo '8. Every verification was recorded'
+\echo '8. Rate limits: 3 requests per 10 seconds for one customer, counted in shared memory'
+-- (the WHERE makes the call depend on n, so PostgreSQL runs it once per row)
+SELECT n AS request, r.success, r.remaining, r.reset - now() < interval '10 seconds' AS resets_within_10s
+  FROM generate_series(1, 4) n,
+       LATERAL (SELECT * FROM unkey.unkey_ratelimit('demo-api', 'customer-42', 3, '10 seconds') WHERE n > 0) r;
+
+\echo
+\echo '9. An override gives one customer more room; * patterns match many'
+SELECT unkey.unkey_set_override('demo-api', 'vip-*', 100, '10 seconds') IS NOT NULL AS override_set;
+SELECT "limit", remaining, override_id IS NOT NULL AS overridden
+  FROM unkey.unkey_ratelimit('demo-api', 'vip-acme', 3, '10 seconds');
+
+\echo
+\echo '10. A key with a rate limit applied on every verification: 2 per minute'
+SELECT key AS limited_key FROM unkey.unkey_create_key(:'api_id',
+        ratelimits => '[{"name": "requests", "limit": 2, "duration": 60000, "autoApply": true}]') \gset
+SELECT n AS call, v.code, v.ratelimits -> 0 ->> 'remaining' AS remaining
+  FROM generate_series(1, 3) n,
+       LATERAL unkey.unkey_verify_key(:'limited_key', tags => ARRAY['call-' || n]) v;
+
+\echo
+\echo '11. Every verification was recorded'
 SELECT outcome, count(*) AS verifications, sum(spent_credits) AS credits_spent
   FROM unkey.verification_events GROUP BY outcome ORDER BY outcome;
