@@ -9,7 +9,7 @@
  * duration.  The decision itself is made in shared memory (ratelimit.c).
  *
  * Each backend caches the namespaces and the overrides it has used, in
- * backend-local memory.  The functions that change either table send a
+ * backend-local memory (see limit_cxt for the one rule that keeps this safe).  The functions that change either table send a
  * relcache invalidation for it when they commit; tables.c's callback then
  * drops these caches, so a change applies from the next transaction of
  * every session (and from the next statement of the session that made it).
@@ -54,14 +54,25 @@ typedef struct NamespaceEntry
 	char		name[NS_KEY_BYTES]; /* hash key: the name or id used */
 	char		id[ID_BYTES];
 	bool		deleted;
-	bool		overrides_loaded;
+} NamespaceEntry;
+
+typedef struct OverrideSet
+{
+	char		nsid[ID_BYTES]; /* hash key: the namespace id */
 	int			nexact;			/* exact overrides, sorted bytewise */
 	int			nwild;			/* then wildcards, most specific first */
 	Override   *overrides;
-} NamespaceEntry;
+} OverrideSet;
 
+/*
+ * Both caches live in limit_cxt.  The relcache callback can reset it during
+ * any table access (opening a relation processes invalidations), so no
+ * pointer into a cache is ever held across one: each lookup reads the tables
+ * first, and only then touches the cache.
+ */
 static MemoryContext limit_cxt = NULL;
 static HTAB *namespaces = NULL;
+static HTAB *override_sets = NULL;
 
 /* Drop the namespace and override caches (called from the relcache callback) */
 void
@@ -70,6 +81,26 @@ UnkeyResetLimitCaches(void)
 	if (limit_cxt != NULL)
 		MemoryContextReset(limit_cxt);
 	namespaces = NULL;
+	override_sets = NULL;
+}
+
+/* A cache table in limit_cxt, created if it was reset */
+static HTAB *
+CacheTable(HTAB **table, const char *name, Size keysize, Size entrysize, int flags)
+{
+	if (*table == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (limit_cxt == NULL)
+			limit_cxt = AllocSetContextCreate(CacheMemoryContext, "unkey rate-limit cache",
+											  ALLOCSET_DEFAULT_SIZES);
+		ctl.keysize = keysize;
+		ctl.entrysize = entrysize;
+		ctl.hcxt = limit_cxt;
+		*table = hash_create(name, 64, &ctl, HASH_ELEM | HASH_CONTEXT | flags);
+	}
+	return *table;
 }
 
 /*
@@ -135,22 +166,36 @@ CompareOverrides(const void *x, const void *y)
 	return CompareBytes(a->identifier, a->len, b->identifier, b->len);
 }
 
-/* Load every override of a namespace into the cache */
-static void
-LoadOverrides(NamespaceEntry *ns)
+/* The overrides of a namespace, from the cache or read and cached */
+static OverrideSet *
+Overrides(const char *nsid)
 {
-	Snapshot	snap = RegisterSnapshot(GetTransactionSnapshot());
+	OverrideSet *set;
+	Snapshot	snap;
 	Datum	   *v;
 	bool	   *isnull;
-	int			n = UnkeyFetch(UNKEY_OVERRIDES, CStringGetTextDatum(ns->id), snap, &v, &isnull);
-	MemoryContext old = MemoryContextSwitchTo(limit_cxt);
+	int			n;
+	bool		found;
+	MemoryContext old;
 
+	if (override_sets != NULL &&
+		(set = hash_search(override_sets, nsid, HASH_FIND, NULL)) != NULL)
+		return set;
+
+	/* read first: this may reset the caches */
+	snap = RegisterSnapshot(GetTransactionSnapshot());
+	n = UnkeyFetch(UNKEY_OVERRIDES, CStringGetTextDatum(nsid), snap, &v, &isnull);
 	UnregisterSnapshot(snap);
-	ns->overrides = palloc0(sizeof(Override) * (n + 1));
-	ns->nexact = ns->nwild = 0;
+
+	set = hash_search(CacheTable(&override_sets, "unkey overrides", ID_BYTES,
+								 sizeof(OverrideSet), HASH_STRINGS),
+					  nsid, HASH_ENTER, &found);
+	old = MemoryContextSwitchTo(limit_cxt);
+	set->overrides = palloc0(sizeof(Override) * (n + 1));
+	set->nexact = set->nwild = 0;
 	for (int i = 0; i < n; i++)
 	{
-		Override   *o = &ns->overrides[i];
+		Override   *o = &set->overrides[i];
 
 		o->id = TextDatumGetCString(v[i * 4 + 0]);
 		o->identifier = TextDatumGetCString(v[i * 4 + 1]);
@@ -161,35 +206,31 @@ LoadOverrides(NamespaceEntry *ns)
 			o->stars += (o->identifier[c] == '*');
 		o->literal = o->len - o->stars;
 		if (o->stars > 0)
-			ns->nwild++;
+			set->nwild++;
 		else
-			ns->nexact++;
+			set->nexact++;
 	}
-	qsort(ns->overrides, n, sizeof(Override), CompareOverrides);
-	ns->overrides_loaded = true;
+	qsort(set->overrides, n, sizeof(Override), CompareOverrides);
 	MemoryContextSwitchTo(old);
+	return set;
 }
 
 /* The override for an identifier: exact, else the most specific wildcard */
 static Override *
-MatchOverride(NamespaceEntry *ns, const char *id, int idlen)
+MatchOverride(OverrideSet *set, const char *id, int idlen)
 {
 	int			lo = 0,
-				hi;
-
-	if (!ns->overrides_loaded)
-		LoadOverrides(ns);
+				hi = set->nexact - 1;
 
 	/*
 	 * An exact match compares the identifier with every override string,
 	 * patterns included, so an identifier that literally is "*@x.com"
 	 * matches that row exactly (Unkey does the same).
 	 */
-	hi = ns->nexact - 1;
 	while (lo <= hi)
 	{
 		int			mid = (lo + hi) / 2;
-		Override   *o = &ns->overrides[mid];
+		Override   *o = &set->overrides[mid];
 		int			c = CompareBytes(o->identifier, o->len, id, idlen);
 
 		if (c == 0)
@@ -199,16 +240,16 @@ MatchOverride(NamespaceEntry *ns, const char *id, int idlen)
 		else
 			hi = mid - 1;
 	}
-	for (int i = ns->nexact; i < ns->nexact + ns->nwild; i++)
+	for (int i = set->nexact; i < set->nexact + set->nwild; i++)
 	{
-		Override   *o = &ns->overrides[i];
+		Override   *o = &set->overrides[i];
 
 		if (o->len == idlen && memcmp(o->identifier, id, idlen) == 0)
 			return o;
 	}
-	for (int i = ns->nexact; i < ns->nexact + ns->nwild; i++)
+	for (int i = set->nexact; i < set->nexact + set->nwild; i++)
 	{
-		Override   *o = &ns->overrides[i];
+		Override   *o = &set->overrides[i];
 
 		if (UnkeyWildcardMatch(o->identifier, o->len, id, idlen))
 			return o;
@@ -259,52 +300,38 @@ CreateNamespace(const char *name)
 							  2, types, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "unkey: could not create a rate-limit namespace");
 	SPI_finish();
+	CommandCounterIncrement();
 }
 
-/* The cache entry of a namespace, created on first use; PT410 if deleted */
-static NamespaceEntry *
-LookupNamespace(const char *name)
+/* The id of a namespace (by name or id) into id, created on first use; PT410 if deleted */
+static void
+NamespaceId(const char *name, char *id)
 {
-	NamespaceEntry *ns;
-	bool		found;
+	NamespaceEntry *ns = NULL;
+	NamespaceEntry fresh;
 
-	if (namespaces == NULL)
-	{
-		HASHCTL		ctl;
-
-		if (limit_cxt == NULL)
-			limit_cxt = AllocSetContextCreate(CacheMemoryContext, "unkey rate-limit cache",
-											  ALLOCSET_DEFAULT_SIZES);
-		ctl.keysize = NS_KEY_BYTES;
-		ctl.entrysize = sizeof(NamespaceEntry);
-		ctl.hcxt = limit_cxt;
-		namespaces = hash_create("unkey namespaces", 64, &ctl,
-								 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	}
-
-	ns = hash_search(namespaces, name, HASH_FIND, NULL);
+	if (namespaces != NULL)
+		ns = hash_search(namespaces, name, HASH_FIND, NULL);
 	if (ns == NULL)
 	{
-		NamespaceEntry tmp = {{0}};
-
-		if (!ReadNamespace(name, &tmp))
+		/* read (and perhaps create) first: this may reset the caches */
+		if (!ReadNamespace(name, &fresh))
 		{
 			CreateNamespace(name);
-			CommandCounterIncrement();
-			if (!ReadNamespace(name, &tmp))
+			if (!ReadNamespace(name, &fresh))
 				elog(ERROR, "unkey: rate-limit namespace \"%s\" vanished", name);
 		}
-		ns = hash_search(namespaces, name, HASH_ENTER, &found);
-		strlcpy(ns->id, tmp.id, ID_BYTES);
-		ns->deleted = tmp.deleted;
-		ns->overrides_loaded = false;
-		ns->overrides = NULL;
+		ns = hash_search(CacheTable(&namespaces, "unkey namespaces", NS_KEY_BYTES,
+									sizeof(NamespaceEntry), HASH_STRINGS),
+						 name, HASH_ENTER, NULL);
+		strlcpy(ns->id, fresh.id, ID_BYTES);
+		ns->deleted = fresh.deleted;
 	}
 	if (ns->deleted)
 		ereport(ERROR,
 				(errcode_for_sqlstate("PT410"),
 				 errmsg("rate-limit namespace \"%s\" has been deleted", name)));
-	return ns;
+	strlcpy(id, ns->id, ID_BYTES);
 }
 
 /* SQLSTATE PTxxx, for PostgREST's status mapping */
@@ -335,7 +362,7 @@ PrepareLimit(text *nst, text *idt, int64 limit, int64 duration_ms, int64 cost,
 			 RLRequest *r, int64 *limit_out)
 {
 	char	   *name;
-	NamespaceEntry *ns;
+	char		nsid[ID_BYTES];
 	Override   *o;
 
 	CheckName("namespace", nst);
@@ -354,14 +381,14 @@ PrepareLimit(text *nst, text *idt, int64 limit, int64 duration_ms, int64 cost,
 				 errmsg("cost must be zero or more")));
 
 	name = text_to_cstring(nst);
-	ns = LookupNamespace(name);
-	o = MatchOverride(ns, VARDATA_ANY(idt), VARSIZE_ANY_EXHDR(idt));
+	NamespaceId(name, nsid);
+	o = MatchOverride(Overrides(nsid), VARDATA_ANY(idt), VARSIZE_ANY_EXHDR(idt));
 	if (o != NULL)
 	{
 		limit = o->limit;
 		duration_ms = o->duration_ms;
 	}
-	UnkeyRateLimitKey(&r->key, "ns", ns->id, strlen(ns->id),
+	UnkeyRateLimitKey(&r->key, "ns", nsid, strlen(nsid),
 					  VARDATA_ANY(idt), VARSIZE_ANY_EXHDR(idt), duration_ms);
 	r->limit = limit;
 	r->cost = cost;
