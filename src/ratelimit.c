@@ -296,6 +296,10 @@ RLShmemStartup(void)
 void
 UnkeyRateLimitInit(void)
 {
+	/* without preloading there is no limiter, and a postmaster setting is fatal */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
 	DefineCustomIntVariable("unkey.ratelimit_max_entries",
 							gettext_noop("Maximum number of rate-limit counters kept in shared memory."),
 							NULL,
@@ -310,9 +314,6 @@ UnkeyRateLimitInit(void)
 							 true,
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
-
-	if (!process_shared_preload_libraries_in_progress)
-		return;
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = RLShmemRequest;
@@ -415,16 +416,22 @@ RLTry(RLRequest *reqs, int n, int64 now_ms, bool *all_passed)
 		if (i == 0 || parts[i] != parts[i - 1])
 			LWLockAcquire(&rl_shared->locks[parts[i]].lock, LW_EXCLUSIVE);
 
-	/* decide every limit on its current counts (§5.2) */
+	/*
+	 * Decide every limit on its current counts (§5.2).  A counter's time
+	 * never goes back: a call whose clock reads earlier than the counter's
+	 * last use (it read the clock before a call that got the lock first, or
+	 * the system clock stepped back) is decided as of that last use.
+	 */
 	for (int i = 0; i < n; i++)
 	{
 		RLRequest  *r = &reqs[i];
 		int64		d = r->key.duration_ms;
-		int64		seq = now_ms / d;
+		RLEntry    *e = hash_search_with_hash_value(rl_hash, &r->key, hashes[i], HASH_FIND, NULL);
+		int64		t = (e != NULL && e->last_ms > now_ms) ? e->last_ms : now_ms;
+		int64		seq = t / d;
 		int64		cur = 0;
 		int64		prev = 0;
-		double		elapsed = (double) (now_ms - seq * d) / (double) d;
-		RLEntry    *e = hash_search_with_hash_value(rl_hash, &r->key, hashes[i], HASH_FIND, NULL);
+		double		elapsed = (double) (t - seq * d) / (double) d;
 
 		if (e != NULL && e->seq == seq)
 		{
@@ -444,13 +451,17 @@ RLTry(RLRequest *reqs, int n, int64 now_ms, bool *all_passed)
 	for (int i = 0; passed && i < n; i++)
 	{
 		RLRequest  *r = &reqs[i];
-		int64		seq = now_ms / r->key.duration_ms;
+		int64		t = now_ms;
+		int64		seq;
 		bool		found;
 		RLEntry    *e;
 
 		if (r->cost == 0)
 			continue;
 		e = hash_search_with_hash_value(rl_hash, &r->key, hashes[i], HASH_ENTER_NULL, &found);
+		if (e != NULL && found && e->last_ms > t)
+			t = e->last_ms;
+		seq = t / r->key.duration_ms;
 		if (e == NULL)
 		{
 			stored = false;		/* the table is full: undo, evict, retry */
@@ -468,6 +479,7 @@ RLTry(RLRequest *reqs, int n, int64 now_ms, bool *all_passed)
 		{
 			e->seq = seq;
 			e->cur = e->prev = 0;
+			e->last_ms = t;
 		}
 		else if (e->seq == seq - 1)
 		{
@@ -478,7 +490,7 @@ RLTry(RLRequest *reqs, int n, int64 now_ms, bool *all_passed)
 			e->prev = e->cur = 0;
 		e->seq = seq;
 		e->cur += r->cost;
-		e->last_ms = now_ms;
+		e->last_ms = t;
 	}
 
 	for (int i = nparts - 1; i >= 0; i--)

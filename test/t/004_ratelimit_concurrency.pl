@@ -57,9 +57,10 @@ SELECT statement_timestamp(), clock_timestamp(), r.success, r.reset
 
 # The checks hold wherever the windows fall, but they say most when the run
 # crosses a window boundary.  Windows are aligned to the Unix epoch, so
-# start about 7 s into one: the boundary then falls inside the 3 s run.
-my $phase = time() - $window_s * int(time() / $window_s);
-sleep(7.2 - $phase) if $phase < 7.0;
+# start 7.5 s or more into one: the boundary then falls inside the 3 s run.
+my $now   = time();
+my $phase = $now - $window_s * int($now / $window_s);
+sleep(7.5 - $phase) if $phase < 7.5;
 
 my ($stdout, $stderr) = ('', '');
 my $ok = IPC::Run::run(
@@ -153,6 +154,33 @@ SELECT count(*) FROM c d
        + d.carry_t0 + 1 <= $limit}),
 	'0',
 	'at every denial, the window was full: successes so far + carry-over + 1 > limit');
+
+# The race the checks above can catch but rarely meet: a call reads the
+# clock, then waits for the partition lock while calls that read the clock
+# after a window boundary take it first and roll the counter to the new
+# window.  The straggler still carries a time in the old window.  Pinned
+# clocks replay that order deterministically: fill window [0 s, 10 s),
+# count one call at 10.5 s, then one whose clock reads 9.999 s.  The old
+# window is full, so the straggler must not add a 101st success to it, and
+# it must not wipe the counter: the next call at 10.5 s still sees the
+# carry-over of the full window (remaining at most 3).
+my @r = split /\n/, $node->safe_psql('postgres', qq{
+SET unkey.test_now = '2026-01-01 00:00:05+00';
+SELECT count(*) FILTER (WHERE (unkey.unkey_ratelimit('stale', 'x', $limit, '$window_s seconds')).success)
+  FROM generate_series(1, $limit + 1);
+SET unkey.test_now = '2026-01-01 00:00:10.5+00';
+SELECT remaining FROM unkey.unkey_ratelimit('stale', 'x', $limit, '$window_s seconds');
+SET unkey.test_now = '2026-01-01 00:00:09.999+00';
+SELECT success AND reset = '2026-01-01 00:00:10+00'
+  FROM unkey.unkey_ratelimit('stale', 'x', $limit, '$window_s seconds');
+SET unkey.test_now = '2026-01-01 00:00:10.5+00';
+SELECT remaining FROM unkey.unkey_ratelimit('stale', 'x', $limit, '$window_s seconds');});
+is("$r[0] $r[1]", "$limit 4", 'pinned replay: window 0 full, 4 left at 10.5 s');
+# a call whose clock reads an older window than the counter's last use is
+# decided as of that last use: it cannot succeed in the full old window, and
+# it does not wipe the counter
+is($r[2], 'f', 'a straggler from the full old window does not succeed in it');
+cmp_ok($r[3], '<=', 3, 'the straggler does not reset the counter');
 
 $node->stop;
 
