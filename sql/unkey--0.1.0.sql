@@ -972,88 +972,95 @@ END
 $$;
 COMMENT ON FUNCTION unkey._identity_id(text) IS 'private: resolve an identity id or external id';
 
-CREATE FUNCTION unkey.unkey_set_key_ratelimit(key_id text, name text, "limit" bigint, duration interval,
-											  auto_apply boolean DEFAULT false)
+-- Key and identity configs share these three; owner_tab is a fixed table name, never user input
+CREATE FUNCTION unkey._set_ratelimit(owner_tab text, owner_col text, owner anyelement, name text,
+									 "limit" bigint, duration interval, auto_apply boolean)
 RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	PERFORM unkey._check_ratelimit(name, "limit");
-	INSERT INTO unkey.key_ratelimits AS r (key_hash, name, "limit", duration_ms, auto_apply)
-	VALUES (unkey._key_hash_of(key_id), name, "limit", unkey._duration_ms(duration), coalesce(auto_apply, false))
-	ON CONFLICT ON CONSTRAINT key_ratelimits_pkey DO UPDATE
-		SET "limit" = EXCLUDED."limit", duration_ms = EXCLUDED.duration_ms, auto_apply = EXCLUDED.auto_apply;
+	EXECUTE format('INSERT INTO unkey.%I AS r (%I, name, "limit", duration_ms, auto_apply)'
+				   ' VALUES ($1, $2, $3, $4, $5) ON CONFLICT ON CONSTRAINT %I DO UPDATE'
+				   ' SET "limit" = EXCLUDED."limit", duration_ms = EXCLUDED.duration_ms,'
+				   ' auto_apply = EXCLUDED.auto_apply', owner_tab, owner_col, owner_tab || '_pkey')
+	USING owner, name, "limit", unkey._duration_ms(duration), coalesce(auto_apply, false);
 END
 $$;
-COMMENT ON FUNCTION unkey.unkey_set_key_ratelimit(text, text, bigint, interval, boolean) IS 'add or change a named rate limit of a key';
+COMMENT ON FUNCTION unkey._set_ratelimit(text, text, anyelement, text, bigint, interval, boolean) IS 'private: upsert a named rate limit of a key or identity';
 
-CREATE FUNCTION unkey.unkey_get_key_ratelimits(key_id text)
+CREATE FUNCTION unkey._get_ratelimits(owner_tab text, owner_col text, owner anyelement)
 RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT coalesce(jsonb_agg(jsonb_build_object('name', r.name, 'limit', r."limit",
-					'duration', r.duration_ms, 'autoApply', r.auto_apply) ORDER BY r.name COLLATE "C"), '[]')
-	  FROM unkey.key_ratelimits r WHERE r.key_hash = unkey._key_hash_of(key_id);
-$$;
-COMMENT ON FUNCTION unkey.unkey_get_key_ratelimits(text) IS 'the named rate limits of a key, as JSON (durations in ms)';
-
-CREATE FUNCTION unkey.unkey_delete_key_ratelimit(key_id text, name text)
-RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
+DECLARE
+	result jsonb;
 BEGIN
-	DELETE FROM unkey.key_ratelimits r
-	 WHERE r.key_hash = unkey._key_hash_of(key_id) AND r.name = unkey_delete_key_ratelimit.name;
-	IF NOT FOUND THEN
+	EXECUTE format('SELECT coalesce(jsonb_agg(jsonb_build_object(''name'', r.name, ''limit'', r."limit",'
+				   ' ''duration'', r.duration_ms, ''autoApply'', r.auto_apply) ORDER BY r.name COLLATE "C"), ''[]'')'
+				   ' FROM unkey.%I r WHERE r.%I = $1', owner_tab, owner_col)
+	INTO result USING owner;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION unkey._get_ratelimits(text, text, anyelement) IS 'private: the named rate limits of a key or identity, as JSON';
+
+CREATE FUNCTION unkey._delete_ratelimit(owner_tab text, owner_col text, owner anyelement, name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	deleted integer;
+BEGIN
+	EXECUTE format('DELETE FROM unkey.%I r WHERE r.%I = $1 AND r.name = $2', owner_tab, owner_col)
+	USING owner, name;
+	GET DIAGNOSTICS deleted = ROW_COUNT;
+	IF deleted = 0 THEN
 		RAISE EXCEPTION 'ratelimit not found' USING ERRCODE = 'PT404';
 	END IF;
 END
 $$;
+COMMENT ON FUNCTION unkey._delete_ratelimit(text, text, anyelement, text) IS 'private: remove a named rate limit of a key or identity';
+
+CREATE FUNCTION unkey.unkey_set_key_ratelimit(key_id text, name text, "limit" bigint, duration interval,
+											  auto_apply boolean DEFAULT false)
+RETURNS void LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT unkey._set_ratelimit('key_ratelimits', 'key_hash', unkey._key_hash_of(key_id), name, "limit", duration, auto_apply) $$;
+COMMENT ON FUNCTION unkey.unkey_set_key_ratelimit(text, text, bigint, interval, boolean) IS 'add or change a named rate limit of a key';
+
+CREATE FUNCTION unkey.unkey_get_key_ratelimits(key_id text)
+RETURNS jsonb LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT unkey._get_ratelimits('key_ratelimits', 'key_hash', unkey._key_hash_of(key_id)) $$;
+COMMENT ON FUNCTION unkey.unkey_get_key_ratelimits(text) IS 'the named rate limits of a key, as JSON (durations in ms)';
+
+CREATE FUNCTION unkey.unkey_delete_key_ratelimit(key_id text, name text)
+RETURNS void LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT unkey._delete_ratelimit('key_ratelimits', 'key_hash', unkey._key_hash_of(key_id), name) $$;
 COMMENT ON FUNCTION unkey.unkey_delete_key_ratelimit(text, text) IS 'remove a named rate limit of a key';
 
 CREATE FUNCTION unkey.unkey_set_identity_ratelimit(identity text, name text, "limit" bigint, duration interval,
 												   auto_apply boolean DEFAULT false)
-RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+RETURNS void LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	PERFORM unkey._check_ratelimit(name, "limit");
-	INSERT INTO unkey.identity_ratelimits AS r (identity_id, name, "limit", duration_ms, auto_apply)
-	VALUES (unkey._identity_id(identity), name, "limit", unkey._duration_ms(duration), coalesce(auto_apply, false))
-	ON CONFLICT ON CONSTRAINT identity_ratelimits_pkey DO UPDATE
-		SET "limit" = EXCLUDED."limit", duration_ms = EXCLUDED.duration_ms, auto_apply = EXCLUDED.auto_apply;
-END
-$$;
+AS $$ SELECT unkey._set_ratelimit('identity_ratelimits', 'identity_id', unkey._identity_id(identity), name, "limit", duration, auto_apply) $$;
 COMMENT ON FUNCTION unkey.unkey_set_identity_ratelimit(text, text, bigint, interval, boolean) IS 'add or change a named rate limit of an identity (by id or external id), shared by its keys';
 
 CREATE FUNCTION unkey.unkey_get_identity_ratelimits(identity text)
-RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER
+RETURNS jsonb LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT coalesce(jsonb_agg(jsonb_build_object('name', r.name, 'limit', r."limit",
-					'duration', r.duration_ms, 'autoApply', r.auto_apply) ORDER BY r.name COLLATE "C"), '[]')
-	  FROM unkey.identity_ratelimits r WHERE r.identity_id = unkey._identity_id(identity);
-$$;
+AS $$ SELECT unkey._get_ratelimits('identity_ratelimits', 'identity_id', unkey._identity_id(identity)) $$;
 COMMENT ON FUNCTION unkey.unkey_get_identity_ratelimits(text) IS 'the named rate limits of an identity, as JSON (durations in ms)';
 
 CREATE FUNCTION unkey.unkey_delete_identity_ratelimit(identity text, name text)
-RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+RETURNS void LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	DELETE FROM unkey.identity_ratelimits r
-	 WHERE r.identity_id = unkey._identity_id(identity) AND r.name = unkey_delete_identity_ratelimit.name;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'ratelimit not found' USING ERRCODE = 'PT404';
-	END IF;
-END
-$$;
+AS $$ SELECT unkey._delete_ratelimit('identity_ratelimits', 'identity_id', unkey._identity_id(identity), name) $$;
 COMMENT ON FUNCTION unkey.unkey_delete_identity_ratelimit(text, text) IS 'remove a named rate limit of an identity';
 
 ----------------------------------------------------------------------------
