@@ -1,5 +1,3 @@
--- a trivial SECURITY DEFINER function (rl_setup.psql), called like unkey_ratelimit
--- \set first: without a meta-command pgbench reuses its cached clock when the
--- reply is already in, and logs a latency of 0 µs
-\set i 0
-SELECT * FROM bench.noop();
+-- a C no-op declared like unkey_ratelimit (rl_setup.psql), called with the same arguments
+\set i random(1, 100000)
+SELECT * FROM bench.noop('bench', 'user_' || :i);

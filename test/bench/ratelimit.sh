@@ -13,7 +13,8 @@
 # Workloads (pgbench -n -M prepared -T DURATION -c C -j min(C,2)):
 #   unkey_ratelimit, random identifier of 100,000 / hot     rl_unkey_{random,hot}.sql
 #   SELECT 1                                                select1.sql
-#   SECURITY DEFINER no-op SQL function                     noop.sql
+#   C no-op with unkey_ratelimit's arguments, plain /        noop_plain.sql
+#     SECURITY DEFINER with SET search_path like unkey's    noop.sql
 #   PL/pgSQL limiter (rl_setup.psql), random / hot          rl_sql_{random,hot}.sql
 #   unkey_verify_key, one key with / without an autoApply   verify_one.sql
 #     limit (a single key each: measures the limit's cost, not key lookup spread)
@@ -53,12 +54,13 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/unkey-rlbench.XXXXXX")
 [[ $EUID -eq 0 ]] && chown postgres: "$WORK"
 # Stop both servers and remove everything, however the script ends
 cleanup() {
-	[[ -f $WORK/redis.pid ]] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
+	if [[ -f $WORK/redis.pid ]]; then kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true; fi
 	"${AS_PG[@]}" "$BINDIR/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)		# others' work on the machine is noise here
 say "initdb in $WORK"
 "${AS_PG[@]}" "$BINDIR/initdb" -D "$WORK/data" -U postgres --auth=trust --no-sync >/dev/null
 # no TCP; few, long checkpoints so that none lands inside a timed run
@@ -133,6 +135,7 @@ redis_bench() {
 
 for c in $CLIENTS; do
 	bench on sel1      "$c" select1.sql
+	bench on noop_pl   "$c" noop_plain.sql
 	bench on noop      "$c" noop.sql
 	bench on u_rand    "$c" rl_unkey_random.sql
 	bench on u_hot     "$c" rl_unkey_hot.sql
@@ -146,12 +149,14 @@ for c in $CLIENTS; do
 	done
 done
 
-# every timed verification must have been VALID, or the numbers mean nothing
+# every timed verification must have been VALID and every EVALSHA a success
 bad=$("${PSQL[@]}" -At -c "SELECT count(*) FROM unkey.verification_events WHERE outcome <> 'VALID'")
 [[ $bad -eq 0 ]] || die "$bad verifications were not VALID"
+bad=$("${REDIS[@]}" INFO stats | tr -d '\r' | sed -n 's/^total_error_replies://p')
+[[ $bad -eq 0 ]] || die "Redis answered $bad requests with an error"
 
 echo "$DURATION s per run, $(nproc) CPUs, PostgreSQL $("$BINDIR/postgres" -V | awk '{print $3}')," \
-	"Redis $(redis-server --version | sed 's/.* v=\([^ ]*\).*/\1/')"
+	"Redis $(redis-server --version | sed 's/.* v=\([^ ]*\).*/\1/'), load average before: $LOAD0"
 echo
 echo "unkey_ratelimit_info() after the runs:" \
 	"$("${PSQL[@]}" -At -F ', ' -c "SELECT 'entries ' || entries, 'max_entries ' || max_entries,
