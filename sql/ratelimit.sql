@@ -267,4 +267,24 @@ SELECT a, regress.err(format('SELECT unkey.unkey_verify_key(%L, ratelimits => %L
 	'[{"name": "abc", "duration": 60000}]', '[{"name": "abc", "other": 1}]',
 	'[{"name": "abc"}, {"name": "abc"}]'
 ]) a;
+
+-- a full table (the tests run with unkey.ratelimit_max_entries = 1000) evicts instead of failing:
+-- first every counter whose windows have both ended, then the least recently used
+SELECT max_entries, entries <= max_entries AS within_bounds FROM unkey.unkey_ratelimit_info();
+SELECT count(*) FILTER (WHERE r.success) AS allowed
+  FROM generate_series(1, 1200) i,
+	   LATERAL regress.rl('2030-01-01 00:00:00+00', 'old' || i, 1, 1, '1 second', 'evict') r;
+SELECT entries <= max_entries AS within_bounds, evicted_expired > 0 AS expired_evicted
+  FROM unkey.unkey_ratelimit_info();
+-- each call one millisecond after the last, so the least recently used is well defined
+SELECT count(*) FILTER (WHERE r.success) AS allowed
+  FROM generate_series(1, 1200) i,
+	   LATERAL regress.rl(('2030-01-01 00:00:00.5+00'::timestamptz + i * interval '1 millisecond')::text,
+						  'live' || i, 1, 1, '1 minute', 'evict') r;
+SELECT entries <= max_entries AS within_bounds, evicted_live > 0 AS live_evicted, eviction_runs > 1 AS several_runs
+  FROM unkey.unkey_ratelimit_info();
+-- the newest counter survived, so its second call is refused; the oldest was evicted and forgot its call
+SET unkey.test_now = '2030-01-01 00:00:02+00';
+SELECT success FROM unkey.unkey_ratelimit('evict', 'live1200', 1, '1 minute');
+SELECT success FROM unkey.unkey_ratelimit('evict', 'live1', 1, '1 minute');
 RESET unkey.test_now;

@@ -281,7 +281,7 @@ RLShmemStartup(void)
 	info.num_partitions = RL_PARTITIONS;
 	rl_hash = ShmemInitHash("unkey rate-limit counters",
 							unkey_ratelimit_max_entries, unkey_ratelimit_max_entries,
-							&info, HASH_ELEM | HASH_BLOBS | HASH_PARTITION);
+							&info, HASH_ELEM | HASH_BLOBS | HASH_PARTITION | HASH_FIXED_SIZE);
 	LWLockRelease(AddinShmemInitLock);
 
 	if (!IsUnderPostmaster)
