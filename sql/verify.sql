@@ -80,6 +80,10 @@ SELECT a, regress.err(format('SELECT unkey.unkey_verify_key(%s)', a)) FROM unnes
 ]) a;
 -- the boundaries themselves are accepted
 SELECT code FROM unkey.unkey_verify_key(repeat('k', 512), tags => array_fill(repeat('t', 512), ARRAY[20]));
+-- lengths are in characters, not bytes: 512 two-byte characters pass, 513 do not
+SELECT code FROM unkey.unkey_verify_key(repeat('é', 512), tags => ARRAY[repeat('é', 512)]);
+SELECT regress.err($$SELECT unkey.unkey_verify_key(repeat('é', 513))$$);
+SELECT regress.err($$SELECT unkey.unkey_verify_key('k', tags => ARRAY[repeat('é', 513)])$$);
 
 -- every verification is recorded with its outcome, tags and the hash of what was presented
 SELECT code FROM unkey.unkey_verify_key('nope', tags => '{path=/v1/x, region=eu}');

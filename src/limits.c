@@ -345,9 +345,7 @@ errcode_for_sqlstate(const char *code)
 static void
 CheckName(const char *what, text *t)
 {
-	int			chars = pg_mbstrlen_with_len(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-
-	if (chars < 1 || chars > UNKEY_MAX_NAME_CHARS)
+	if (!UnkeyCharsBetween(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), 1, UNKEY_MAX_NAME_CHARS))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be 1 to %d characters", what, UNKEY_MAX_NAME_CHARS)));
@@ -444,21 +442,18 @@ Datum
 unkey_ratelimit(PG_FUNCTION_ARGS)
 {
 	static const char *const names[] = {"namespace", "identifier", "limit", "duration", "cost"};
-	TupleDesc	desc;
 	RLRequest	r;
 	int64		limit;
 	char	   *override_id;
 
 	NotNull(fcinfo, 5, names);
 	UnkeyRequireLimiter();
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
 
 	override_id = PrepareLimit(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1), PG_GETARG_INT64(2),
 							   UnkeyIntervalMs(PG_GETARG_INTERVAL_P(3)), PG_GETARG_INT64(4),
 							   &r, &limit);
 	UnkeyRateLimit(&r, 1, UnkeyUnixMs(UnkeyNow()));
-	PG_RETURN_DATUM(HeapTupleGetDatum(ResultRow(BlessTupleDesc(desc), &r, limit, override_id)));
+	PG_RETURN_DATUM(HeapTupleGetDatum(ResultRow(UnkeyResultDesc(fcinfo), &r, limit, override_id)));
 }
 
 PG_FUNCTION_INFO_V1(unkey_ratelimit_batch);

@@ -16,6 +16,8 @@
 #include <sodium.h>
 
 #include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -118,4 +120,39 @@ Datum
 unkey_now(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_TIMESTAMPTZ(UnkeyNow());
+}
+
+/*
+ * Is the text min..max characters long?  A character is at least one byte,
+ * so for min <= 1 the byte length alone answers whenever it is within max;
+ * only longer strings are counted.
+ */
+bool
+UnkeyCharsBetween(const char *s, int bytes, int min, int max)
+{
+	int			chars;
+
+	if (min <= 1 && bytes <= max)
+		return bytes >= min;
+	chars = pg_mbstrlen_with_len(s, bytes);
+	return chars >= min && chars <= max;
+}
+
+/* The blessed result row type of a function, cached for the call site */
+TupleDesc
+UnkeyResultDesc(FunctionCallInfo fcinfo)
+{
+	TupleDesc	desc = (TupleDesc) fcinfo->flinfo->fn_extra;
+
+	if (desc == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "unkey: return type must be a row type");
+		desc = BlessTupleDesc(CreateTupleDescCopy(desc));
+		fcinfo->flinfo->fn_extra = desc;
+		MemoryContextSwitchTo(old);
+	}
+	return desc;
 }

@@ -12,6 +12,8 @@
 
 #include "datatype/timestamp.h"
 #include "utils/snapshot.h"
+#include "access/tupdesc.h"
+#include "fmgr.h"
 
 /* SHA-256 digest length; the stored key hash is exactly this long */
 #define UNKEY_HASH_LEN 32
@@ -62,6 +64,8 @@ extern void UnkeyResetLimitCaches(void);
 
 /* unkey.c */
 extern TimestampTz UnkeyNow(void);
+extern bool UnkeyCharsBetween(const char *s, int bytes, int min, int max);
+extern TupleDesc UnkeyResultDesc(FunctionCallInfo fcinfo);
 
 /* keygen.c */
 extern void UnkeyHashKey(const char *key, size_t len, unsigned char *out);

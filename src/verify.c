@@ -42,6 +42,7 @@
 #include "utils/fmgrprotos.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/numeric.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -144,14 +145,11 @@ CheckTags(ArrayType *tags)
 				 errmsg("tags must have at most %d entries", UNKEY_MAX_TAGS)));
 	for (int i = 0; i < n; i++)
 	{
-		int			len;
-
 		if (nulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("tags must not contain null")));
-		len = pg_mbstrlen_with_len(VARDATA_ANY(elems[i]), VARSIZE_ANY_EXHDR(elems[i]));
-		if (len < 1 || len > UNKEY_MAX_TAG_CHARS)
+		if (!UnkeyCharsBetween(VARDATA_ANY(elems[i]), VARSIZE_ANY_EXHDR(elems[i]), 1, UNKEY_MAX_TAG_CHARS))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("each tag must be 1 to %d characters", UNKEY_MAX_TAG_CHARS)));
@@ -374,8 +372,7 @@ ParseLimitAsks(Jsonb *jb, LimitAsk **out)
 			BadLimits("each entry must be an object");
 		obj = item->val.binary.data;
 		if (!getKeyJsonValueFromContainer(obj, "name", 4, &v) || v.type != jbvString ||
-			pg_mbstrlen_with_len(v.val.string.val, v.val.string.len) < 3 ||
-			pg_mbstrlen_with_len(v.val.string.val, v.val.string.len) > 255)
+			!UnkeyCharsBetween(v.val.string.val, v.val.string.len, 3, 255))
 			BadLimits("name must be a string of 3 to 255 characters");
 		asks[i].name = pnstrdup(v.val.string.val, v.val.string.len);
 		known++;
@@ -440,6 +437,50 @@ CompareChecks(const void *a, const void *b)
 	return strcmp(((const LimitCheck *) a)->name, ((const LimitCheck *) b)->name);
 }
 
+/* JSON values for the ratelimits column, built without printing and parsing */
+static JsonbValue
+JsonString(const char *str)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) str;
+	v.val.string.len = strlen(str);
+	return v;
+}
+
+/* An int64 as a JSON number */
+static JsonbValue
+JsonNumber(int64 n)
+{
+	JsonbValue	v;
+
+	v.type = jbvNumeric;
+	v.val.numeric = int64_to_numeric(n);
+	return v;
+}
+
+/* A JSON boolean */
+static JsonbValue
+JsonBool(bool b)
+{
+	JsonbValue	v;
+
+	v.type = jbvBool;
+	v.val.boolean = b;
+	return v;
+}
+
+/* Push "key": value into the object being built */
+static void
+PushPair(JsonbParseState **st, const char *key, JsonbValue value)
+{
+	JsonbValue	k = JsonString(key);
+
+	pushJsonbValue(st, WJB_KEY, &k);
+	pushJsonbValue(st, WJB_VALUE, &value);
+}
+
 /*
  * Check the key's rate limits (§3.5): every autoApply config of the key and
  * of its identity (a key config shadows an identity config of the same
@@ -462,7 +503,7 @@ CheckKeyLimits(KeyData *k, Datum hash, LimitAsk *asks, int nasks, int64 now_ms, 
 	RLRequest  *reqs;
 	int			n = 0;
 	bool		passed;
-	StringInfoData buf;
+	JsonbParseState *st = NULL;
 	char	   *key_id = TextDatumGetCString(k->col[K_ID]);
 	char	   *identity_id = k->null[K_IDENTITY_ID] ? NULL : TextDatumGetCString(k->col[K_IDENTITY_ID]);
 	Datum	   *iv = NULL;
@@ -551,23 +592,20 @@ CheckKeyLimits(KeyData *k, Datum hash, LimitAsk *asks, int nasks, int64 now_ms, 
 	}
 	passed = UnkeyRateLimit(reqs, n, now_ms);
 
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '[');
+	pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
 	for (int i = 0; i < n; i++)
 	{
-		if (i > 0)
-			appendStringInfoString(&buf, ", ");
-		appendStringInfoString(&buf, "{\"name\": ");
-		escape_json(&buf, checks[i].name);
-		appendStringInfo(&buf, ", \"limit\": " INT64_FORMAT ", \"duration\": " INT64_FORMAT
-						 ", \"remaining\": " INT64_FORMAT ", \"reset\": " INT64_FORMAT
-						 ", \"exceeded\": %s, \"autoApply\": %s}",
-						 checks[i].limit, checks[i].duration_ms, reqs[i].remaining,
-						 reqs[i].reset_ms, reqs[i].passed ? "false" : "true",
-						 checks[i].auto_apply ? "true" : "false");
+		pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+		PushPair(&st, "name", JsonString(checks[i].name));
+		PushPair(&st, "limit", JsonNumber(checks[i].limit));
+		PushPair(&st, "duration", JsonNumber(checks[i].duration_ms));
+		PushPair(&st, "remaining", JsonNumber(reqs[i].remaining));
+		PushPair(&st, "reset", JsonNumber(reqs[i].reset_ms));
+		PushPair(&st, "exceeded", JsonBool(!reqs[i].passed));
+		PushPair(&st, "autoApply", JsonBool(checks[i].auto_apply));
+		pushJsonbValue(&st, WJB_END_OBJECT, NULL);
 	}
-	appendStringInfoChar(&buf, ']');
-	*json = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+	*json = JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_ARRAY, NULL)));
 	return passed;
 }
 
@@ -602,9 +640,7 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 	TEXTOID, TEXTOID, INT8OID, TEXTARRAYOID};
 	Datum		result;
 
-	if (get_call_result_type(fcinfo, NULL, &result_desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "unkey_verify_key must return unkey.verification");
-	result_desc = BlessTupleDesc(result_desc);
+	result_desc = UnkeyResultDesc(fcinfo);
 
 	/* argument checks: only malformed input raises */
 	if (PG_ARGISNULL(0))
@@ -612,14 +648,10 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("key must not be null")));
 	key = PG_GETARG_TEXT_PP(0);
-	{
-		int			chars = pg_mbstrlen_with_len(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
-
-		if (chars < 1 || chars > UNKEY_MAX_KEY_CHARS)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("key must be 1 to %d characters", UNKEY_MAX_KEY_CHARS)));
-	}
+	if (!UnkeyCharsBetween(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), 1, UNKEY_MAX_KEY_CHARS))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("key must be 1 to %d characters", UNKEY_MAX_KEY_CHARS)));
 	if (PG_ARGISNULL(3) || PG_GETARG_INT64(3) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
