@@ -26,19 +26,13 @@ set -euo pipefail
 DURATION=${DURATION:-20}
 CLIENTS=${CLIENTS:-"1 2 8"}
 VERIFY_SYNC=${VERIFY_SYNC:-"on off"}
-PG_CONFIG=${PG_CONFIG:-pg_config}
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# Stop with a message on stderr
-die() { echo "ratelimit.sh: $*" >&2; exit 1; }
+# Stop our Redis too
+bench_cleanup() {
+	if [[ -f $WORK/redis.pid ]]; then kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true; fi
+}
 
-# Progress for the person waiting, kept out of the tables on stdout
-say() { echo "== $*" >&2; }
-
-BINDIR=$("$PG_CONFIG" --bindir) || die "pg_config not found (set PG_CONFIG)"
-[[ -f $("$PG_CONFIG" --sharedir)/extension/unkey.control &&
-   -f $("$PG_CONFIG" --pkglibdir)/unkey.so ]] ||
-	die "unkey is not installed for $("$PG_CONFIG" --version): run 'make && make install' first"
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
 	[[ $EUID -eq 0 ]] || die "Redis is missing: apt-get install redis-server redis-tools"
 	say "installing Redis (Debian packages)"
@@ -46,40 +40,6 @@ if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/nu
 		die "could not install redis-server and redis-tools"
 fi
 
-# initdb and postgres refuse to run as root: use the postgres account then
-AS_PG=()
-[[ $EUID -eq 0 ]] && AS_PG=(runuser -u postgres --)
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/unkey-rlbench.XXXXXX")
-[[ $EUID -eq 0 ]] && chown postgres: "$WORK"
-# Stop both servers and remove everything, however the script ends
-cleanup() {
-	if [[ -f $WORK/redis.pid ]]; then kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true; fi
-	"${AS_PG[@]}" "$BINDIR/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)		# others' work on the machine is noise here
-say "initdb in $WORK"
-"${AS_PG[@]}" "$BINDIR/initdb" -D "$WORK/data" -U postgres --auth=trust --no-sync >/dev/null
-# no TCP; few, long checkpoints so that none lands inside a timed run
-cat >>"$WORK/data/postgresql.conf" <<EOF
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-port = 5432
-shared_preload_libraries = 'unkey'
-shared_buffers = 1GB
-max_connections = 30
-max_wal_size = 8GB
-checkpoint_timeout = 1h
-EOF
-"${AS_PG[@]}" "$BINDIR/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null ||
-	{ tail -20 "$WORK/server.log" >&2; die "the server did not start"; }
-
-export PGHOST=$WORK PGPORT=5432 PGUSER=postgres PGDATABASE=bench
-PSQL=("$BINDIR/psql" -X -q -v ON_ERROR_STOP=1)
-"${PSQL[@]}" -d postgres -c "CREATE DATABASE bench"
 "${PSQL[@]}" -o /dev/null -f "$HERE/rl_setup.psql"
 KEY_LIMITED=$("${PSQL[@]}" -At -c "SELECT key FROM bench.keys WHERE kind = 'limited'")
 KEY_PLAIN=$("${PSQL[@]}" -At -c "SELECT key FROM bench.keys WHERE kind = 'plain'")
@@ -93,30 +53,6 @@ for _ in $(seq 50); do "${REDIS[@]}" ping >/dev/null 2>&1 && break; sleep 0.1; d
 SHA=$("${REDIS[@]}" SCRIPT LOAD "$(cat "$HERE/ratelimit.lua")")
 [[ $("${REDIS[@]}" EVALSHA "$SHA" 1 check 1000000000 60000 1 | head -1) == 1 ]] ||
 	die "the Redis limiter does not allow a request"
-
-RESULTS=$WORK/results.tsv
-mkdir "$WORK/log"
-
-# Time one pgbench workload; append sync, workload, clients, tps, p50, p99 (ms) to RESULTS
-bench() {
-	local sync=$1 workload=$2 clients=$3 script=$4 out tps
-	shift 4
-	say "pgbench $workload clients=$clients synchronous_commit=$sync"
-	"${PSQL[@]}" -c CHECKPOINT		# every run starts with the same WAL state
-	rm -f "$WORK"/log/*
-	out=$(PGOPTIONS="-c synchronous_commit=$sync" "$BINDIR/pgbench" -n -M prepared \
-			-T "$DURATION" -c "$clients" -j $((clients < 2 ? clients : 2)) "$@" \
-			-f "$HERE/$script" -l --log-prefix="$WORK/log/tx" 2>&1) ||
-		{ echo "$out" >&2; die "pgbench failed"; }
-	tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out")
-	[[ -n $tps ]] || { echo "$out" >&2; die "no tps in pgbench's output"; }
-	# column 3 of the log is the latency in µs; nearest-rank percentiles
-	cat "$WORK"/log/tx.* | awk '{ print $3 }' | sort -n | awk -v s="$sync" -v w="$workload" \
-		-v c="$clients" -v t="$tps" '
-		function pct(q,  r) { r = int(q * NR); if (r < q * NR) r++; return v[r] / 1000 }
-		{ v[NR] = $1 }
-		END { printf "%s\t%s\t%s\t%s\t%.3f\t%.3f\n", s, w, c, t, pct(0.5), pct(0.99) }' >>"$RESULTS"
-}
 
 # Time the Redis limiter on key $3 for about DURATION s; append a RESULTS row
 redis_bench() {
@@ -150,8 +86,7 @@ for c in $CLIENTS; do
 done
 
 # every timed verification must have been VALID and every EVALSHA a success
-bad=$("${PSQL[@]}" -At -c "SELECT count(*) FROM unkey.verification_events WHERE outcome <> 'VALID'")
-[[ $bad -eq 0 ]] || die "$bad verifications were not VALID"
+check_all_valid
 bad=$("${REDIS[@]}" INFO stats | tr -d '\r' | sed -n 's/^total_error_replies://p')
 [[ $bad -eq 0 ]] || die "Redis answered $bad requests with an error"
 

@@ -86,7 +86,7 @@ def main(path):
     print("|---|" + "--:|" * len(clients) + ":-:|")
     for label, mine, base, minimum, where in targets:
         r = {c: tps_ratio(res, mine, base, c) for c in clients}
-        shown = [r[c] for c in where if r[c] is not None]
+        shown = [r[c] for c in where if r.get(c) is not None]
         met = "—" if not shown else "yes" if all(x >= minimum for x in shown) else "**no**"
         print(f"| {label} | " + " | ".join("—" if r[c] is None else f"{r[c]:.2f}" for c in clients)
               + f" | {met} |")
