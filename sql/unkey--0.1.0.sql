@@ -301,6 +301,18 @@ CREATE FUNCTION unkey.unkey_hash_key(key text) RETURNS text
 COMMENT ON FUNCTION unkey.unkey_hash_key(text) IS 'base64 SHA-256 of a key, as Unkey stores it';
 
 ----------------------------------------------------------------------------
+-- public API: permission queries
+----------------------------------------------------------------------------
+
+CREATE FUNCTION unkey.unkey_permissions_match(query text, permissions text[]) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'unkey_permissions_match' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION unkey.unkey_permissions_match(text, text[]) IS 'does a permission query hold for these granted permissions (42601 if malformed)';
+
+CREATE FUNCTION unkey.unkey_normalize_permission_query(query text) RETURNS text
+	AS 'MODULE_PATHNAME', 'unkey_normalize_permission_query' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION unkey.unkey_normalize_permission_query(text) IS 'the canonical, fully parenthesised form of a permission query';
+
+----------------------------------------------------------------------------
 -- public API: APIs
 ----------------------------------------------------------------------------
 

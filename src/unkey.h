@@ -106,6 +106,12 @@ extern bool UnkeyWildcardMatch(const char *p, int plen, const char *s, int slen)
 extern int64 UnkeyIntervalMs(Interval *iv);
 extern int	errcode_for_sqlstate(const char *code);
 
+/* permissions.c */
+struct PQItem;
+extern int	UnkeyParsePermissionQuery(text *query, struct PQItem *items);
+extern bool UnkeyPermissionsMatch(text *query, struct PQItem *items, int nitems,
+								  Datum *perms, int nperms);
+
 /* credits.c */
 extern bool UnkeyRefillDue(bool last_isnull, TimestampTz last_refill,
 						   bool day_isnull, int32 refill_day, TimestampTz now);
