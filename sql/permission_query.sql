@@ -48,3 +48,38 @@ SELECT regress.err(format('SELECT unkey.unkey_permissions_match(%L, %L)',
 SELECT unkey.unkey_permissions_match(NULL, '{a}') IS NULL AS null_query,
 	   unkey.unkey_permissions_match('a', NULL) IS NULL AS null_permissions;
 SELECT regress.err($$SELECT unkey.unkey_normalize_permission_query('a AND')$$);
+
+----------------------------------------------------------------------------
+-- permission queries in verification
+----------------------------------------------------------------------------
+SELECT unkey.unkey_create_api('pq-verify') AS api \gset
+INSERT INTO unkey.roles (id, name, created_at) VALUES ('role_pq_editor', 'pq-editor', now());
+INSERT INTO unkey.permissions (id, name, slug, created_at)
+VALUES ('perm_pq_write', 'docs write', 'docs.write', now()), ('perm_pq_read', 'docs read', 'docs.read', now());
+INSERT INTO unkey.role_permissions VALUES ('role_pq_editor', 'perm_pq_write'), ('role_pq_editor', 'perm_pq_read');
+CREATE TEMP TABLE pk (label text PRIMARY KEY, key_id text, key text);
+INSERT INTO pk SELECT 'reader', * FROM unkey.unkey_create_key(:'api', permissions => '{docs.read}', credits => 5,
+	ratelimits => '[{"name": "requests", "limit": 100, "duration": 60000, "autoApply": true}]');
+INSERT INTO pk SELECT 'editor', * FROM unkey.unkey_create_key(:'api', roles => '{pq-editor}');
+INSERT INTO pk SELECT 'off', * FROM unkey.unkey_create_key(:'api', enabled => false);
+
+-- direct permissions and permissions through roles
+SELECT p.label, q, v.code, v.permissions, v.roles
+  FROM (VALUES ('reader', 'docs.read'), ('reader', 'docs.read AND docs.write'), ('reader', 'docs.write OR docs.read'),
+			   ('editor', 'docs.read AND docs.write'), ('editor', 'admin')) t(label, q)
+  JOIN pk p USING (label), LATERAL unkey.unkey_verify_key(p.key, permissions => t.q, cost => 0) v
+ ORDER BY p.label, q;
+
+-- INSUFFICIENT_PERMISSIONS consumes neither credits nor rate-limit tokens
+SELECT code, credits, ratelimits->0->'remaining' AS tokens_left
+  FROM unkey.unkey_verify_key((SELECT key FROM pk WHERE label = 'reader'), permissions => 'admin');
+SELECT code, credits, ratelimits->0->'remaining' AS tokens_left
+  FROM unkey.unkey_verify_key((SELECT key FROM pk WHERE label = 'reader'), permissions => 'docs.read');
+SELECT code, credits FROM unkey.unkey_verify_key((SELECT key FROM pk WHERE label = 'reader'), permissions => 'admin');
+
+-- a malformed query is an error for a key that exists, even a disabled one, and spends nothing;
+-- for an unknown key the answer is NOT_FOUND, since the query is never read
+SELECT regress.err(format('SELECT unkey.unkey_verify_key(%L, permissions => %L)', (SELECT key FROM pk WHERE label = 'reader'), 'docs.read AND'));
+SELECT regress.err(format('SELECT unkey.unkey_verify_key(%L, permissions => %L)', (SELECT key FROM pk WHERE label = 'off'), '()'));
+SELECT code FROM unkey.unkey_verify_key('pq_unknown_key', permissions => 'docs.read AND');
+SELECT remaining FROM unkey.keys WHERE id = (SELECT key_id FROM pk WHERE label = 'reader');

@@ -75,7 +75,7 @@ SELECT a, regress.err(format('SELECT unkey.unkey_verify_key(%s)', a)) FROM unnes
 	$$'k', tags => ARRAY[repeat('t', 513)]$$,
 	$$'k', tags => ARRAY['a', NULL]$$,
 	$$'k', tags => ARRAY[ARRAY['a'], ARRAY['b']]$$,
-	$$'k', permissions => 'a.read'$$,
+	$$'k', permissions => 'a.read AND'$$,
 	$$'k', ratelimits => '{}'$$
 ]) a;
 -- the boundaries themselves are accepted

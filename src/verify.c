@@ -4,7 +4,8 @@
  *	  unkey_verify_key: the hot path.
  *
  * The checks run in Unkey's order (README "Verification"): NOT_FOUND,
- * DISABLED, EXPIRED, FORBIDDEN, RATE_LIMITED, then credits; the first
+ * DISABLED, EXPIRED, FORBIDDEN, INSUFFICIENT_PERMISSIONS, RATE_LIMITED,
+ * then credits; the first
  * failure wins and nothing after it is consumed.  A verification refused
  * for credits has consumed its rate-limit tokens, as in Unkey.  Every outcome is a result row, never an
  * error; only malformed arguments raise.
@@ -46,6 +47,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "permquery.h"
 #include "unkey.h"
 
 /* Outcome codes */
@@ -54,6 +56,7 @@ typedef enum VerifyCode
 	VERIFY_VALID,
 	VERIFY_NOT_FOUND,
 	VERIFY_FORBIDDEN,
+	VERIFY_INSUFFICIENT_PERMISSIONS,
 	VERIFY_RATE_LIMITED,
 	VERIFY_USAGE_EXCEEDED,
 	VERIFY_DISABLED,
@@ -61,7 +64,7 @@ typedef enum VerifyCode
 } VerifyCode;
 
 static const char *const verify_code_names[] = {
-	"VALID", "NOT_FOUND", "FORBIDDEN", "RATE_LIMITED", "USAGE_EXCEEDED", "DISABLED", "EXPIRED"
+	"VALID", "NOT_FOUND", "FORBIDDEN", "INSUFFICIENT_PERMISSIONS", "RATE_LIMITED", "USAGE_EXCEEDED", "DISABLED", "EXPIRED"
 };
 
 /* Columns of unkey.verification */
@@ -629,6 +632,8 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 	KeyData		k;
 	int64		balance = 0;	/* credits after this call, if not unlimited */
 	int64		spent = 0;
+	PQItem		query[PQ_MAX_ITEMS];
+	int			nquery = -1;	/* parsed once the key is found */
 	LimitAsk   *asks = NULL;
 	int			nasks = 0;
 	bool		limits_checked = false;
@@ -657,10 +662,6 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cost must be zero or more")));
 	cost = PG_GETARG_INT64(3);
-	if (!PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("permission queries are not supported yet")));
 	if (!PG_ARGISNULL(4))
 		nasks = ParseLimitAsks(PG_GETARG_JSONB_P(4), &asks);
 	if (!PG_ARGISNULL(5))
@@ -692,6 +693,13 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 												   PG_GETARG_DATUM(1), k.col[K_API_ID]))))
 			break;
 
+		/*
+		 * A permission query is parsed only for a key that exists, so a bad
+		 * one on a disabled key is still an error (42601), as in Unkey.
+		 */
+		if (!PG_ARGISNULL(2) && nquery < 0)
+			nquery = UnkeyParsePermissionQuery(PG_GETARG_TEXT_PP(2), query);
+
 		if (!DatumGetBool(k.col[K_ENABLED]))
 		{
 			code = VERIFY_DISABLED;
@@ -707,6 +715,20 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 		{
 			code = VERIFY_FORBIDDEN;
 			break;
+		}
+
+		if (nquery > 0)
+		{
+			Datum	   *granted;
+			int			ngranted;
+
+			deconstruct_array(DatumGetArrayTypeP(k.permissions), TEXTOID, -1, false,
+							  TYPALIGN_INT, &granted, NULL, &ngranted);
+			if (!UnkeyPermissionsMatch(PG_GETARG_TEXT_PP(2), query, nquery, granted, ngranted))
+			{
+				code = VERIFY_INSUFFICIENT_PERMISSIONS;
+				break;
+			}
 		}
 
 		/*
