@@ -7,7 +7,7 @@
 # and the last line is a summary CI can read.
 . "$(dirname "$0")/lib.sh"
 
-ensure_packages
+ensure_packages clang libclang-rt-14-dev     # for the fuzzer
 work=$(mktemp -d /tmp/unkey-check.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
@@ -39,9 +39,30 @@ suite() {
     done
 }
 
+# The permission-query fuzzer: libFuzzer with ASan and UBSan, for a bounded time
+fuzz() {
+    local log="$work/fuzz.log"
+    echo "== fuzz (permission queries, ${FUZZ_SECONDS:-60} s)"
+    mkdir -p "$work/corpus"
+    cp "$tree"/test/fuzz/corpus/* "$work/corpus/"
+    if clang -g -O1 -fsanitize=fuzzer,address,undefined -I"$tree/src" \
+            "$tree/test/fuzz/permquery_fuzz.c" "$tree/src/permquery.c" -o "$work/permquery_fuzz" &&
+        (cd "$work" && ./permquery_fuzz -max_total_time="${FUZZ_SECONDS:-60}" -max_len=1200 \
+            -print_final_stats=1 corpus) >"$log" 2>&1; then
+        grep -E '^(Done|stat::number_of_executed_units)' "$log" || true
+        echo "ok - the fuzzer found no crash"
+        passed=$((passed + 1))
+    else
+        tail -40 "$log"
+        echo "not ok - the fuzzer failed (see above)"
+        failed=$((failed + 1))
+    fi
+}
+
 suite regress make -s installcheck ISOLATION= TAP_TESTS=
 suite isolation make -s installcheck REGRESS= TAP_TESTS=
 suite prove make -s installcheck REGRESS= ISOLATION= PROVE_FLAGS=-v
+fuzz
 
 echo "unkey: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

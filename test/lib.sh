@@ -10,10 +10,10 @@ set -euo pipefail
 PGBIN=/usr/lib/postgresql/15/bin
 PACKAGES="make gcc postgresql-15 postgresql-server-dev-15 libsodium-dev libipc-run-perl"
 
-# Install the Debian packages that are missing, and only those
+# Install the Debian packages that are missing (PACKAGES and any given), and only those
 ensure_packages() {
     local missing=()
-    for p in $PACKAGES; do
+    for p in $PACKAGES "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
     if [ ${#missing[@]} -gt 0 ]; then
