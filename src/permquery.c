@@ -268,7 +268,8 @@ pq_parse(const char *query, int len, PQItem *items, char *errmsg)
 	static Parser p;			/* about 12 kB: too much for a fuzzer's stack */
 	int			chars = CountChars(query, len);
 
-	memset(&p, 0, sizeof(p));
+	p.ntoks = p.cur = p.nitems = 0;
+	p.failed = false;
 	p.q = query;
 	p.len = len;
 	p.items = items;
