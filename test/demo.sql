@@ -74,6 +74,14 @@ SELECT n AS call, v.code, v.ratelimits -> 0 ->> 'remaining' AS remaining
        LATERAL unkey.unkey_verify_key(:'limited_key', tags => ARRAY['call-' || n]) v;
 
 \echo
-\echo '11. Every verification was recorded'
+\echo '11. Permissions: a role, a key that holds it, and permission queries in verification'
+SELECT unkey.unkey_create_role('editor', permissions => '{documents.read, documents.write}') IS NOT NULL AS role_created;
+SELECT key AS editor_key FROM unkey.unkey_create_key(:'api_id', roles => '{editor}', permissions => '{billing.read}') \gset
+SELECT q AS query, v.code, v.permissions
+  FROM unnest(ARRAY['documents.read AND (documents.write OR admin)', 'billing.read AND admin']) q,
+       LATERAL unkey.unkey_verify_key(:'editor_key', permissions => q) v;
+
+\echo
+\echo '12. Every verification was recorded'
 SELECT outcome, count(*) AS verifications, sum(spent_credits) AS credits_spent
   FROM unkey.verification_events GROUP BY outcome ORDER BY outcome;
