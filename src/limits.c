@@ -141,15 +141,6 @@ UnkeyWildcardMatch(const char *p, int plen, const char *s, int slen)
 	return pi == plen;
 }
 
-/* Bytewise order of two strings */
-static int
-CompareBytes(const char *a, int alen, const char *b, int blen)
-{
-	int			r = memcmp(a, b, Min(alen, blen));
-
-	return r != 0 ? r : (alen > blen) - (alen < blen);
-}
-
 /* Exact overrides bytewise; wildcards by specificity, then bytewise */
 static int
 CompareOverrides(const void *x, const void *y)
@@ -163,7 +154,7 @@ CompareOverrides(const void *x, const void *y)
 		return b->literal - a->literal; /* more literal characters first */
 	if (a->stars > 0 && a->stars != b->stars)
 		return a->stars - b->stars; /* then fewer stars */
-	return CompareBytes(a->identifier, a->len, b->identifier, b->len);
+	return UnkeyCompareBytes(a->identifier, a->len, b->identifier, b->len);
 }
 
 /* The overrides of a namespace, from the cache or read and cached */
@@ -231,7 +222,7 @@ MatchOverride(OverrideSet *set, const char *id, int idlen)
 	{
 		int			mid = (lo + hi) / 2;
 		Override   *o = &set->overrides[mid];
-		int			c = CompareBytes(o->identifier, o->len, id, idlen);
+		int			c = UnkeyCompareBytes(o->identifier, o->len, id, idlen);
 
 		if (c == 0)
 			return o;

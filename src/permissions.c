@@ -22,15 +22,6 @@ typedef struct Granted
 	text	  **perms;
 } Granted;
 
-/* Bytewise order of two permission names */
-static int
-CompareNames(const char *a, int alen, const char *b, int blen)
-{
-	int			r = memcmp(a, b, Min(alen, blen));
-
-	return r != 0 ? r : (alen > blen) - (alen < blen);
-}
-
 /* qsort comparator over text pointers */
 static int
 CompareTexts(const void *a, const void *b)
@@ -38,7 +29,7 @@ CompareTexts(const void *a, const void *b)
 	text	   *x = *(text *const *) a;
 	text	   *y = *(text *const *) b;
 
-	return CompareNames(VARDATA_ANY(x), VARSIZE_ANY_EXHDR(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(y));
+	return UnkeyCompareBytes(VARDATA_ANY(x), VARSIZE_ANY_EXHDR(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(y));
 }
 
 /* pq_granted callback: is this exact name in the sorted set? */
@@ -52,7 +43,7 @@ IsGranted(const char *name, int len, void *arg)
 	while (lo <= hi)
 	{
 		int			mid = (lo + hi) / 2;
-		int			c = CompareNames(VARDATA_ANY(g->perms[mid]), VARSIZE_ANY_EXHDR(g->perms[mid]),
+		int			c = UnkeyCompareBytes(VARDATA_ANY(g->perms[mid]), VARSIZE_ANY_EXHDR(g->perms[mid]),
 									 name, len);
 
 		if (c == 0)

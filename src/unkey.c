@@ -138,6 +138,15 @@ UnkeyCharsBetween(const char *s, int bytes, int min, int max)
 	return chars >= min && chars <= max;
 }
 
+/* Bytewise order of two strings, as COLLATE "C" sorts names */
+int
+UnkeyCompareBytes(const char *a, int alen, const char *b, int blen)
+{
+	int			r = memcmp(a, b, Min(alen, blen));
+
+	return r != 0 ? r : (alen > blen) - (alen < blen);
+}
+
 /* The blessed result row type of a function, cached for the call site */
 TupleDesc
 UnkeyResultDesc(FunctionCallInfo fcinfo)

@@ -66,6 +66,7 @@ extern void UnkeyResetLimitCaches(void);
 extern TimestampTz UnkeyNow(void);
 extern bool UnkeyCharsBetween(const char *s, int bytes, int min, int max);
 extern TupleDesc UnkeyResultDesc(FunctionCallInfo fcinfo);
+extern int	UnkeyCompareBytes(const char *a, int alen, const char *b, int blen);
 
 /* keygen.c */
 extern void UnkeyHashKey(const char *key, size_t len, unsigned char *out);

@@ -181,11 +181,8 @@ CompareText(const void *a, const void *b)
 {
 	text	   *ta = DatumGetTextPP(*(const Datum *) a);
 	text	   *tb = DatumGetTextPP(*(const Datum *) b);
-	int			la = VARSIZE_ANY_EXHDR(ta);
-	int			lb = VARSIZE_ANY_EXHDR(tb);
-	int			r = memcmp(VARDATA_ANY(ta), VARDATA_ANY(tb), Min(la, lb));
 
-	return r != 0 ? r : (la > lb) - (la < lb);
+	return UnkeyCompareBytes(VARDATA_ANY(ta), VARSIZE_ANY_EXHDR(ta), VARDATA_ANY(tb), VARSIZE_ANY_EXHDR(tb));
 }
 
 /* A sorted, de-duplicated text[] of the given names */
