@@ -129,6 +129,12 @@ SELECT a, regress.err('SELECT unkey.unkey_ratelimit(' || a || ')') FROM unnest(A
 ]) a;
 SELECT regress.err($$SELECT unkey.unkey_ratelimit(repeat('n', 512), repeat('i', 512), 1, '30 days')$$) AS bounds_ok;
 SELECT regress.err($$SELECT unkey.unkey_ratelimit('n', 'i', 1, '1 second', 0)$$) AS edges_ok;
+-- counts saturate instead of wrapping: a huge cost is refused and counts nothing,
+-- and a full counter next to the largest value saturates instead of turning negative
+SELECT success, remaining FROM unkey.unkey_ratelimit('n', 'huge', 10, '1 minute', 9223372036854775807);
+SELECT success, remaining FROM unkey.unkey_ratelimit('n', 'huge', 10, '1 minute');
+SELECT success, remaining FROM unkey.unkey_ratelimit('n', 'max', 9223372036854775806, '1 minute', 9223372036854775806);
+SELECT success, remaining FROM unkey.unkey_ratelimit('n', 'max', 9223372036854775806, '1 minute', 2);
 
 -- multi-limit, all or nothing: a per-minute limit that refuses leaves the per-month limit untouched
 SELECT unkey.unkey_ratelimit_many('[{"namespace": "multi", "identifier": "u", "limit": 1, "duration": 60000},

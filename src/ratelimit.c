@@ -47,6 +47,7 @@
 #include "storage/spin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "common/int.h"
 #include "utils/hsearch.h"
 
 #include "unkey.h"
@@ -389,6 +390,15 @@ RLEvict(int64 now_ms)
 	SpinLockRelease(&rl_shared->mutex);
 }
 
+/* a + b, saturating at INT64_MAX: counts and costs are never negative */
+static inline int64
+AddSat(int64 a, int64 b)
+{
+	int64		r;
+
+	return pg_add_s64_overflow(a, b, &r) ? PG_INT64_MAX : r;
+}
+
 /* Compare partitions, for locking them in order */
 static int
 RLCompareInt(const void *a, const void *b)
@@ -441,7 +451,7 @@ RLTry(RLRequest *reqs, int n, int64 now_ms, bool *all_passed)
 		else if (e != NULL && e->seq == seq - 1)
 			prev = e->cur;
 
-		r->effective = cur + (int64) ((double) prev * (1.0 - elapsed)) + r->cost;
+		r->effective = AddSat(AddSat(cur, (int64) ((double) prev * (1.0 - elapsed))), r->cost);
 		r->passed = r->limit > 0 && r->effective <= r->limit;
 		r->reset_ms = (seq + 1) * d;
 		passed = passed && r->passed;
@@ -489,7 +499,7 @@ RLTry(RLRequest *reqs, int n, int64 now_ms, bool *all_passed)
 		else if (e->seq != seq)
 			e->prev = e->cur = 0;
 		e->seq = seq;
-		e->cur += r->cost;
+		e->cur = AddSat(e->cur, r->cost);
 		e->last_ms = t;
 	}
 
@@ -540,7 +550,7 @@ UnkeyRateLimit(RLRequest *reqs, int n, int64 now_ms)
 		else if (passed)
 			r->remaining = Max(0, r->limit - r->effective);
 		else
-			r->remaining = Max(0, r->limit - r->effective + r->cost);
+			r->remaining = Max(0, AddSat(r->limit - r->effective, r->cost));
 	}
 	return passed;
 }
