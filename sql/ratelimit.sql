@@ -158,6 +158,18 @@ SELECT regress.err(format('SELECT unkey.unkey_ratelimit_many(%L)',
 	(SELECT jsonb_agg(jsonb_build_object('namespace', 'm', 'identifier', 'u' || i, 'limit', 1, 'duration', 60000))
 	   FROM generate_series(1, 101) i))) AS too_many;
 
+-- the same limit twice in one call would be checked once and counted twice: refused
+SELECT regress.err($$SELECT unkey.unkey_ratelimit_many('[{"namespace": "dup", "identifier": "u", "limit": 10, "duration": 60000, "cost": 10},
+														{"namespace": "dup", "identifier": "u", "limit": 10, "duration": 60000, "cost": 10}]')$$);
+
+-- a namespace created by a transaction that rolls back is not remembered by the session
+BEGIN;
+SELECT success FROM unkey.unkey_ratelimit('phantom', 'u', 2, '1 minute');
+ROLLBACK;
+SELECT success FROM unkey.unkey_ratelimit('phantom', 'u', 2, '1 minute');
+SELECT count(*) AS phantom_exists FROM unkey.unkey_list_namespaces() WHERE name = 'phantom';
+SELECT unkey.unkey_set_override('phantom', 'u', 1, '1 minute') IS NOT NULL AS override_set;
+
 -- the wildcard matcher against a reference (LIKE, with * as % and everything else literal)
 SELECT setseed(0.42);
 SELECT count(*) AS pairs,
@@ -264,6 +276,14 @@ SELECT n, regress.err(a) FROM unnest(ARRAY[
 	$$SELECT unkey.unkey_set_identity_ratelimit('nobody', 'abc', 1, '1 minute')$$,
 	$$SELECT unkey.unkey_delete_identity_ratelimit('rl-shared', 'nothing')$$
 ]) WITH ORDINALITY AS t(a, n) ORDER BY n;
+
+-- at most 50 named limits per key (and per identity), so verification never exceeds a batch
+SELECT * FROM unkey.unkey_create_key(:'api') \gset capped_
+SELECT count(*) FILTER (WHERE e = 'ok') AS set, min(e) FILTER (WHERE e <> 'ok') AS then
+  FROM (SELECT regress.err(format($$SELECT unkey.unkey_set_key_ratelimit(%L, %L, 1, '1 minute')$$,
+								  :'capped_key_id', 'limit' || i)) AS e
+		  FROM generate_series(1, 51) i) s;
+SELECT regress.err(format($$SELECT unkey.unkey_set_key_ratelimit(%L, 'limit1', 2, '1 minute')$$, :'capped_key_id')) AS update_still_ok;
 
 -- invalid ratelimits in verification are errors, not fail-open
 SELECT a, regress.err(format('SELECT unkey.unkey_verify_key(%L, ratelimits => %L)', 'k', a)) FROM unnest(ARRAY[

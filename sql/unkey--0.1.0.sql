@@ -1278,8 +1278,15 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	others bigint;
 BEGIN
 	PERFORM unkey._check_ratelimit(name, "limit");
+	EXECUTE format('SELECT count(*) FROM unkey.%I r WHERE r.%I = $1 AND r.name <> $2', owner_tab, owner_col)
+	INTO others USING owner, name;
+	IF others >= 50 THEN
+		RAISE EXCEPTION 'at most 50 rate limits per key or identity' USING ERRCODE = '22023';
+	END IF;
 	EXECUTE format('INSERT INTO unkey.%I AS r (%I, name, "limit", duration_ms, auto_apply)'
 				   ' VALUES ($1, $2, $3, $4, $5) ON CONFLICT ON CONSTRAINT %I DO UPDATE'
 				   ' SET "limit" = EXCLUDED."limit", duration_ms = EXCLUDED.duration_ms,'

@@ -84,6 +84,26 @@ UnkeyResetLimitCaches(void)
 	override_sets = NULL;
 }
 
+/*
+ * A namespace created (or seen) by a transaction that then rolls back must
+ * not stay cached: drop both caches at every abort, top-level or not.
+ */
+static void
+ResetOnAbort(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		UnkeyResetLimitCaches();
+}
+
+/* The same, for a rolled-back savepoint */
+static void
+ResetOnSubAbort(SubXactEvent event, SubTransactionId mySubid,
+				SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		UnkeyResetLimitCaches();
+}
+
 /* A cache table in limit_cxt, created if it was reset */
 static HTAB *
 CacheTable(HTAB **table, const char *name, Size keysize, Size entrysize, int flags)
@@ -93,8 +113,12 @@ CacheTable(HTAB **table, const char *name, Size keysize, Size entrysize, int fla
 		HASHCTL		ctl;
 
 		if (limit_cxt == NULL)
+		{
 			limit_cxt = AllocSetContextCreate(CacheMemoryContext, "unkey rate-limit cache",
 											  ALLOCSET_DEFAULT_SIZES);
+			RegisterXactCallback(ResetOnAbort, NULL);
+			RegisterSubXactCallback(ResetOnSubAbort, NULL);
+		}
 		ctl.keysize = keysize;
 		ctl.entrysize = entrysize;
 		ctl.hcxt = limit_cxt;
@@ -162,6 +186,7 @@ static OverrideSet *
 Overrides(const char *nsid)
 {
 	OverrideSet *set;
+	OverrideSet fresh;
 	Snapshot	snap;
 	Datum	   *v;
 	bool	   *isnull;
@@ -173,23 +198,29 @@ Overrides(const char *nsid)
 		(set = hash_search(override_sets, nsid, HASH_FIND, NULL)) != NULL)
 		return set;
 
-	/* read first: this may reset the caches */
+	/*
+	 * Read, and detoast, first: both may open relations and so reset the
+	 * caches.  Then build the set in limit_cxt, and only then enter it.
+	 */
 	snap = RegisterSnapshot(GetTransactionSnapshot());
 	n = UnkeyFetch(UNKEY_OVERRIDES, CStringGetTextDatum(nsid), snap, &v, &isnull);
-	UnregisterSnapshot(snap);
-
-	set = hash_search(CacheTable(&override_sets, "unkey overrides", ID_BYTES,
-								 sizeof(OverrideSet), HASH_STRINGS),
-					  nsid, HASH_ENTER, &found);
-	old = MemoryContextSwitchTo(limit_cxt);
-	set->overrides = palloc0(sizeof(Override) * (n + 1));
-	set->nexact = set->nwild = 0;
 	for (int i = 0; i < n; i++)
 	{
-		Override   *o = &set->overrides[i];
+		v[i * 4 + 0] = CStringGetDatum(TextDatumGetCString(v[i * 4 + 0]));
+		v[i * 4 + 1] = CStringGetDatum(TextDatumGetCString(v[i * 4 + 1]));
+	}
+	UnregisterSnapshot(snap);
 
-		o->id = TextDatumGetCString(v[i * 4 + 0]);
-		o->identifier = TextDatumGetCString(v[i * 4 + 1]);
+	CacheTable(&override_sets, "unkey overrides", ID_BYTES, sizeof(OverrideSet), HASH_STRINGS);
+	old = MemoryContextSwitchTo(limit_cxt);
+	fresh.overrides = palloc0(sizeof(Override) * (n + 1));
+	fresh.nexact = fresh.nwild = 0;
+	for (int i = 0; i < n; i++)
+	{
+		Override   *o = &fresh.overrides[i];
+
+		o->id = pstrdup(DatumGetCString(v[i * 4 + 0]));
+		o->identifier = pstrdup(DatumGetCString(v[i * 4 + 1]));
 		o->len = strlen(o->identifier);
 		o->limit = DatumGetInt64(v[i * 4 + 2]);
 		o->duration_ms = DatumGetInt64(v[i * 4 + 3]);
@@ -197,12 +228,17 @@ Overrides(const char *nsid)
 			o->stars += (o->identifier[c] == '*');
 		o->literal = o->len - o->stars;
 		if (o->stars > 0)
-			set->nwild++;
+			fresh.nwild++;
 		else
-			set->nexact++;
+			fresh.nexact++;
 	}
-	qsort(set->overrides, n, sizeof(Override), CompareOverrides);
+	qsort(fresh.overrides, n, sizeof(Override), CompareOverrides);
 	MemoryContextSwitchTo(old);
+
+	set = hash_search(override_sets, nsid, HASH_ENTER, &found);
+	set->nexact = fresh.nexact;
+	set->nwild = fresh.nwild;
+	set->overrides = fresh.overrides;
 	return set;
 }
 

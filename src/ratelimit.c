@@ -56,7 +56,7 @@
 #define RL_TRANCHE "unkey_ratelimit"
 #define RL_DUMP_FILE PGSTAT_STAT_PERMANENT_DIRECTORY "/unkey_ratelimit.stat"
 #define RL_DUMP_MAGIC 0x554b524c	/* "UKRL" */
-#define RL_MAX_BATCH 100		/* limits checked together, at most */
+#define RL_MAX_BATCH 256		/* limits checked together: verification needs 100 + 50 + 50 */
 
 typedef struct RLEntry
 {
@@ -199,7 +199,11 @@ RLLoad(void)
 		for (int i = 0; i < header[2] && fread(&e, sizeof(e), 1, f) == 1; i++)
 		{
 			bool		found;
-			RLEntry    *entry = hash_search(rl_hash, &e.key, HASH_ENTER_NULL, &found);
+			RLEntry    *entry;
+
+			if (e.key.duration_ms < UNKEY_MIN_DURATION_MS || e.key.duration_ms > UNKEY_MAX_DURATION_MS)
+				continue;		/* not written by us: never divide by it */
+			entry = hash_search(rl_hash, &e.key, HASH_ENTER_NULL, &found);
 
 			if (entry == NULL)
 				break;			/* the table is smaller than it was */
@@ -356,7 +360,7 @@ RLEvict(int64 now_ms)
 	RLEntry   **all;
 
 	/* allocate before locking: nothing may fail inside */
-	all = palloc(sizeof(RLEntry *) * unkey_ratelimit_max_entries);
+	all = palloc_extended(sizeof(RLEntry *) * (Size) unkey_ratelimit_max_entries, MCXT_ALLOC_HUGE);
 
 	RLLockAll();
 	hash_seq_init(&hs, rl_hash);
@@ -442,6 +446,7 @@ RLTry(RLRequest *reqs, int n, int64 now_ms, bool *all_passed)
 		int64		cur = 0;
 		int64		prev = 0;
 		double		elapsed = (double) (t - seq * d) / (double) d;
+		double		weighted;
 
 		if (e != NULL && e->seq == seq)
 		{
@@ -451,7 +456,10 @@ RLTry(RLRequest *reqs, int n, int64 now_ms, bool *all_passed)
 		else if (e != NULL && e->seq == seq - 1)
 			prev = e->cur;
 
-		r->effective = AddSat(AddSat(cur, (int64) ((double) prev * (1.0 - elapsed))), r->cost);
+		weighted = (double) prev * (1.0 - elapsed);
+		if (weighted >= 9.2e18)
+			weighted = 9.2e18;	/* the cast below must stay defined */
+		r->effective = AddSat(AddSat(cur, (int64) weighted), r->cost);
 		r->passed = r->limit > 0 && r->effective <= r->limit;
 		r->reset_ms = (seq + 1) * d;
 		passed = passed && r->passed;
@@ -530,6 +538,13 @@ UnkeyRateLimit(RLRequest *reqs, int n, int64 now_ms)
 				 errmsg("at most %d rate limits can be checked at once", RL_MAX_BATCH)));
 	if (n == 0)
 		return true;
+	/* one counter twice in a batch would be checked once and counted twice */
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < i; j++)
+			if (memcmp(&reqs[i].key, &reqs[j].key, sizeof(RLKey)) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("the same rate limit is given twice in one call")));
 
 	for (int attempt = 0; !RLTry(reqs, n, now_ms, &passed); attempt++)
 	{

@@ -73,6 +73,7 @@ static TableInfo tables[UNKEY_NTABLES] = {
 };
 
 static bool tables_valid = false;
+static uint64 invalidations = 0;	/* counts the callbacks, to detect one mid-resolve */
 static bool callback_registered = false;
 
 /*
@@ -92,6 +93,7 @@ InvalidateTables(Datum arg, Oid relid)
 	if (ours)
 	{
 		tables_valid = false;
+		invalidations++;
 		UnkeyResetLimitCaches();
 	}
 }
@@ -111,10 +113,13 @@ UnkeyRelid(const char *name, Oid nsp)
 }
 
 /* Resolve every table, index, column and equality function once */
+static void ResolveTable(TableInfo *ti, Oid nsp);
+
 static void
 ResolveTables(void)
 {
 	Oid			nsp;
+	uint64		seen;
 
 	if (tables_valid)
 		return;
@@ -124,31 +129,40 @@ ResolveTables(void)
 		callback_registered = true;
 	}
 
-	nsp = get_namespace_oid("unkey", false);
-	for (int t = 0; t < UNKEY_NTABLES; t++)
+	/* an invalidation during a pass (opening an index can deliver one) means pass again */
+	do
 	{
-		TableInfo  *ti = &tables[t];
-		Relation	idx;
-		Oid			eqop;
-
-		ti->relid = UnkeyRelid(ti->relname, nsp);
-		ti->indexid = UnkeyRelid(ti->indexname, nsp);
-
-		idx = index_open(ti->indexid, AccessShareLock);
-		eqop = get_opfamily_member(idx->rd_opfamily[0], idx->rd_opcintype[0],
-								   idx->rd_opcintype[0], BTEqualStrategyNumber);
-		ti->eqproc = get_opcode(eqop);
-		ti->collation = idx->rd_indcollation[0];
-		index_close(idx, AccessShareLock);
-
-		for (ti->ncols = 0; ti->ncols < MAX_COLS && ti->cols[ti->ncols]; ti->ncols++)
-		{
-			ti->attnums[ti->ncols] = get_attnum(ti->relid, ti->cols[ti->ncols]);
-			if (ti->attnums[ti->ncols] == InvalidAttrNumber)
-				elog(ERROR, "unkey: column %s.%s not found", ti->relname, ti->cols[ti->ncols]);
-		}
-	}
+		seen = invalidations;
+		nsp = get_namespace_oid("unkey", false);
+		for (int t = 0; t < UNKEY_NTABLES; t++)
+			ResolveTable(&tables[t], nsp);
+	} while (seen != invalidations);
 	tables_valid = true;
+}
+
+/* Resolve one table: its OID, its index, the index's equality and the columns */
+static void
+ResolveTable(TableInfo *ti, Oid nsp)
+{
+	Relation	idx;
+	Oid			eqop;
+
+	ti->relid = UnkeyRelid(ti->relname, nsp);
+	ti->indexid = UnkeyRelid(ti->indexname, nsp);
+
+	idx = index_open(ti->indexid, AccessShareLock);
+	eqop = get_opfamily_member(idx->rd_opfamily[0], idx->rd_opcintype[0],
+							   idx->rd_opcintype[0], BTEqualStrategyNumber);
+	ti->eqproc = get_opcode(eqop);
+	ti->collation = idx->rd_indcollation[0];
+	index_close(idx, AccessShareLock);
+
+	for (ti->ncols = 0; ti->ncols < MAX_COLS && ti->cols[ti->ncols]; ti->ncols++)
+	{
+		ti->attnums[ti->ncols] = get_attnum(ti->relid, ti->cols[ti->ncols]);
+		if (ti->attnums[ti->ncols] == InvalidAttrNumber)
+			elog(ERROR, "unkey: column %s.%s not found", ti->relname, ti->cols[ti->ncols]);
+	}
 }
 
 /*
