@@ -19,18 +19,8 @@
 typedef struct Granted
 {
 	int			n;
-	text	  **perms;
+	Datum	   *perms;
 } Granted;
-
-/* qsort comparator over text pointers */
-static int
-CompareTexts(const void *a, const void *b)
-{
-	text	   *x = *(text *const *) a;
-	text	   *y = *(text *const *) b;
-
-	return UnkeyCompareBytes(VARDATA_ANY(x), VARSIZE_ANY_EXHDR(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(y));
-}
 
 /* pq_granted callback: is this exact name in the sorted set? */
 static bool
@@ -43,8 +33,8 @@ IsGranted(const char *name, int len, void *arg)
 	while (lo <= hi)
 	{
 		int			mid = (lo + hi) / 2;
-		int			c = UnkeyCompareBytes(VARDATA_ANY(g->perms[mid]), VARSIZE_ANY_EXHDR(g->perms[mid]),
-									 name, len);
+		text	   *t = DatumGetTextPP(g->perms[mid]);
+		int			c = UnkeyCompareBytes(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), name, len);
 
 		if (c == 0)
 			return true;
@@ -70,17 +60,12 @@ UnkeyParsePermissionQuery(text *query, PQItem *items)
 	return n;
 }
 
-/* Does the query hold for this set of granted permissions? */
+/* Does the query hold for these granted permissions (sorted bytewise)? */
 bool
-UnkeyPermissionsMatch(text *query, PQItem *items, int nitems, Datum *perms, int nperms)
+UnkeyPermissionsMatch(text *query, PQItem *items, int nitems, Datum *sorted_perms, int nperms)
 {
-	Granted		g;
+	Granted		g = {nperms, sorted_perms};
 
-	g.perms = palloc(sizeof(text *) * (nperms + 1));
-	g.n = 0;
-	for (int i = 0; i < nperms; i++)
-		g.perms[g.n++] = DatumGetTextPP(perms[i]);
-	qsort(g.perms, g.n, sizeof(text *), CompareTexts);
 	return pq_eval(VARDATA_ANY(query), items, nitems, IsGranted, &g);
 }
 
@@ -103,6 +88,7 @@ unkey_permissions_match(PG_FUNCTION_ARGS)
 	for (int i = 0; i < n; i++)
 		if (!nulls[i])
 			elems[kept++] = elems[i];	/* a NULL grants nothing */
+	qsort(elems, kept, sizeof(Datum), UnkeyCompareTexts);
 	PG_RETURN_BOOL(UnkeyPermissionsMatch(query, items, nitems, elems, kept));
 }
 

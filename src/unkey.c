@@ -147,6 +147,16 @@ UnkeyCompareBytes(const char *a, int alen, const char *b, int blen)
 	return r != 0 ? r : (alen > blen) - (alen < blen);
 }
 
+/* qsort comparator for text Datums, in the same bytewise order */
+int
+UnkeyCompareTexts(const void *a, const void *b)
+{
+	text	   *x = DatumGetTextPP(*(const Datum *) a);
+	text	   *y = DatumGetTextPP(*(const Datum *) b);
+
+	return UnkeyCompareBytes(VARDATA_ANY(x), VARSIZE_ANY_EXHDR(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(y));
+}
+
 /* The blessed result row type of a function, cached for the call site */
 TupleDesc
 UnkeyResultDesc(FunctionCallInfo fcinfo)

@@ -67,6 +67,7 @@ extern TimestampTz UnkeyNow(void);
 extern bool UnkeyCharsBetween(const char *s, int bytes, int min, int max);
 extern TupleDesc UnkeyResultDesc(FunctionCallInfo fcinfo);
 extern int	UnkeyCompareBytes(const char *a, int alen, const char *b, int blen);
+extern int	UnkeyCompareTexts(const void *a, const void *b);
 
 /* keygen.c */
 extern void UnkeyHashKey(const char *key, size_t len, unsigned char *out);
@@ -111,7 +112,7 @@ extern int	errcode_for_sqlstate(const char *code);
 struct PQItem;
 extern int	UnkeyParsePermissionQuery(text *query, struct PQItem *items);
 extern bool UnkeyPermissionsMatch(text *query, struct PQItem *items, int nitems,
-								  Datum *perms, int nperms);
+								  Datum *sorted_perms, int nperms);
 
 /* credits.c */
 extern bool UnkeyRefillDue(bool last_isnull, TimestampTz last_refill,

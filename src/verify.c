@@ -175,25 +175,15 @@ IpAllowed(Datum whitelist, Datum ip)
 	return false;
 }
 
-/* Byte order of two text datums, for sorting names as COLLATE "C" does */
-static int
-CompareText(const void *a, const void *b)
-{
-	text	   *ta = DatumGetTextPP(*(const Datum *) a);
-	text	   *tb = DatumGetTextPP(*(const Datum *) b);
-
-	return UnkeyCompareBytes(VARDATA_ANY(ta), VARSIZE_ANY_EXHDR(ta), VARDATA_ANY(tb), VARSIZE_ANY_EXHDR(tb));
-}
-
 /* A sorted, de-duplicated text[] of the given names */
 static Datum
 SortedTextArray(Datum *names, int n)
 {
 	int			kept = 0;
 
-	qsort(names, n, sizeof(Datum), CompareText);
+	qsort(names, n, sizeof(Datum), UnkeyCompareTexts);
 	for (int i = 0; i < n; i++)
-		if (kept == 0 || CompareText(&names[kept - 1], &names[i]) != 0)
+		if (kept == 0 || UnkeyCompareTexts(&names[kept - 1], &names[i]) != 0)
 			names[kept++] = names[i];
 	return PointerGetDatum(construct_array(names, kept, TEXTOID, -1, false, TYPALIGN_INT));
 }
@@ -716,7 +706,7 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 
 		if (nquery > 0)
 		{
-			Datum	   *granted;
+			Datum	   *granted;	/* already sorted and distinct */
 			int			ngranted;
 
 			deconstruct_array(DatumGetArrayTypeP(k.permissions), TEXTOID, -1, false,
