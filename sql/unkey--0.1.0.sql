@@ -62,7 +62,8 @@ CREATE TABLE unkey.keys (
 	CONSTRAINT keys_refill_tracked CHECK (refill_amount IS NULL OR last_refill_at IS NOT NULL)
 );
 CREATE INDEX keys_id_idx ON unkey.keys (id);
-CREATE INDEX keys_api_id_idx ON unkey.keys (api_id);
+-- unkey_list_keys pages through an API's keys in id order
+CREATE INDEX keys_api_id_idx ON unkey.keys (api_id, id);
 CREATE INDEX keys_identity_id_idx ON unkey.keys (identity_id);
 COMMENT ON TABLE unkey.keys IS 'per-key: one row per key; only the SHA-256 of the key is stored';
 
@@ -156,6 +157,21 @@ CREATE TABLE unkey.verification_events (
 	tags				text[]
 );
 COMMENT ON TABLE unkey.verification_events IS 'per-key: one row per verification; NOT_FOUND rows carry the hash of the presented key';
+-- last_used_at of a key is the newest of its events
+CREATE INDEX verification_events_key_time_idx ON unkey.verification_events (key_hash, time);
+
+CREATE TABLE unkey.audit_log (
+	id					bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	time				timestamptz NOT NULL,
+	event				text NOT NULL,
+	actor				text NOT NULL,
+	remote_ip			text,
+	user_agent			text,
+	correlation_id		bigint NOT NULL,
+	targets				jsonb NOT NULL CHECK (jsonb_typeof(targets) = 'array'),
+	description			text NOT NULL
+);
+COMMENT ON TABLE unkey.audit_log IS 'local: one row per change made through the extension; never a key or a hash';
 
 -- pg_dump carries user data; the extension recreates everything else
 SELECT pg_catalog.pg_extension_config_dump('unkey.apis', '');
@@ -171,6 +187,8 @@ SELECT pg_catalog.pg_extension_config_dump('unkey.verification_events', '');
 SELECT pg_catalog.pg_extension_config_dump('unkey.identity_ratelimits', '');
 SELECT pg_catalog.pg_extension_config_dump('unkey.ratelimit_namespaces', '');
 SELECT pg_catalog.pg_extension_config_dump('unkey.ratelimit_overrides', '');
+SELECT pg_catalog.pg_extension_config_dump('unkey.audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('unkey.audit_log_id_seq', '');
 
 ----------------------------------------------------------------------------
 -- result types
@@ -195,7 +213,8 @@ CREATE TYPE unkey.verification AS (
 	credits				bigint,
 	permissions			text[],
 	roles				text[],
-	ratelimits			jsonb
+	ratelimits			jsonb,
+	identity_meta		jsonb
 );
 
 CREATE TYPE unkey.ratelimit_result AS (
@@ -232,6 +251,65 @@ CREATE TYPE unkey.api AS (
 	created_at			timestamptz
 );
 
+-- what unkey_get_key, unkey_whoami and unkey_list_keys show of a key
+CREATE TYPE unkey.key_info AS (
+	key_id				text,
+	api_id				text,
+	start				text,
+	prefix				text,
+	name				text,
+	meta				jsonb,
+	identity_id			text,
+	external_id			text,
+	identity_meta		jsonb,
+	enabled				boolean,
+	expires				timestamptz,
+	credits				bigint,
+	refill_interval		text,
+	refill_amount		bigint,
+	refill_day			integer,
+	last_refill_at		timestamptz,
+	ratelimits			jsonb,
+	roles				text[],
+	permissions			text[],
+	created_at			timestamptz,
+	updated_at			timestamptz,
+	last_used_at		timestamptz
+);
+
+CREATE TYPE unkey.key_page AS (
+	keys				unkey.key_info[],
+	cursor				text,
+	has_more			boolean
+);
+
+CREATE TYPE unkey.key_credits AS (
+	remaining			bigint,
+	refill_interval		text,
+	refill_amount		bigint,
+	refill_day			integer
+);
+
+CREATE TYPE unkey.identity AS (
+	identity_id			text,
+	external_id			text,
+	meta				jsonb,
+	ratelimits			jsonb,
+	created_at			timestamptz,
+	updated_at			timestamptz
+);
+
+CREATE TYPE unkey.identity_page AS (
+	identities			unkey.identity[],
+	cursor				text,
+	has_more			boolean
+);
+
+CREATE TYPE unkey.migration_result AS (
+	migrated			jsonb,
+	failed				jsonb
+);
+
 ----------------------------------------------------------------------------
 -- C helpers (private: only the extension's own functions call them)
 ----------------------------------------------------------------------------
@@ -239,6 +317,10 @@ CREATE TYPE unkey.api AS (
 CREATE FUNCTION unkey.now() RETURNS timestamptz
 	AS 'MODULE_PATHNAME', 'unkey_now' LANGUAGE C VOLATILE PARALLEL SAFE;
 COMMENT ON FUNCTION unkey.now() IS 'the clock used for expiry and refill (unkey.test_now pins it in tests)';
+
+CREATE FUNCTION unkey._actor() RETURNS text
+	AS 'MODULE_PATHNAME', 'unkey_actor' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION unkey._actor() IS 'private: the calling role (current_user outside our SECURITY DEFINER functions)';
 
 CREATE FUNCTION unkey._generate_key(prefix text, byte_length integer) RETURNS text
 	AS 'MODULE_PATHNAME', 'unkey_generate_key' LANGUAGE C VOLATILE PARALLEL SAFE;
@@ -291,6 +373,91 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION unkey._duration_ms(interval) IS 'private: validate a duration and convert it to milliseconds';
+
+----------------------------------------------------------------------------
+-- shared helpers
+----------------------------------------------------------------------------
+
+-- Record a change in the audit log, in the caller's transaction; targets are (type, id) pairs
+CREATE FUNCTION unkey._audit(event text, description text, VARIADIC targets text[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	headers jsonb;
+	ip text;
+BEGIN
+	-- PostgREST puts the HTTP request headers here, as a JSON object
+	BEGIN
+		headers := nullif(current_setting('request.headers', true), '')::jsonb;
+	EXCEPTION WHEN invalid_text_representation THEN
+		headers := NULL;
+	END;
+	IF jsonb_typeof(headers) IS DISTINCT FROM 'object' THEN
+		headers := '{}';
+	END IF;
+	ip := coalesce(btrim(split_part(headers ->> 'x-forwarded-for', ',', 1)), headers ->> 'x-real-ip',
+				   host(inet_client_addr()));
+	INSERT INTO unkey.audit_log (time, event, actor, remote_ip, user_agent, correlation_id, targets, description)
+	SELECT unkey.now(), event, unkey._actor(), nullif(ip, ''), headers ->> 'user-agent', txid_current(),
+		   coalesce(jsonb_agg(jsonb_build_object('type', targets[i], 'id', targets[i + 1]) ORDER BY i), '[]'),
+		   description
+	  FROM generate_series(1, coalesce(cardinality(targets), 0), 2) i;
+END
+$$;
+COMMENT ON FUNCTION unkey._audit(text, text, text[]) IS 'private: write one audit row; never pass a key or a hash';
+
+-- Validate a meta argument: a JSON object of at most 1 MiB (NULL is fine)
+CREATE FUNCTION unkey._check_meta(meta jsonb, field text DEFAULT 'meta')
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF jsonb_typeof(meta) <> 'object' THEN
+		RAISE EXCEPTION '% must be a JSON object', field USING ERRCODE = '22023';
+	END IF;
+	IF octet_length(meta::text) > 1048576 THEN
+		RAISE EXCEPTION '% must be at most 1 MiB', field USING ERRCODE = '22023';
+	END IF;
+	RETURN meta;
+END
+$$;
+COMMENT ON FUNCTION unkey._check_meta(jsonb, text) IS 'private: validate a meta object';
+
+-- A 32-byte SHA-256 given as base64 (Unkey's form) or hex; NULL if it is neither
+CREATE FUNCTION unkey._decode_hash(hash text)
+RETURNS bytea
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF hash ~ '^[0-9A-Fa-f]{64}$' THEN
+		RETURN decode(hash, 'hex');
+	END IF;
+	IF hash ~ '^[A-Za-z0-9+/]{43}=$' THEN
+		RETURN decode(hash, 'base64');
+	END IF;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION unkey._decode_hash(text) IS 'private: parse a key hash in base64 or hex';
+
+-- Paging arguments of the list functions: limit 1..100
+CREATE FUNCTION unkey._check_limit("limit" integer)
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF "limit" IS NULL OR "limit" NOT BETWEEN 1 AND 100 THEN
+		RAISE EXCEPTION 'limit must be between 1 and 100' USING ERRCODE = '22023';
+	END IF;
+	RETURN "limit";
+END
+$$;
+COMMENT ON FUNCTION unkey._check_limit(integer) IS 'private: validate a page size';
 
 ----------------------------------------------------------------------------
 -- public API: hashing
@@ -407,6 +574,7 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'a permission with slug "%" already exists', slug USING ERRCODE = '23505';
 	END IF;
+	PERFORM unkey._audit('permission.create', format('Created permission %s', slug), 'permission', new_id);
 	RETURN new_id;
 END
 $$;
@@ -446,9 +614,12 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	perm unkey.permission := unkey.unkey_get_permission(permission);
 BEGIN
 	-- its links to roles and keys go with it
-	DELETE FROM unkey.permissions p WHERE p.id = (unkey.unkey_get_permission(permission)).permission_id;
+	DELETE FROM unkey.permissions p WHERE p.id = perm.permission_id;
+	PERFORM unkey._audit('permission.delete', format('Deleted permission %s', perm.slug), 'permission', perm.permission_id);
 END
 $$;
 COMMENT ON FUNCTION unkey.unkey_delete_permission(text) IS 'delete a permission and remove it from every role and key';
@@ -477,6 +648,7 @@ BEGIN
 		INSERT INTO unkey.role_permissions (role_id, permission_id)
 		SELECT new_id, unnest(unkey._permission_ids(permissions));
 	END IF;
+	PERFORM unkey._audit('role.create', format('Created role %s', name), 'role', new_id);
 	RETURN new_id;
 END
 $$;
@@ -519,9 +691,12 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	r unkey.role := unkey.unkey_get_role(role);
 BEGIN
 	-- its links to permissions and keys go with it
-	DELETE FROM unkey.roles r WHERE r.id = (unkey.unkey_get_role(role)).role_id;
+	DELETE FROM unkey.roles x WHERE x.id = r.role_id;
+	PERFORM unkey._audit('role.delete', format('Deleted role %s', r.name), 'role', r.role_id);
 END
 $$;
 COMMENT ON FUNCTION unkey.unkey_delete_role(text) IS 'delete a role and remove it from every key';
@@ -542,6 +717,7 @@ BEGIN
 	DELETE FROM unkey.role_permissions rp WHERE rp.role_id = rid AND rp.permission_id <> ALL (ids);
 	INSERT INTO unkey.role_permissions (role_id, permission_id)
 	SELECT rid, unnest(ids) ON CONFLICT DO NOTHING;
+	PERFORM unkey._audit('role.update', format('Set the permissions of role %s', rid), 'role', rid);
 	RETURN (unkey.unkey_get_role(rid)).permissions;
 END
 $$;
@@ -582,12 +758,14 @@ BEGIN
 		END IF;
 	END IF;
 	UPDATE unkey.keys k SET updated_at = unkey.now() WHERE k.key_hash = h;
-	IF kind = 'roles' THEN
-		RETURN ARRAY(SELECT r.name FROM unkey.key_roles kr JOIN unkey.roles r ON r.id = kr.role_id
-					  WHERE kr.key_hash = h ORDER BY r.name COLLATE "C");
-	END IF;
-	RETURN ARRAY(SELECT p.slug FROM unkey.key_permissions kp JOIN unkey.permissions p ON p.id = kp.permission_id
-				  WHERE kp.key_hash = h ORDER BY p.slug COLLATE "C");
+	PERFORM unkey._audit(CASE action
+						 WHEN 'set' THEN 'key.update'
+						 ELSE format('authorization.%s_%s_and_key', CASE action WHEN 'add' THEN 'connect' ELSE 'disconnect' END,
+									 CASE kind WHEN 'roles' THEN 'role' ELSE 'permission' END)
+						 END,
+						 format('%s %s of key %s: %s', initcap(action), kind, key_id, array_to_string(names, ', ')),
+						 'key', key_id);
+	RETURN unkey._key_grants(h, kind);
 END
 $$;
 COMMENT ON FUNCTION unkey._change_key_grants(text, text[], text, text) IS 'private: add, remove or set the direct permissions or the roles of a key';
@@ -678,6 +856,7 @@ BEGIN
 							default_prefix, default_byte_length, created_at)
 	VALUES (new_id, name, unkey._parse_ip_whitelist(ip_whitelist), delete_protection,
 			default_prefix, coalesce(default_byte_length, 16), unkey.now());
+	PERFORM unkey._audit('api.create', format('Created API %s', new_id), 'api', new_id);
 	RETURN new_id;
 END
 $$;
@@ -719,6 +898,8 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'api not found' USING ERRCODE = 'PT404';
 	END IF;
+	PERFORM unkey._audit('api.update', format('Turned delete protection of API %s %s', api_id,
+						 CASE WHEN enabled THEN 'on' ELSE 'off' END), 'api', api_id);
 END
 $$;
 COMMENT ON FUNCTION unkey.unkey_set_api_delete_protection(text, boolean) IS 'turn an API''s delete protection on or off';
@@ -744,6 +925,7 @@ BEGIN
 				  HINT = 'Disable it first with unkey_set_api_delete_protection(api_id, false).';
 	END IF;
 	UPDATE unkey.apis a SET deleted_at = unkey.now() WHERE a.id = unkey_delete_api.api_id;
+	PERFORM unkey._audit('api.delete', format('Deleted API %s', api_id), 'api', api_id);
 END
 $$;
 COMMENT ON FUNCTION unkey.unkey_delete_api(text) IS 'soft-delete an API; its keys then verify as NOT_FOUND; PT412 if delete-protected';
@@ -751,6 +933,21 @@ COMMENT ON FUNCTION unkey.unkey_delete_api(text) IS 'soft-delete an API; its key
 ----------------------------------------------------------------------------
 -- public API: keys
 ----------------------------------------------------------------------------
+
+-- Validate an external id: 1..255 of [A-Za-z0-9_.-]
+CREATE FUNCTION unkey._check_external_id(external_id text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF external_id IS NULL OR external_id !~ '^[A-Za-z0-9_.-]{1,255}$' THEN
+		RAISE EXCEPTION 'external_id must be 1 to 255 characters of [A-Za-z0-9_.-]' USING ERRCODE = '22023';
+	END IF;
+	RETURN external_id;
+END
+$$;
+COMMENT ON FUNCTION unkey._check_external_id(text) IS 'private: validate an external id';
 
 -- Upsert an identity by external id; safe when two sessions race to create it
 CREATE FUNCTION unkey._upsert_identity(external_id text)
@@ -761,9 +958,7 @@ AS $$
 DECLARE
 	found_id text;
 BEGIN
-	IF external_id !~ '^[A-Za-z0-9_.-]{1,255}$' THEN
-		RAISE EXCEPTION 'external_id must be 1 to 255 characters of [A-Za-z0-9_.-]' USING ERRCODE = '22023';
-	END IF;
+	PERFORM unkey._check_external_id(external_id);
 	-- ON CONFLICT waits for a concurrent inserter; the SELECT then sees its row
 	INSERT INTO unkey.identities (id, external_id, created_at)
 	VALUES (unkey._new_id('id'), external_id, unkey.now())
@@ -826,6 +1021,252 @@ END
 $$;
 COMMENT ON FUNCTION unkey._check_ratelimits(jsonb) IS 'private: validate rate-limit configs';
 
+-- Replace all named rate limits of a key or identity; owner_tab is a fixed table name, never user input
+CREATE FUNCTION unkey._replace_ratelimits(owner_tab text, owner_col text, owner anyelement, ratelimits jsonb)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM unkey._check_ratelimits(ratelimits);
+	EXECUTE format('DELETE FROM unkey.%I r WHERE r.%I = $1', owner_tab, owner_col) USING owner;
+	EXECUTE format('INSERT INTO unkey.%I (%I, name, "limit", duration_ms, auto_apply)'
+				   ' SELECT $1, rl ->> ''name'', (rl ->> ''limit'')::bigint, (rl ->> ''duration'')::bigint,'
+				   ' coalesce((rl ->> ''autoApply'')::boolean, false) FROM jsonb_array_elements($2) rl',
+				   owner_tab, owner_col)
+	USING owner, ratelimits;
+END
+$$;
+COMMENT ON FUNCTION unkey._replace_ratelimits(text, text, anyelement, jsonb) IS 'private: set the whole list of named rate limits of a key or identity';
+
+-- Replace the rate limits, roles and permissions of a key; a NULL argument leaves that set alone
+CREATE FUNCTION unkey._set_key_links(h bytea, ratelimits jsonb, roles text[], permissions text[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF ratelimits IS NOT NULL THEN
+		PERFORM unkey._replace_ratelimits('key_ratelimits', 'key_hash', h, ratelimits);
+	END IF;
+	IF roles IS NOT NULL THEN
+		DELETE FROM unkey.key_roles kr WHERE kr.key_hash = h;
+		INSERT INTO unkey.key_roles (key_hash, role_id) SELECT h, unnest(unkey._role_ids(roles));
+	END IF;
+	IF permissions IS NOT NULL THEN
+		DELETE FROM unkey.key_permissions kp WHERE kp.key_hash = h;
+		INSERT INTO unkey.key_permissions (key_hash, permission_id) SELECT h, unnest(unkey._permission_ids(permissions));
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION unkey._set_key_links(bytea, jsonb, text[], text[]) IS 'private: replace the rate limits, roles and permissions of a key';
+
+-- The invariants of a key's own fields, checked on create, update and migrate with the same messages
+CREATE FUNCTION unkey._check_key(k unkey.keys)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF k.name IS NOT NULL AND char_length(k.name) NOT BETWEEN 1 AND 255 THEN
+		RAISE EXCEPTION 'name must be 1 to 255 characters' USING ERRCODE = '22023';
+	END IF;
+	PERFORM unkey._check_meta(k.meta);
+	IF k.enabled IS NULL THEN
+		RAISE EXCEPTION 'enabled must not be null' USING ERRCODE = '22023';
+	END IF;
+	IF k.remaining < 0 THEN
+		RAISE EXCEPTION 'credits must not be negative' USING ERRCODE = '22023';
+	END IF;
+	IF k.refill_interval IS NOT NULL AND k.refill_interval NOT IN ('daily', 'monthly') THEN
+		RAISE EXCEPTION 'refill_interval must be daily or monthly' USING ERRCODE = '22023';
+	END IF;
+	IF (k.refill_interval IS NULL) <> (k.refill_amount IS NULL) THEN
+		RAISE EXCEPTION 'refill_interval and refill_amount must be given together' USING ERRCODE = '22023';
+	END IF;
+	IF k.refill_amount < 1 THEN
+		RAISE EXCEPTION 'refill_amount must be at least 1' USING ERRCODE = '22023';
+	END IF;
+	IF k.refill_interval IS NOT NULL AND k.remaining IS NULL THEN
+		RAISE EXCEPTION 'credits must be given when refill_interval is set' USING ERRCODE = '22023';
+	END IF;
+	IF k.refill_interval = 'monthly' AND k.refill_day IS NULL THEN
+		RAISE EXCEPTION 'refill_day must be given when refill_interval is monthly' USING ERRCODE = '22023';
+	END IF;
+	IF k.refill_day IS NOT NULL AND k.refill_interval IS DISTINCT FROM 'monthly' THEN
+		RAISE EXCEPTION 'refill_day is only allowed when refill_interval is monthly' USING ERRCODE = '22023';
+	END IF;
+	IF k.refill_day NOT BETWEEN 1 AND 31 THEN
+		RAISE EXCEPTION 'refill_day must be between 1 and 31' USING ERRCODE = '22023';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION unkey._check_key(unkey.keys) IS 'private: validate the fields of a key';
+
+-- One JSON field of a change set: the text of a value of this kind, NULL for JSON null or absent
+CREATE FUNCTION unkey._json_field(changes jsonb, field text, kind text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v jsonb := changes -> field;
+BEGIN
+	IF v IS NULL OR jsonb_typeof(v) = 'null' THEN
+		RETURN NULL;
+	END IF;
+	IF jsonb_typeof(v) <> kind
+	   OR (kind = 'number' AND (v::numeric <> trunc(v::numeric)
+								OR v::numeric NOT BETWEEN -9223372036854775808 AND 9223372036854775807)) THEN
+		RAISE EXCEPTION '% must be %', field,
+			CASE kind WHEN 'number' THEN 'an integer' WHEN 'boolean' THEN 'true or false' ELSE 'a ' || kind END
+			|| ' or null' USING ERRCODE = '22023';
+	END IF;
+	RETURN v #>> '{}';
+END
+$$;
+COMMENT ON FUNCTION unkey._json_field(jsonb, text, text) IS 'private: read and type-check one field of a JSON change set';
+
+-- A JSON array of strings as text[]; NULL for JSON null or absent
+CREATE FUNCTION unkey._json_text_array(changes jsonb, field text)
+RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v jsonb := changes -> field;
+BEGIN
+	IF v IS NULL OR jsonb_typeof(v) = 'null' THEN
+		RETURN NULL;
+	END IF;
+	IF jsonb_typeof(v) <> 'array'
+	   OR EXISTS (SELECT 1 FROM jsonb_array_elements(v) e WHERE jsonb_typeof(e) <> 'string') THEN
+		RAISE EXCEPTION '% must be an array of strings or null', field USING ERRCODE = '22023';
+	END IF;
+	RETURN ARRAY(SELECT jsonb_array_elements_text(v));
+END
+$$;
+COMMENT ON FUNCTION unkey._json_text_array(jsonb, text) IS 'private: read a string-array field of a JSON change set';
+
+/*
+ * Apply a JSON change set to a key row with Unkey's three-state rules: an
+ * absent field is unchanged, null clears it, a value sets it.  Validates the
+ * result (and the rate limits, roles and permissions in the set) before the
+ * identity upsert, its only write.
+ */
+CREATE FUNCTION unkey._apply_key_changes(k unkey.keys, changes jsonb, ts timestamptz)
+RETURNS unkey.keys
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	unknown text;
+	ext text;
+	v jsonb;
+	day bigint;
+BEGIN
+	IF jsonb_typeof(changes) IS DISTINCT FROM 'object' THEN
+		RAISE EXCEPTION 'changes must be a JSON object' USING ERRCODE = '22023';
+	END IF;
+	SELECT string_agg(f, ', ' ORDER BY f) INTO unknown
+	  FROM jsonb_object_keys(changes) f
+	 WHERE f <> ALL (ARRAY['name', 'external_id', 'meta', 'expires', 'enabled', 'credits', 'refill_interval',
+						   'refill_amount', 'refill_day', 'ratelimits', 'roles', 'permissions']);
+	IF unknown IS NOT NULL THEN
+		RAISE EXCEPTION 'unknown field: %', unknown USING ERRCODE = '22023';
+	END IF;
+
+	-- bring the balance up to date first, as the next verification would
+	IF k.refill_amount IS NOT NULL AND unkey._refill_due(k.last_refill_at, k.refill_day, ts) THEN
+		k.remaining := unkey._credits_now(k.remaining, k.refill_amount, k.refill_day, k.last_refill_at, ts);
+		k.last_refill_at := ts;
+	END IF;
+
+	IF changes ? 'name' THEN
+		k.name := unkey._json_field(changes, 'name', 'string');
+	END IF;
+	IF changes ? 'external_id' THEN
+		ext := unkey._json_field(changes, 'external_id', 'string');
+		k.identity_id := NULL;
+		IF ext IS NOT NULL THEN
+			PERFORM unkey._check_external_id(ext);
+		END IF;
+	END IF;
+	IF changes ? 'meta' THEN
+		k.meta := nullif(changes -> 'meta', 'null');
+	END IF;
+	IF changes ? 'expires' THEN
+		v := changes -> 'expires';
+		BEGIN
+			k.expires := CASE jsonb_typeof(v)
+							 WHEN 'null' THEN NULL
+							 WHEN 'string' THEN (v #>> '{}')::timestamptz
+							 WHEN 'number' THEN to_timestamp(v::numeric / 1000)
+						 END;
+			IF jsonb_typeof(v) NOT IN ('null', 'string', 'number') OR NOT isfinite(k.expires) THEN
+				RAISE EXCEPTION USING ERRCODE = '22023';
+			END IF;
+		EXCEPTION WHEN data_exception THEN
+			RAISE EXCEPTION 'expires must be a timestamp, Unix milliseconds or null' USING ERRCODE = '22023';
+		END;
+	END IF;
+	IF changes ? 'enabled' THEN
+		k.enabled := unkey._json_field(changes, 'enabled', 'boolean')::boolean;
+	END IF;
+	IF changes ? 'credits' THEN
+		k.remaining := unkey._json_field(changes, 'credits', 'number')::bigint;
+		-- unlimited credits leave nothing to refill
+		IF k.remaining IS NULL THEN
+			k.refill_interval := NULL;
+			k.refill_amount := NULL;
+			k.refill_day := NULL;
+		END IF;
+	END IF;
+	-- refill_interval starts a new refill: the amount and day come with it
+	IF changes ? 'refill_interval' THEN
+		k.refill_interval := unkey._json_field(changes, 'refill_interval', 'string');
+		k.refill_amount := NULL;
+		k.refill_day := NULL;
+	END IF;
+	IF changes ? 'refill_amount' THEN
+		k.refill_amount := unkey._json_field(changes, 'refill_amount', 'number')::bigint;
+	END IF;
+	IF changes ? 'refill_day' THEN
+		day := unkey._json_field(changes, 'refill_day', 'number')::bigint;
+		IF day NOT BETWEEN 1 AND 31 THEN
+			RAISE EXCEPTION 'refill_day must be between 1 and 31' USING ERRCODE = '22023';
+		END IF;
+		k.refill_day := day;
+	END IF;
+	k.last_refill_at := CASE WHEN k.refill_interval IS NOT NULL THEN coalesce(k.last_refill_at, ts) END;
+	PERFORM unkey._check_key(k);
+
+	IF jsonb_typeof(changes -> 'ratelimits') IS DISTINCT FROM 'null' AND changes ? 'ratelimits' THEN
+		PERFORM unkey._check_ratelimits(changes -> 'ratelimits');
+	END IF;
+	PERFORM unkey._role_ids(unkey._json_text_array(changes, 'roles'));
+	PERFORM unkey._json_text_array(changes, 'permissions');
+
+	IF ext IS NOT NULL THEN
+		k.identity_id := unkey._upsert_identity(ext);
+	END IF;
+	RETURN k;
+END
+$$;
+COMMENT ON FUNCTION unkey._apply_key_changes(unkey.keys, jsonb, timestamptz) IS 'private: apply and validate a three-state change set to a key';
+
+-- Store the rate limits, roles and permissions of a change set (null or absent: unchanged)
+CREATE FUNCTION unkey._apply_key_links(h bytea, changes jsonb)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT unkey._set_key_links(h, nullif(changes -> 'ratelimits', 'null'),
+								unkey._json_text_array(changes, 'roles'),
+								unkey._json_text_array(changes, 'permissions'))
+$$;
+COMMENT ON FUNCTION unkey._apply_key_links(bytea, jsonb) IS 'private: store the sets of a JSON change set';
+
 CREATE FUNCTION unkey.unkey_create_key(
 	api_id			text,
 	prefix			text	DEFAULT NULL,
@@ -850,12 +1291,8 @@ AS $$
 DECLARE
 	api				unkey.apis;
 	ts				timestamptz := unkey.now();
-	new_id			text := unkey._new_id('key');
+	k				unkey.keys;
 	new_key			text;
-	new_hash		bytea;
-	identity		text;
-	role_ids		text[] := '{}';
-	perm_ids		text[] := '{}';
 BEGIN
 	-- validate everything before writing anything
 	SELECT * INTO api FROM unkey.apis a
@@ -869,82 +1306,42 @@ BEGIN
 	IF byte_length IS NOT NULL AND byte_length NOT BETWEEN 16 AND 255 THEN
 		RAISE EXCEPTION 'byte_length must be between 16 and 255' USING ERRCODE = '22023';
 	END IF;
-	IF name IS NOT NULL AND char_length(name) NOT BETWEEN 1 AND 255 THEN
-		RAISE EXCEPTION 'name must be 1 to 255 characters' USING ERRCODE = '22023';
-	END IF;
-	IF meta IS NOT NULL AND jsonb_typeof(meta) <> 'object' THEN
-		RAISE EXCEPTION 'meta must be a JSON object' USING ERRCODE = '22023';
-	END IF;
-	IF meta IS NOT NULL AND octet_length(meta::text) > 1048576 THEN
-		RAISE EXCEPTION 'meta must be at most 1 MiB' USING ERRCODE = '22023';
-	END IF;
-	IF credits < 0 THEN
-		RAISE EXCEPTION 'credits must not be negative' USING ERRCODE = '22023';
-	END IF;
-	IF refill_interval IS NOT NULL AND refill_interval NOT IN ('daily', 'monthly') THEN
-		RAISE EXCEPTION 'refill_interval must be daily or monthly' USING ERRCODE = '22023';
-	END IF;
-	IF (refill_interval IS NULL) <> (refill_amount IS NULL) THEN
-		RAISE EXCEPTION 'refill_interval and refill_amount must be given together' USING ERRCODE = '22023';
-	END IF;
-	IF refill_amount < 1 THEN
-		RAISE EXCEPTION 'refill_amount must be at least 1' USING ERRCODE = '22023';
-	END IF;
-	IF refill_interval IS NOT NULL AND credits IS NULL THEN
-		RAISE EXCEPTION 'credits must be given when refill_interval is set' USING ERRCODE = '22023';
-	END IF;
-	IF refill_interval = 'monthly' AND refill_day IS NULL THEN
-		RAISE EXCEPTION 'refill_day must be given when refill_interval is monthly' USING ERRCODE = '22023';
-	END IF;
-	IF refill_day IS NOT NULL AND refill_interval IS DISTINCT FROM 'monthly' THEN
-		RAISE EXCEPTION 'refill_day is only allowed when refill_interval is monthly' USING ERRCODE = '22023';
-	END IF;
-	IF refill_day NOT BETWEEN 1 AND 31 THEN
-		RAISE EXCEPTION 'refill_day must be between 1 and 31' USING ERRCODE = '22023';
-	END IF;
+	k.name := name;
+	k.meta := meta;
+	k.enabled := enabled;
+	k.remaining := credits;
+	k.refill_interval := refill_interval;
+	k.refill_amount := refill_amount;
+	k.refill_day := refill_day;
+	PERFORM unkey._check_key(k);
 	IF ratelimits IS NOT NULL THEN
 		PERFORM unkey._check_ratelimits(ratelimits);
 	END IF;
-	IF roles IS NOT NULL THEN
-		role_ids := unkey._role_ids(roles);
-	END IF;
-	IF enabled IS NULL THEN
-		RAISE EXCEPTION 'enabled must not be null' USING ERRCODE = '22023';
-	END IF;
+	PERFORM unkey._role_ids(roles);
 	IF recoverable THEN
 		RAISE EXCEPTION 'recoverable keys are not supported yet' USING ERRCODE = '0A000';
 	END IF;
-
-	-- the first write creates missing permission slugs, after validating them
-	IF permissions IS NOT NULL THEN
-		perm_ids := unkey._permission_ids(permissions);
-	END IF;
-
-	prefix := coalesce(prefix, api.default_prefix);
-	new_key := unkey._generate_key(prefix, coalesce(byte_length, api.default_byte_length));
-	new_hash := unkey._key_hash(new_key);
 	IF external_id IS NOT NULL THEN
-		identity := unkey._upsert_identity(external_id);
+		PERFORM unkey._check_external_id(external_id);
 	END IF;
 
-	INSERT INTO unkey.keys (key_hash, id, api_id, start, prefix, name, identity_id, meta,
-							expires, enabled, remaining, refill_interval, refill_amount,
-							refill_day, last_refill_at, created_at)
-	VALUES (new_hash, new_id, api.id,
-			left(new_key, coalesce(char_length(prefix) + 1, 0) + 4),
-			prefix, name, identity, meta, expires, enabled, credits, refill_interval,
-			refill_amount, refill_day, CASE WHEN refill_interval IS NOT NULL THEN ts END, ts);
-
-	IF ratelimits IS NOT NULL THEN
-		INSERT INTO unkey.key_ratelimits (key_hash, name, "limit", duration_ms, auto_apply)
-		SELECT new_hash, rl ->> 'name', (rl ->> 'limit')::bigint, (rl ->> 'duration')::bigint,
-			   coalesce((rl ->> 'autoApply')::boolean, false)
-		  FROM jsonb_array_elements(ratelimits) rl;
+	k.prefix := coalesce(prefix, api.default_prefix);
+	new_key := unkey._generate_key(k.prefix, coalesce(byte_length, api.default_byte_length));
+	k.key_hash := unkey._key_hash(new_key);
+	k.id := unkey._new_id('key');
+	k.api_id := api.id;
+	k.start := left(new_key, coalesce(char_length(k.prefix) + 1, 0) + 4);
+	k.expires := expires;
+	k.last_refill_at := CASE WHEN refill_interval IS NOT NULL THEN ts END;
+	k.created_at := ts;
+	IF external_id IS NOT NULL THEN
+		k.identity_id := unkey._upsert_identity(external_id);
 	END IF;
-	INSERT INTO unkey.key_roles (key_hash, role_id) SELECT new_hash, unnest(role_ids);
-	INSERT INTO unkey.key_permissions (key_hash, permission_id) SELECT new_hash, unnest(perm_ids);
 
-	RETURN ROW(new_id, new_key)::unkey.created_key;
+	INSERT INTO unkey.keys VALUES (k.*);
+	PERFORM unkey._set_key_links(k.key_hash, ratelimits, roles, permissions);
+	PERFORM unkey._audit('key.create', format('Created key %s in API %s', k.id, api.id), 'key', k.id, 'api', api.id);
+	RETURN ROW(k.id, new_key)::unkey.created_key;
 END
 $$;
 COMMENT ON FUNCTION unkey.unkey_create_key(text, text, integer, text, text, jsonb, timestamptz, bigint, text, bigint, integer, jsonb, text[], text[], boolean, boolean) IS 'create a key; the plaintext is returned once and never stored';
@@ -969,6 +1366,8 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'key not found' USING ERRCODE = 'PT404';
 	END IF;
+	PERFORM unkey._audit('key.delete', format('Deleted key %s%s', key_id, CASE WHEN permanent THEN ' permanently' ELSE '' END),
+						 'key', key_id);
 END
 $$;
 COMMENT ON FUNCTION unkey.unkey_delete_key(text, boolean) IS 'delete a key: soft by default (the hash stays taken), permanent frees the hash';
@@ -1130,10 +1529,13 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	ns_id text := unkey._namespace_id(namespace);
 BEGIN
-	UPDATE unkey.ratelimit_namespaces n SET deleted_at = unkey.now()
-	 WHERE n.id = unkey._namespace_id(namespace);
+	UPDATE unkey.ratelimit_namespaces n SET deleted_at = unkey.now() WHERE n.id = ns_id;
 	PERFORM unkey._invalidate('unkey.ratelimit_namespaces'::regclass);
+	PERFORM unkey._audit('ratelimitNamespace.delete', format('Deleted namespace %s', namespace),
+						 'ratelimitNamespace', ns_id);
 END
 $$;
 COMMENT ON FUNCTION unkey.unkey_delete_namespace(text) IS 'soft-delete a namespace: later calls on it raise PT410';
@@ -1160,6 +1562,8 @@ BEGIN
 		SET "limit" = EXCLUDED."limit", duration_ms = EXCLUDED.duration_ms, updated_at = EXCLUDED.created_at
 	RETURNING o.id INTO result;
 	PERFORM unkey._invalidate('unkey.ratelimit_overrides'::regclass);
+	PERFORM unkey._audit('ratelimit.set_override', format('Set override %s in namespace %s', result, namespace),
+						 'ratelimitNamespace', ns_id, 'ratelimitOverride', result);
 	RETURN result;
 END
 $$;
@@ -1205,13 +1609,18 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	gone text;
 BEGIN
 	DELETE FROM unkey.ratelimit_overrides o
-	 WHERE o.namespace_id = unkey._namespace_id(namespace) AND o.identifier = unkey_delete_override.identifier;
-	IF NOT FOUND THEN
+	 WHERE o.namespace_id = unkey._namespace_id(namespace) AND o.identifier = unkey_delete_override.identifier
+	RETURNING o.id INTO gone;
+	IF gone IS NULL THEN
 		RAISE EXCEPTION 'override not found' USING ERRCODE = 'PT404';
 	END IF;
 	PERFORM unkey._invalidate('unkey.ratelimit_overrides'::regclass);
+	PERFORM unkey._audit('ratelimit.delete_override', format('Deleted override %s in namespace %s', gone, namespace),
+						 'ratelimitNamespace', unkey._namespace_id(namespace), 'ratelimitOverride', gone);
 END
 $$;
 COMMENT ON FUNCTION unkey.unkey_delete_override(text, text) IS 'remove an override';
@@ -1335,7 +1744,7 @@ CREATE FUNCTION unkey.unkey_set_key_ratelimit(key_id text, name text, "limit" bi
 											  auto_apply boolean DEFAULT false)
 RETURNS void LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT unkey._set_ratelimit('key_ratelimits', 'key_hash', unkey._key_hash_of(key_id), name, "limit", duration, auto_apply) $$;
+AS $$ SELECT unkey._set_ratelimit('key_ratelimits', 'key_hash', unkey._key_hash_of(key_id), name, "limit", duration, auto_apply); SELECT unkey._audit('key.update', format('Set rate limit %s of key %s', name, key_id), 'key', key_id) $$;
 COMMENT ON FUNCTION unkey.unkey_set_key_ratelimit(text, text, bigint, interval, boolean) IS 'add or change a named rate limit of a key';
 
 CREATE FUNCTION unkey.unkey_get_key_ratelimits(key_id text)
@@ -1347,14 +1756,14 @@ COMMENT ON FUNCTION unkey.unkey_get_key_ratelimits(text) IS 'the named rate limi
 CREATE FUNCTION unkey.unkey_delete_key_ratelimit(key_id text, name text)
 RETURNS void LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT unkey._delete_ratelimit('key_ratelimits', 'key_hash', unkey._key_hash_of(key_id), name) $$;
+AS $$ SELECT unkey._delete_ratelimit('key_ratelimits', 'key_hash', unkey._key_hash_of(key_id), name); SELECT unkey._audit('key.update', format('Deleted rate limit %s of key %s', name, key_id), 'key', key_id) $$;
 COMMENT ON FUNCTION unkey.unkey_delete_key_ratelimit(text, text) IS 'remove a named rate limit of a key';
 
 CREATE FUNCTION unkey.unkey_set_identity_ratelimit(identity text, name text, "limit" bigint, duration interval,
 												   auto_apply boolean DEFAULT false)
 RETURNS void LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT unkey._set_ratelimit('identity_ratelimits', 'identity_id', unkey._identity_id(identity), name, "limit", duration, auto_apply) $$;
+AS $$ SELECT unkey._set_ratelimit('identity_ratelimits', 'identity_id', unkey._identity_id(identity), name, "limit", duration, auto_apply); SELECT unkey._audit('identity.update', format('Set rate limit %s of identity %s', name, unkey._identity_id(identity)), 'identity', unkey._identity_id(identity)) $$;
 COMMENT ON FUNCTION unkey.unkey_set_identity_ratelimit(text, text, bigint, interval, boolean) IS 'add or change a named rate limit of an identity (by id or external id), shared by its keys';
 
 CREATE FUNCTION unkey.unkey_get_identity_ratelimits(identity text)
@@ -1366,8 +1775,430 @@ COMMENT ON FUNCTION unkey.unkey_get_identity_ratelimits(text) IS 'the named rate
 CREATE FUNCTION unkey.unkey_delete_identity_ratelimit(identity text, name text)
 RETURNS void LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT unkey._delete_ratelimit('identity_ratelimits', 'identity_id', unkey._identity_id(identity), name) $$;
+AS $$ SELECT unkey._delete_ratelimit('identity_ratelimits', 'identity_id', unkey._identity_id(identity), name); SELECT unkey._audit('identity.update', format('Deleted rate limit %s of identity %s', name, unkey._identity_id(identity)), 'identity', unkey._identity_id(identity)) $$;
 COMMENT ON FUNCTION unkey.unkey_delete_identity_ratelimit(text, text) IS 'remove a named rate limit of an identity';
+
+----------------------------------------------------------------------------
+-- public API: reading and changing keys
+----------------------------------------------------------------------------
+
+-- The sorted role names or direct permission slugs of a key
+CREATE FUNCTION unkey._key_grants(h bytea, kind text)
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE kind
+		   WHEN 'roles' THEN ARRAY(SELECT r.name FROM unkey.key_roles kr JOIN unkey.roles r ON r.id = kr.role_id
+									WHERE kr.key_hash = h ORDER BY r.name COLLATE "C")
+		   ELSE ARRAY(SELECT p.slug FROM unkey.key_permissions kp JOIN unkey.permissions p ON p.id = kp.permission_id
+					   WHERE kp.key_hash = h ORDER BY p.slug COLLATE "C")
+		   END
+$$;
+COMMENT ON FUNCTION unkey._key_grants(bytea, text) IS 'private: the roles or direct permissions of a key';
+
+-- Everything shown of a live key of a live API; PT404 if there is none
+CREATE FUNCTION unkey._key_info(h bytea)
+RETURNS unkey.key_info
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	result unkey.key_info;
+BEGIN
+	SELECT k.id, k.api_id, k.start, k.prefix, k.name, k.meta, k.identity_id, i.external_id, i.meta,
+		   k.enabled, k.expires,
+		   unkey._credits_now(k.remaining, k.refill_amount, k.refill_day, k.last_refill_at, unkey.now()),
+		   k.refill_interval, k.refill_amount, k.refill_day, k.last_refill_at,
+		   unkey._get_ratelimits('key_ratelimits', 'key_hash', k.key_hash),
+		   unkey._key_grants(k.key_hash, 'roles'), unkey._key_grants(k.key_hash, 'permissions'),
+		   k.created_at, k.updated_at,
+		   -- derived from the verification events, not written by verification
+		   (SELECT max(e.time) FROM unkey.verification_events e
+			 WHERE e.key_hash = k.key_hash AND e.key_id IS NOT NULL)
+	  INTO result
+	  FROM unkey.keys k
+	  JOIN unkey.apis a ON a.id = k.api_id AND a.deleted_at IS NULL
+	  LEFT JOIN unkey.identities i ON i.id = k.identity_id
+	 WHERE k.key_hash = h AND k.deleted_at IS NULL;
+	IF result.key_id IS NULL THEN
+		RAISE EXCEPTION 'key not found' USING ERRCODE = 'PT404';
+	END IF;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION unkey._key_info(bytea) IS 'private: the key_info of a key hash';
+
+CREATE FUNCTION unkey.unkey_get_key(key_id text)
+RETURNS unkey.key_info
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT unkey._key_info(unkey._key_hash_of(key_id)) $$;
+COMMENT ON FUNCTION unkey.unkey_get_key(text) IS 'a key''s settings, credits, limits, roles, permissions and last use; PT404 if missing';
+
+CREATE FUNCTION unkey.unkey_whoami(key text)
+RETURNS unkey.key_info
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF key IS NULL THEN
+		RAISE EXCEPTION 'key must not be null' USING ERRCODE = '22023';
+	END IF;
+	RETURN unkey._key_info(unkey._key_hash(key));
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_whoami(text) IS 'the key_info of a plaintext key; PT404 if it does not exist';
+
+CREATE FUNCTION unkey.unkey_get_key_by_hash(hash text)
+RETURNS unkey.key_info
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	h bytea := unkey._decode_hash(hash);
+BEGIN
+	IF h IS NULL THEN
+		RAISE EXCEPTION 'hash must be the base64 or hex form of a SHA-256' USING ERRCODE = '22023';
+	END IF;
+	RETURN unkey._key_info(h);
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_get_key_by_hash(text) IS 'the key_info of a key given by its SHA-256 (base64 as Unkey shows it, or hex)';
+
+CREATE FUNCTION unkey.unkey_list_keys(api_id text, "limit" integer DEFAULT 100, cursor text DEFAULT NULL,
+									  external_id text DEFAULT NULL)
+RETURNS unkey.key_page
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n integer := unkey._check_limit("limit");
+	hashes bytea[];
+	ids text[];
+BEGIN
+	IF NOT EXISTS (SELECT FROM unkey.apis a WHERE a.id = unkey_list_keys.api_id AND a.deleted_at IS NULL) THEN
+		RAISE EXCEPTION 'api not found' USING ERRCODE = 'PT404';
+	END IF;
+	-- keyset pagination on (api_id, id): one more row than asked says whether there are more
+	SELECT array_agg(p.key_hash ORDER BY p.id), array_agg(p.id ORDER BY p.id) INTO hashes, ids
+	  FROM (SELECT k.key_hash, k.id FROM unkey.keys k
+			 WHERE k.api_id = unkey_list_keys.api_id AND k.deleted_at IS NULL
+			   AND (unkey_list_keys.cursor IS NULL OR k.id > unkey_list_keys.cursor)
+			   AND (unkey_list_keys.external_id IS NULL OR k.identity_id =
+					(SELECT i.id FROM unkey.identities i WHERE i.external_id = unkey_list_keys.external_id))
+			 ORDER BY k.id LIMIT n + 1) p;
+	RETURN ROW(ARRAY(SELECT unkey._key_info(u.h) FROM unnest(hashes[1:n]) WITH ORDINALITY u(h, i) ORDER BY u.i),
+			   CASE WHEN cardinality(ids) > n THEN ids[n] END,
+			   coalesce(cardinality(ids) > n, false))::unkey.key_page;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_list_keys(text, integer, text, text) IS 'a page of an API''s live keys in id order; pass the returned cursor for the next page';
+
+CREATE FUNCTION unkey.unkey_update_key(key_id text, changes jsonb)
+RETURNS unkey.key_info
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ts timestamptz := unkey.now();
+	k unkey.keys;
+BEGIN
+	SELECT * INTO k FROM unkey.keys kk
+	 WHERE kk.id = unkey_update_key.key_id AND kk.deleted_at IS NULL
+	   FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'key not found' USING ERRCODE = 'PT404';
+	END IF;
+	k := unkey._apply_key_changes(k, changes, ts);
+	k.updated_at := ts;
+	UPDATE unkey.keys kk
+	   SET (name, identity_id, meta, expires, enabled, remaining, refill_interval, refill_amount,
+			refill_day, last_refill_at, updated_at)
+		 = (k.name, k.identity_id, k.meta, k.expires, k.enabled, k.remaining, k.refill_interval,
+			k.refill_amount, k.refill_day, k.last_refill_at, k.updated_at)
+	 WHERE kk.key_hash = k.key_hash;
+	PERFORM unkey._apply_key_links(k.key_hash, changes);
+	PERFORM unkey._audit('key.update',
+						 format('Updated key %s: %s', k.id,
+								(SELECT string_agg(f, ', ' ORDER BY f) FROM jsonb_object_keys(changes) f)),
+						 'key', k.id);
+	RETURN unkey._key_info(k.key_hash);
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_update_key(text, jsonb) IS 'change a key: fields absent from changes stay, null clears, a value sets; sets are replaced whole';
+
+CREATE FUNCTION unkey.unkey_update_credits(key_id text, operation text, value bigint DEFAULT NULL)
+RETURNS unkey.key_credits
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ts timestamptz := unkey.now();
+	k unkey.keys;
+	balance bigint;
+BEGIN
+	IF operation IS NULL OR operation NOT IN ('set', 'increment', 'decrement') THEN
+		RAISE EXCEPTION 'operation must be set, increment or decrement' USING ERRCODE = '22023';
+	END IF;
+	IF value < 0 THEN
+		RAISE EXCEPTION 'value must not be negative' USING ERRCODE = '22023';
+	END IF;
+	IF operation <> 'set' AND value IS NULL THEN
+		RAISE EXCEPTION 'value must be given to % credits', operation USING ERRCODE = '22023';
+	END IF;
+	-- the row lock orders this against concurrent verifications spending credits
+	SELECT * INTO k FROM unkey.keys kk
+	 WHERE kk.id = unkey_update_credits.key_id AND kk.deleted_at IS NULL
+	   FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'key not found' USING ERRCODE = 'PT404';
+	END IF;
+	IF operation <> 'set' AND k.remaining IS NULL THEN
+		RAISE EXCEPTION 'cannot % the credits of a key with unlimited credits', operation USING ERRCODE = '22023';
+	END IF;
+	-- any refill that is due happens first, as the next verification would apply it
+	balance := unkey._credits_now(k.remaining, k.refill_amount, k.refill_day, k.last_refill_at, ts);
+	IF operation = 'increment' AND balance::numeric + value > 9223372036854775807 THEN
+		RAISE EXCEPTION 'credits would exceed the bigint range' USING ERRCODE = '22023';
+	END IF;
+	k := unkey._apply_key_changes(k, jsonb_build_object('credits',
+		 CASE operation
+			 WHEN 'set' THEN value
+			 WHEN 'increment' THEN balance + value
+			 ELSE greatest(balance - value, 0)
+		 END), ts);
+	UPDATE unkey.keys kk
+	   SET remaining = k.remaining, refill_interval = k.refill_interval, refill_amount = k.refill_amount,
+		   refill_day = k.refill_day, last_refill_at = k.last_refill_at, updated_at = ts
+	 WHERE kk.key_hash = k.key_hash;
+	PERFORM unkey._audit('key.update',
+						 format('Updated key %s, set remaining to %s', k.id, coalesce(k.remaining::text, 'unlimited')),
+						 'key', k.id);
+	RETURN ROW(k.remaining, k.refill_interval, k.refill_amount, k.refill_day)::unkey.key_credits;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_update_credits(text, text, bigint) IS 'set, increment or decrement (clamped at 0) a key''s credits; set NULL makes it unlimited';
+
+CREATE FUNCTION unkey.unkey_reroll_key(key_id text, expiration interval)
+RETURNS unkey.created_key
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ts timestamptz := unkey.now();
+	old unkey.keys;
+	k unkey.keys;
+	new_key text;
+BEGIN
+	IF expiration IS NULL OR expiration < interval '0' THEN
+		RAISE EXCEPTION 'expiration must be zero or positive' USING ERRCODE = '22023';
+	END IF;
+	-- lock the old key: a concurrent verification spends before or after the copy, never during it
+	SELECT * INTO old FROM unkey.keys kk
+	 WHERE kk.id = unkey_reroll_key.key_id AND kk.deleted_at IS NULL
+	   FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'key not found' USING ERRCODE = 'PT404';
+	END IF;
+	-- the new key copies everything but its secret; the stored prefix keeps sk_live whole (D14)
+	k := old;
+	new_key := unkey._generate_key(old.prefix,
+								   (SELECT a.default_byte_length FROM unkey.apis a WHERE a.id = old.api_id));
+	k.key_hash := unkey._key_hash(new_key);
+	k.id := unkey._new_id('key');
+	k.start := left(new_key, coalesce(char_length(k.prefix) + 1, 0) + 4);
+	k.created_at := ts;
+	k.updated_at := NULL;
+	INSERT INTO unkey.keys VALUES (k.*);
+	INSERT INTO unkey.key_ratelimits (key_hash, name, "limit", duration_ms, auto_apply)
+	SELECT k.key_hash, r.name, r."limit", r.duration_ms, r.auto_apply FROM unkey.key_ratelimits r WHERE r.key_hash = old.key_hash;
+	INSERT INTO unkey.key_roles (key_hash, role_id)
+	SELECT k.key_hash, r.role_id FROM unkey.key_roles r WHERE r.key_hash = old.key_hash;
+	INSERT INTO unkey.key_permissions (key_hash, permission_id)
+	SELECT k.key_hash, p.permission_id FROM unkey.key_permissions p WHERE p.key_hash = old.key_hash;
+
+	UPDATE unkey.keys kk SET expires = ts + expiration, updated_at = ts WHERE kk.key_hash = old.key_hash;
+	PERFORM unkey._audit('key.reroll', format('Rerolled key %s into %s', old.id, k.id), 'key', old.id, 'key', k.id);
+	RETURN ROW(k.id, new_key)::unkey.created_key;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_reroll_key(text, interval) IS 'replace a key with a new secret and the same settings; the old key expires after expiration';
+
+CREATE FUNCTION unkey.unkey_migrate_keys(api_id text, keys jsonb)
+RETURNS unkey.migration_result
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ts timestamptz := unkey.now();
+	live_api text;
+	item jsonb;
+	k unkey.keys;
+	migrated jsonb := '[]';
+	failed jsonb := '[]';
+	ids text[] := '{}';
+BEGIN
+	SELECT a.id INTO live_api FROM unkey.apis a WHERE a.id = unkey_migrate_keys.api_id AND a.deleted_at IS NULL;
+	IF live_api IS NULL THEN
+		RAISE EXCEPTION 'api not found' USING ERRCODE = 'PT404';
+	END IF;
+	IF jsonb_typeof(keys) IS DISTINCT FROM 'array' OR jsonb_array_length(keys) = 0 THEN
+		RAISE EXCEPTION 'keys must be a non-empty JSON array' USING ERRCODE = '22023';
+	END IF;
+	FOR item IN SELECT value FROM jsonb_array_elements(keys) LOOP
+		IF jsonb_typeof(item) <> 'object' OR jsonb_typeof(item -> 'hash') IS DISTINCT FROM 'string' THEN
+			RAISE EXCEPTION 'each key must be an object with a hash string' USING ERRCODE = '22023';
+		END IF;
+		k := NULL;
+		k.key_hash := unkey._decode_hash(item ->> 'hash');
+		IF k.key_hash IS NULL THEN
+			failed := failed || to_jsonb(item ->> 'hash');
+			CONTINUE;
+		END IF;
+		k.id := unkey._new_id('key');
+		k.api_id := live_api;
+		k.start := '';
+		k.enabled := true;
+		k.created_at := ts;
+		k := unkey._apply_key_changes(k, item - 'hash', ts);
+		-- a hash that is taken, by an earlier key or earlier in this list, fails alone
+		INSERT INTO unkey.keys VALUES (k.*) ON CONFLICT (key_hash) DO NOTHING;
+		IF NOT FOUND THEN
+			failed := failed || to_jsonb(item ->> 'hash');
+			CONTINUE;
+		END IF;
+		PERFORM unkey._apply_key_links(k.key_hash, item);
+		migrated := migrated || jsonb_build_object('hash', item ->> 'hash', 'keyId', k.id);
+		ids := ids || ARRAY['key', k.id];
+	END LOOP;
+	PERFORM unkey._audit('key.create', format('Migrated %s keys into API %s', cardinality(ids) / 2, live_api),
+						 VARIADIC ARRAY['api', live_api] || ids);
+	RETURN ROW(migrated, failed)::unkey.migration_result;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_migrate_keys(text, jsonb) IS 'import keys by their SHA-256 (base64 or hex); returns migrated [{hash, keyId}] and failed [hash]';
+
+----------------------------------------------------------------------------
+-- public API: identities
+----------------------------------------------------------------------------
+
+-- An identity as shown by the identity functions
+CREATE FUNCTION unkey._identity_info(identity_id text)
+RETURNS unkey.identity
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT ROW(i.id, i.external_id, i.meta,
+			   unkey._get_ratelimits('identity_ratelimits', 'identity_id', i.id),
+			   i.created_at, i.updated_at)::unkey.identity
+	  FROM unkey.identities i WHERE i.id = identity_id
+$$;
+COMMENT ON FUNCTION unkey._identity_info(text) IS 'private: the unkey.identity row of an identity id';
+
+CREATE FUNCTION unkey.unkey_create_identity(external_id text, meta jsonb DEFAULT NULL, ratelimits jsonb DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	new_id text;
+BEGIN
+	PERFORM unkey._check_external_id(external_id);
+	PERFORM unkey._check_meta(meta);
+	IF ratelimits IS NOT NULL THEN
+		PERFORM unkey._check_ratelimits(ratelimits);
+	END IF;
+	INSERT INTO unkey.identities (id, external_id, meta, created_at)
+	VALUES (unkey._new_id('id'), external_id, coalesce(meta, '{}'), unkey.now())
+	ON CONFLICT ON CONSTRAINT identities_external_id_key DO NOTHING
+	RETURNING id INTO new_id;
+	IF new_id IS NULL THEN
+		RAISE EXCEPTION 'an identity with external_id "%" already exists', external_id USING ERRCODE = '23505';
+	END IF;
+	IF ratelimits IS NOT NULL THEN
+		PERFORM unkey._replace_ratelimits('identity_ratelimits', 'identity_id', new_id, ratelimits);
+	END IF;
+	PERFORM unkey._audit('identity.create', format('Created identity %s', new_id), 'identity', new_id);
+	RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_create_identity(text, jsonb, jsonb) IS 'create an identity; returns its id (id_…); 23505 if the external id is taken';
+
+CREATE FUNCTION unkey.unkey_get_identity(identity text)
+RETURNS unkey.identity
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT unkey._identity_info(unkey._identity_id(identity)) $$;
+COMMENT ON FUNCTION unkey.unkey_get_identity(text) IS 'an identity by id or external id, with its rate limits; PT404 if missing';
+
+CREATE FUNCTION unkey.unkey_list_identities("limit" integer DEFAULT 100, cursor text DEFAULT NULL)
+RETURNS unkey.identity_page
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n integer := unkey._check_limit("limit");
+	ids text[];
+BEGIN
+	ids := ARRAY(SELECT i.id FROM unkey.identities i
+				  WHERE unkey_list_identities.cursor IS NULL OR i.id > unkey_list_identities.cursor
+				  ORDER BY i.id LIMIT n + 1);
+	RETURN ROW(ARRAY(SELECT unkey._identity_info(u.id) FROM unnest(ids[1:n]) WITH ORDINALITY u(id, i) ORDER BY u.i),
+			   CASE WHEN cardinality(ids) > n THEN ids[n] END,
+			   cardinality(ids) > n)::unkey.identity_page;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_list_identities(integer, text) IS 'a page of identities in id order; pass the returned cursor for the next page';
+
+CREATE FUNCTION unkey.unkey_update_identity(identity text, meta jsonb DEFAULT NULL, ratelimits jsonb DEFAULT NULL)
+RETURNS unkey.identity
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	iid text := unkey._identity_id(identity);
+BEGIN
+	PERFORM unkey._check_meta(meta);
+	-- NULL leaves a field unchanged (D13): meta '{}' clears it, ratelimits '[]' removes them all
+	UPDATE unkey.identities i SET meta = coalesce(unkey_update_identity.meta, i.meta), updated_at = unkey.now()
+	 WHERE i.id = iid;
+	IF ratelimits IS NOT NULL THEN
+		PERFORM unkey._replace_ratelimits('identity_ratelimits', 'identity_id', iid, ratelimits);
+	END IF;
+	PERFORM unkey._audit('identity.update', format('Updated identity %s', iid), 'identity', iid);
+	RETURN unkey._identity_info(iid);
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_update_identity(text, jsonb, jsonb) IS 'replace an identity''s meta and/or rate limits; NULL leaves them unchanged';
+
+CREATE FUNCTION unkey.unkey_delete_identity(identity text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	iid text := unkey._identity_id(identity);
+BEGIN
+	-- unlink its keys first: they keep working, without the identity's rate limits
+	UPDATE unkey.keys k SET identity_id = NULL, updated_at = unkey.now() WHERE k.identity_id = iid;
+	DELETE FROM unkey.identities i WHERE i.id = iid;
+	PERFORM unkey._audit('identity.delete', format('Deleted identity %s', iid), 'identity', iid);
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_delete_identity(text) IS 'delete an identity and its rate limits; its keys are unlinked and keep working';
+
+
+----------------------------------------------------------------------------
+-- the audit log, for reading
+----------------------------------------------------------------------------
+
+CREATE VIEW unkey.audit_trail AS
+SELECT l.id, l.time, l.event, l.actor, l.remote_ip, l.user_agent, l.correlation_id,
+	   ARRAY(SELECT (t ->> 'type') || ':' || (t ->> 'id') FROM jsonb_array_elements(l.targets) t) AS targets,
+	   l.description
+  FROM unkey.audit_log l;
+COMMENT ON VIEW unkey.audit_trail IS 'the audit log, one row per change, targets as type:id';
 
 ----------------------------------------------------------------------------
 -- privileges

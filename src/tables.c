@@ -53,7 +53,7 @@ static TableInfo tables[UNKEY_NTABLES] = {
 		{"id", "api_id", "name", "identity_id", "meta", "expires", "enabled",
 	"remaining", "refill_amount", "refill_day", "last_refill_at", "deleted_at"}},
 	[UNKEY_APIS] = {"apis", "apis_pkey", {"deleted_at", "ip_whitelist"}},
-	[UNKEY_IDENTITIES] = {"identities", "identities_pkey", {"external_id"}},
+	[UNKEY_IDENTITIES] = {"identities", "identities_pkey", {"external_id", "meta"}},
 	[UNKEY_KEY_PERMISSIONS] = {"key_permissions", "key_permissions_pkey", {"permission_id"}},
 	[UNKEY_KEY_ROLES] = {"key_roles", "key_roles_pkey", {"role_id"}},
 	[UNKEY_ROLE_PERMISSIONS] = {"role_permissions", "role_permissions_pkey", {"permission_id"}},

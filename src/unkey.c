@@ -122,6 +122,20 @@ unkey_now(PG_FUNCTION_ARGS)
 	PG_RETURN_TIMESTAMPTZ(UnkeyNow());
 }
 
+PG_FUNCTION_INFO_V1(unkey_actor);
+
+/*
+ * The role that called into the extension, for the audit log.  Our entry
+ * points are SECURITY DEFINER, so current_user inside them is the owner;
+ * the outer user is the caller's own current_user, including a SET ROLE
+ * such as the one PostgREST issues for each request.
+ */
+Datum
+unkey_actor(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(GetUserNameFromId(GetOuterUserId(), false)));
+}
+
 /*
  * Is the text min..max characters long?  A character is at least one byte,
  * so for min <= 1 the byte length alone answers whenever it is within max;

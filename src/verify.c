@@ -72,7 +72,7 @@ enum
 {
 	V_VALID, V_CODE, V_KEY_ID, V_API_ID, V_NAME, V_EXTERNAL_ID, V_IDENTITY_ID,
 	V_META, V_EXPIRES, V_ENABLED, V_CREDITS, V_PERMISSIONS, V_ROLES,
-	V_RATELIMITS, V_NCOLS
+	V_RATELIMITS, V_IDENTITY_META, V_NCOLS
 };
 
 /* Everything verification knows about a key, read by index */
@@ -85,6 +85,7 @@ typedef struct KeyData
 	bool		whitelist_null;
 	Datum		external_id;
 	bool		external_id_null;
+	Datum		identity_meta;
 	Datum		permissions;	/* text[], sorted, distinct */
 	Datum		roles;			/* text[], sorted */
 } KeyData;
@@ -264,6 +265,7 @@ ReadKey(Datum hash, KeyData *k)
 		{
 			k->external_id = v[0];
 			k->external_id_null = isnull[0];
+			k->identity_meta = v[1];
 		}
 		ReadGrants(hash, snap, k);
 	}
@@ -817,6 +819,9 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 #undef COPY
 		values[V_EXTERNAL_ID] = k.external_id;
 		nulls[V_EXTERNAL_ID] = k.external_id_null;
+		/* identities.meta is NOT NULL, so it is there exactly when the identity is */
+		values[V_IDENTITY_META] = k.identity_meta;
+		nulls[V_IDENTITY_META] = k.external_id_null;
 		values[V_PERMISSIONS] = k.permissions;
 		nulls[V_PERMISSIONS] = false;
 		values[V_ROLES] = k.roles;
