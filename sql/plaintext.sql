@@ -66,6 +66,19 @@ SELECT unkey.unkey_set_identity_ratelimit('regress-plaintext', 'tokens', 100, '1
 SELECT success FROM unkey.unkey_ratelimit('regress-plaintext', 'user_1', 10, '1 minute');
 SELECT unkey.unkey_set_override('regress-plaintext', 'user_*', 20, '1 minute') IS NOT NULL AS override_set;
 
+-- the lifecycle functions: a reroll, an update, an import by hash, an identity
+INSERT INTO plaintexts (label, key_id, prefix, key)
+SELECT 'k9 reroll of k1', r.key_id, 'pt', r.key
+  FROM plaintexts p, unkey.unkey_reroll_key(p.key_id, '1 hour') r WHERE p.label LIKE 'k1 %';
+SELECT name FROM plaintexts p, unkey.unkey_update_key(p.key_id, '{"name": "k2 updated", "credits": 4}') u
+ WHERE p.label LIKE 'k2 %';
+SELECT jsonb_array_length(migrated) AS migrated FROM unkey.unkey_migrate_keys(:'raw_api_id',
+	jsonb_build_array(jsonb_build_object('hash', encode(digest('pt_imported_plaintext_key_0123456789', 'sha256'), 'hex'))));
+INSERT INTO plaintexts (label, key_id, prefix, key)
+SELECT 'k10 imported by hash', key_id, 'pt', 'pt_imported_plaintext_key_0123456789'
+  FROM unkey.unkey_whoami('pt_imported_plaintext_key_0123456789');
+SELECT unkey.unkey_create_identity('regress-plaintext-3', meta => '{"k": "v"}') IS NOT NULL AS identity_created;
+
 -- verify every key
 SELECT p.label, v.valid, v.code, v.key_id IS NOT DISTINCT FROM p.key_id AS same_id,
        v.credits, v.external_id, v.meta, v.permissions, v.roles

@@ -1119,8 +1119,8 @@ BEGIN
 	   OR (kind = 'number' AND (v::numeric <> trunc(v::numeric)
 								OR v::numeric NOT BETWEEN -9223372036854775808 AND 9223372036854775807)) THEN
 		RAISE EXCEPTION '% must be %', field,
-			CASE kind WHEN 'number' THEN 'an integer' WHEN 'boolean' THEN 'true or false' ELSE 'a ' || kind END
-			|| ' or null' USING ERRCODE = '22023';
+			CASE kind WHEN 'number' THEN 'an integer or null' WHEN 'boolean' THEN 'true or false'
+			ELSE 'a ' || kind || ' or null' END USING ERRCODE = '22023';
 	END IF;
 	RETURN v #>> '{}';
 END

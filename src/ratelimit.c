@@ -98,16 +98,22 @@ UnkeyFromUnixMs(int64 ms)
 	return (ms - (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000) * 1000;
 }
 
-/* The counter key of a limit: a digest of three length-prefixed strings */
+/*
+ * The counter key of a limit: a digest of the database and three
+ * length-prefixed strings.  The database keeps a restored or templated copy
+ * of a database, whose ids are the same, from sharing the original's counters.
+ */
 void
 UnkeyRateLimitKey(RLKey *key, const char *domain, const char *ns, int nslen,
 				  const char *id, int idlen, int64 duration_ms)
 {
 	crypto_generichash_state st;
 	uint32		len;
+	Oid			db = MyDatabaseId;
 
 	memset(key, 0, sizeof(RLKey));	/* padding is hashed too */
 	crypto_generichash_init(&st, NULL, 0, sizeof(key->digest));
+	crypto_generichash_update(&st, (unsigned char *) &db, sizeof(db));
 	len = strlen(domain);
 	crypto_generichash_update(&st, (unsigned char *) &len, sizeof(len));
 	crypto_generichash_update(&st, (const unsigned char *) domain, len);
