@@ -12,7 +12,7 @@ REGRESS = setup keygen apis keys verify credits refill delete ratelimit permissi
 # start a private server with the library preloaded (pg_cron's trick; PGXS has no `make check`)
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=test/unkey.conf
 
-ISOLATION = last_credit verify_delete identity_race credits_update reroll_verify
+ISOLATION = last_credit verify_delete identity_race credits_update reroll_verify identity_delete
 ISOLATION_OPTS = --inputdir=test/isolation --temp-instance=./tmp_check_iso \
 	--temp-config=test/unkey.conf --load-extension=unkey
 

@@ -97,6 +97,8 @@ RESET ROLE;
 -- PostgREST's request.headers give the client address and user agent
 SET request.headers = '{"x-forwarded-for": "203.0.113.7, 10.0.0.1", "user-agent": "curl/8.0"}';
 SELECT unkey.unkey_create_api('audit over http') IS NOT NULL AS created;
+SET request.headers = '{"x-forwarded-for": "", "x-real-ip": "198.51.100.2"}';
+SELECT unkey.unkey_create_api('audit empty forwarded') IS NOT NULL AS created;
 SET request.headers = 'not json';
 SELECT unkey.unkey_create_api('audit bad headers') IS NOT NULL AS created;
 RESET request.headers;

@@ -44,7 +44,8 @@ INSERT INTO cases VALUES
 	(20, '{"ratelimits": [{"name": "tokens", "limit": 9, "duration": 60000}]}'),
 	(21, '{"roles": null}'), (22, '{"roles": []}'), (23, '{"roles": ["other role"]}'),
 	(24, '{"permissions": null}'), (25, '{"permissions": []}'), (26, '{"permissions": ["b.write", "a.read"]}'),
-	(27, '{"name": "both", "credits": 3}');
+	(27, '{"name": "both", "credits": 3}'),
+	(28, '{"refill_interval": "daily"}'), (29, '{"credits": 4.0, "refill_day": 2e0}');
 SELECT c.n, c.changes, f.*
   FROM cases c, LATERAL (SELECT pg_temp.full_key() AS id WHERE c.n > 0) k,
 	   LATERAL (SELECT unkey.unkey_update_key(k.id, c.changes)) u,
@@ -122,6 +123,15 @@ SELECT regress.err(format('SELECT unkey.unkey_update_key(%L, NULL)', :'e'));
 SELECT regress.err($$SELECT unkey.unkey_update_key('key_missing', '{}')$$);
 SELECT (SELECT row(f.*)::text FROM pg_temp.fields(:'e') f)
 	 = (SELECT row(f.*)::text FROM pg_temp.fields(pg_temp.full_key()) f) AS unchanged_after_errors;
+-- a key of a deleted API cannot be changed in any way
+SELECT unkey.unkey_create_api('update doomed') AS doomed \gset
+SELECT key_id AS dk FROM unkey.unkey_create_key(:'doomed', credits => 1) \gset
+SELECT unkey.unkey_delete_api(:'doomed');
+SELECT regress.err(format(s, :'dk')) AS change_of_a_key_of_a_deleted_api
+  FROM unnest(ARRAY['SELECT unkey.unkey_update_key(%L, ''{}'')', 'SELECT unkey.unkey_update_credits(%L, ''increment'', 1)',
+					'SELECT unkey.unkey_reroll_key(%L, ''0'')', 'SELECT unkey.unkey_set_key_ratelimit(%L, ''abc'', 1, ''1 second'')',
+					'SELECT unkey.unkey_add_key_permissions(%L, ''{x}'')']) s;
+SELECT remaining, updated_at FROM unkey.keys WHERE id = :'dk';
 -- a deleted key cannot be updated
 SELECT unkey.unkey_delete_key(:'e');
 SELECT regress.err(format('SELECT unkey.unkey_update_key(%L, %L)', :'e', '{"name": "x"}'));

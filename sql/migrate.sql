@@ -59,7 +59,12 @@ SELECT x.migrated_hashes, r.failed FROM unkey.unkey_migrate_keys(:'api', jsonb_b
   CROSS JOIN LATERAL (SELECT jsonb_path_query_array(r.migrated, '$[*].hash') AS migrated_hashes) x;
 SELECT code, name FROM unkey.unkey_verify_key('fresh legacy key');
 
--- errors raise, and then nothing of the call is kept
+-- a failed key writes nothing of its own: not even the identity it names
+SELECT x.failed FROM unkey.unkey_migrate_keys(:'api', jsonb_build_array(
+	jsonb_build_object('hash', (SELECT hash FROM legacy WHERE label LIKE 'b %'), 'external_id', 'migrate-orphan'))) x;
+SELECT count(*) AS orphan_identities FROM unkey.identities WHERE external_id = 'migrate-orphan';
+
+-- errors raise, name the key at fault, and then nothing of the call is kept
 SELECT count(*) AS keys_before FROM unkey.keys WHERE api_id = :'api' \gset
 SELECT regress.err(format('SELECT unkey.unkey_migrate_keys(%L, %L)', :'api', k)) AS error
   FROM unnest(ARRAY[
@@ -70,6 +75,8 @@ SELECT regress.err(format('SELECT unkey.unkey_migrate_keys(%L, %L)', :'api', k))
 	'[{"hash": "' || encode(digest('e5', 'sha256'), 'hex') || '", "refill_interval": "monthly", "refill_amount": 1, "credits": 1}]']) k;
 SELECT regress.err($$SELECT unkey.unkey_migrate_keys('api_missing', '[{"hash": "x"}]')$$);
 SELECT regress.err(format('SELECT unkey.unkey_migrate_keys(%L, NULL)', :'api'));
+SELECT regress.err(format('SELECT unkey.unkey_migrate_keys(%L, %L)', :'api',
+	(SELECT jsonb_agg(jsonb_build_object('hash', encode(digest(i::text, 'sha256'), 'hex'))) FROM generate_series(1, 1001) i)));
 SELECT count(*) - :keys_before AS keys_added_by_errors FROM unkey.keys WHERE api_id = :'api';
 SELECT code FROM unkey.unkey_verify_key('e2');
 DROP TABLE legacy;

@@ -397,8 +397,8 @@ BEGIN
 	IF jsonb_typeof(headers) IS DISTINCT FROM 'object' THEN
 		headers := '{}';
 	END IF;
-	ip := coalesce(btrim(split_part(headers ->> 'x-forwarded-for', ',', 1)), headers ->> 'x-real-ip',
-				   host(inet_client_addr()));
+	ip := coalesce(nullif(btrim(split_part(headers ->> 'x-forwarded-for', ',', 1)), ''),
+				   nullif(btrim(headers ->> 'x-real-ip'), ''), host(inet_client_addr()));
 	INSERT INTO unkey.audit_log (time, event, actor, remote_ip, user_agent, correlation_id, targets, description)
 	SELECT unkey.now(), event, unkey._actor(), nullif(ip, ''), headers ->> 'user-agent', txid_current(),
 		   coalesce(jsonb_agg(jsonb_build_object('type', targets[i], 'id', targets[i + 1]) ORDER BY i), '[]'),
@@ -730,7 +730,7 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	h bytea := unkey._key_hash_of(key_id);
+	h bytea := (unkey._lock_key(key_id)).key_hash;
 	ids text[];
 BEGIN
 	IF names IS NULL THEN
@@ -959,15 +959,19 @@ DECLARE
 	found_id text;
 BEGIN
 	PERFORM unkey._check_external_id(external_id);
-	-- ON CONFLICT waits for a concurrent inserter; the SELECT then sees its row
-	INSERT INTO unkey.identities (id, external_id, created_at)
-	VALUES (unkey._new_id('id'), external_id, unkey.now())
-	ON CONFLICT ON CONSTRAINT identities_external_id_key DO NOTHING
-	RETURNING id INTO found_id;
-	IF found_id IS NULL THEN
-		SELECT i.id INTO STRICT found_id FROM unkey.identities i
-		 WHERE i.external_id = _upsert_identity.external_id;
-	END IF;
+	LOOP
+		-- the share lock keeps a concurrent unkey_delete_identity from removing it under us
+		SELECT i.id INTO found_id FROM unkey.identities i
+		 WHERE i.external_id = _upsert_identity.external_id
+		   FOR KEY SHARE;
+		EXIT WHEN found_id IS NOT NULL;
+		-- ON CONFLICT waits for a concurrent inserter; the next pass then sees its row
+		INSERT INTO unkey.identities (id, external_id, created_at)
+		VALUES (unkey._new_id('id'), external_id, unkey.now())
+		ON CONFLICT ON CONSTRAINT identities_external_id_key DO NOTHING
+		RETURNING id INTO found_id;
+		EXIT WHEN found_id IS NOT NULL;
+	END LOOP;
 	RETURN found_id;
 END
 $$;
@@ -1122,6 +1126,9 @@ BEGIN
 			CASE kind WHEN 'number' THEN 'an integer or null' WHEN 'boolean' THEN 'true or false'
 			ELSE 'a ' || kind || ' or null' END USING ERRCODE = '22023';
 	END IF;
+	IF kind = 'number' THEN
+		RETURN trunc(v::numeric)::text;		-- 1.0 and 1e2 are integers too
+	END IF;
 	RETURN v #>> '{}';
 END
 $$;
@@ -1222,11 +1229,15 @@ BEGIN
 			k.refill_day := NULL;
 		END IF;
 	END IF;
-	-- refill_interval starts a new refill: the amount and day come with it
+	-- null clears the whole refill; daily has no refill day; absent parts stay
 	IF changes ? 'refill_interval' THEN
 		k.refill_interval := unkey._json_field(changes, 'refill_interval', 'string');
-		k.refill_amount := NULL;
-		k.refill_day := NULL;
+		IF k.refill_interval IS NULL THEN
+			k.refill_amount := NULL;
+		END IF;
+		IF k.refill_interval IS DISTINCT FROM 'monthly' THEN
+			k.refill_day := NULL;
+		END IF;
 	END IF;
 	IF changes ? 'refill_amount' THEN
 		k.refill_amount := unkey._json_field(changes, 'refill_amount', 'number')::bigint;
@@ -1266,6 +1277,21 @@ AS $$
 								unkey._json_text_array(changes, 'permissions'))
 $$;
 COMMENT ON FUNCTION unkey._apply_key_links(bytea, jsonb) IS 'private: store the sets of a JSON change set';
+
+-- A key row for a new secret: its hash, a new id, and the start shown for it
+CREATE FUNCTION unkey._with_secret(k unkey.keys, key text)
+RETURNS unkey.keys
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	k.key_hash := unkey._key_hash(key);
+	k.id := unkey._new_id('key');
+	k.start := left(key, coalesce(char_length(k.prefix) + 1, 0) + 4);
+	RETURN k;
+END
+$$;
+COMMENT ON FUNCTION unkey._with_secret(unkey.keys, text) IS 'private: set the hash, id and start of a new key';
 
 CREATE FUNCTION unkey.unkey_create_key(
 	api_id			text,
@@ -1327,10 +1353,8 @@ BEGIN
 
 	k.prefix := coalesce(prefix, api.default_prefix);
 	new_key := unkey._generate_key(k.prefix, coalesce(byte_length, api.default_byte_length));
-	k.key_hash := unkey._key_hash(new_key);
-	k.id := unkey._new_id('key');
+	k := unkey._with_secret(k, new_key);
 	k.api_id := api.id;
-	k.start := left(new_key, coalesce(char_length(k.prefix) + 1, 0) + 4);
 	k.expires := expires;
 	k.last_refill_at := CASE WHEN refill_interval IS NOT NULL THEN ts END;
 	k.created_at := ts;
@@ -1658,12 +1682,52 @@ BEGIN
 	RETURN h;
 END
 $$;
-COMMENT ON FUNCTION unkey._key_hash_of(text) IS 'private: resolve a key id';
+COMMENT ON FUNCTION unkey._key_hash_of(text) IS 'private: resolve a key id, for reading';
+
+/*
+ * The row of a live key of a live API, locked for the change the caller is
+ * about to make; PT404 if there is none.  The lock orders the change against
+ * concurrent verifications, deletes and other changes of the same key.
+ */
+CREATE FUNCTION unkey._lock_key(key_id text)
+RETURNS unkey.keys
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	k unkey.keys;
+BEGIN
+	SELECT kk.* INTO k FROM unkey.keys kk
+	  JOIN unkey.apis a ON a.id = kk.api_id AND a.deleted_at IS NULL
+	 WHERE kk.id = key_id AND kk.deleted_at IS NULL
+	   FOR UPDATE OF kk;
+	IF k.key_hash IS NULL THEN
+		RAISE EXCEPTION 'key not found' USING ERRCODE = 'PT404';
+	END IF;
+	RETURN k;
+END
+$$;
+COMMENT ON FUNCTION unkey._lock_key(text) IS 'private: lock a key for a change';
+
+-- Store every changeable field of a key row, and mark it updated
+CREATE FUNCTION unkey._store_key(k unkey.keys)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	UPDATE unkey.keys kk
+	   SET (name, identity_id, meta, expires, enabled, remaining, refill_interval, refill_amount,
+			refill_day, last_refill_at, updated_at)
+		 = (k.name, k.identity_id, k.meta, k.expires, k.enabled, k.remaining, k.refill_interval,
+			k.refill_amount, k.refill_day, k.last_refill_at, unkey.now())
+	 WHERE kk.key_hash = k.key_hash
+$$;
+COMMENT ON FUNCTION unkey._store_key(unkey.keys) IS 'private: write back a changed key row';
 
 -- The id of an identity given by id or external id; PT404 if there is none
-CREATE FUNCTION unkey._identity_id(identity text)
+CREATE FUNCTION unkey._identity_id(identity text, lock boolean DEFAULT false)
 RETURNS text
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -1672,13 +1736,17 @@ BEGIN
 	SELECT i.id INTO found_id FROM unkey.identities i
 	 WHERE i.id = identity OR i.external_id = identity
 	 ORDER BY i.id = identity DESC LIMIT 1;
+	-- a change locks the row, waiting for anyone linking a key to it
+	IF lock AND found_id IS NOT NULL THEN
+		SELECT i.id INTO found_id FROM unkey.identities i WHERE i.id = found_id FOR UPDATE;
+	END IF;
 	IF found_id IS NULL THEN
 		RAISE EXCEPTION 'identity not found' USING ERRCODE = 'PT404';
 	END IF;
 	RETURN found_id;
 END
 $$;
-COMMENT ON FUNCTION unkey._identity_id(text) IS 'private: resolve an identity id or external id';
+COMMENT ON FUNCTION unkey._identity_id(text, boolean) IS 'private: resolve an identity id or external id, locked for a change if asked';
 
 -- Key and identity configs share these three; owner_tab is a fixed table name, never user input
 CREATE FUNCTION unkey._set_ratelimit(owner_tab text, owner_col text, owner anyelement, name text,
@@ -1744,7 +1812,7 @@ CREATE FUNCTION unkey.unkey_set_key_ratelimit(key_id text, name text, "limit" bi
 											  auto_apply boolean DEFAULT false)
 RETURNS void LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT unkey._set_ratelimit('key_ratelimits', 'key_hash', unkey._key_hash_of(key_id), name, "limit", duration, auto_apply); SELECT unkey._audit('key.update', format('Set rate limit %s of key %s', name, key_id), 'key', key_id) $$;
+AS $$ SELECT unkey._set_ratelimit('key_ratelimits', 'key_hash', (unkey._lock_key(key_id)).key_hash, name, "limit", duration, auto_apply); SELECT unkey._audit('key.update', format('Set rate limit %s of key %s', name, key_id), 'key', key_id) $$;
 COMMENT ON FUNCTION unkey.unkey_set_key_ratelimit(text, text, bigint, interval, boolean) IS 'add or change a named rate limit of a key';
 
 CREATE FUNCTION unkey.unkey_get_key_ratelimits(key_id text)
@@ -1756,14 +1824,18 @@ COMMENT ON FUNCTION unkey.unkey_get_key_ratelimits(text) IS 'the named rate limi
 CREATE FUNCTION unkey.unkey_delete_key_ratelimit(key_id text, name text)
 RETURNS void LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT unkey._delete_ratelimit('key_ratelimits', 'key_hash', unkey._key_hash_of(key_id), name); SELECT unkey._audit('key.update', format('Deleted rate limit %s of key %s', name, key_id), 'key', key_id) $$;
+AS $$ SELECT unkey._delete_ratelimit('key_ratelimits', 'key_hash', (unkey._lock_key(key_id)).key_hash, name); SELECT unkey._audit('key.update', format('Deleted rate limit %s of key %s', name, key_id), 'key', key_id) $$;
 COMMENT ON FUNCTION unkey.unkey_delete_key_ratelimit(text, text) IS 'remove a named rate limit of a key';
 
 CREATE FUNCTION unkey.unkey_set_identity_ratelimit(identity text, name text, "limit" bigint, duration interval,
 												   auto_apply boolean DEFAULT false)
 RETURNS void LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT unkey._set_ratelimit('identity_ratelimits', 'identity_id', unkey._identity_id(identity), name, "limit", duration, auto_apply); SELECT unkey._audit('identity.update', format('Set rate limit %s of identity %s', name, unkey._identity_id(identity)), 'identity', unkey._identity_id(identity)) $$;
+AS $$
+	SELECT unkey._set_ratelimit('identity_ratelimits', 'identity_id', i.id, name, "limit", duration, auto_apply),
+		   unkey._audit('identity.update', format('Set rate limit %s of identity %s', name, i.id), 'identity', i.id)
+	  FROM (SELECT unkey._identity_id(identity, lock => true) AS id) i
+$$;
 COMMENT ON FUNCTION unkey.unkey_set_identity_ratelimit(text, text, bigint, interval, boolean) IS 'add or change a named rate limit of an identity (by id or external id), shared by its keys';
 
 CREATE FUNCTION unkey.unkey_get_identity_ratelimits(identity text)
@@ -1775,7 +1847,11 @@ COMMENT ON FUNCTION unkey.unkey_get_identity_ratelimits(text) IS 'the named rate
 CREATE FUNCTION unkey.unkey_delete_identity_ratelimit(identity text, name text)
 RETURNS void LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT unkey._delete_ratelimit('identity_ratelimits', 'identity_id', unkey._identity_id(identity), name); SELECT unkey._audit('identity.update', format('Deleted rate limit %s of identity %s', name, unkey._identity_id(identity)), 'identity', unkey._identity_id(identity)) $$;
+AS $$
+	SELECT unkey._delete_ratelimit('identity_ratelimits', 'identity_id', i.id, name),
+		   unkey._audit('identity.update', format('Deleted rate limit %s of identity %s', name, i.id), 'identity', i.id)
+	  FROM (SELECT unkey._identity_id(identity, lock => true) AS id) i
+$$;
 COMMENT ON FUNCTION unkey.unkey_delete_identity_ratelimit(text, text) IS 'remove a named rate limit of an identity';
 
 ----------------------------------------------------------------------------
@@ -1842,8 +1918,8 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF key IS NULL THEN
-		RAISE EXCEPTION 'key must not be null' USING ERRCODE = '22023';
+	IF key IS NULL OR char_length(key) NOT BETWEEN 1 AND 512 THEN
+		RAISE EXCEPTION 'key must be 1 to 512 characters' USING ERRCODE = '22023';
 	END IF;
 	RETURN unkey._key_info(unkey._key_hash(key));
 END
@@ -1904,20 +1980,8 @@ DECLARE
 	ts timestamptz := unkey.now();
 	k unkey.keys;
 BEGIN
-	SELECT * INTO k FROM unkey.keys kk
-	 WHERE kk.id = unkey_update_key.key_id AND kk.deleted_at IS NULL
-	   FOR UPDATE;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'key not found' USING ERRCODE = 'PT404';
-	END IF;
-	k := unkey._apply_key_changes(k, changes, ts);
-	k.updated_at := ts;
-	UPDATE unkey.keys kk
-	   SET (name, identity_id, meta, expires, enabled, remaining, refill_interval, refill_amount,
-			refill_day, last_refill_at, updated_at)
-		 = (k.name, k.identity_id, k.meta, k.expires, k.enabled, k.remaining, k.refill_interval,
-			k.refill_amount, k.refill_day, k.last_refill_at, k.updated_at)
-	 WHERE kk.key_hash = k.key_hash;
+	k := unkey._apply_key_changes(unkey._lock_key(key_id), changes, ts);
+	PERFORM unkey._store_key(k);
 	PERFORM unkey._apply_key_links(k.key_hash, changes);
 	PERFORM unkey._audit('key.update',
 						 format('Updated key %s: %s', k.id,
@@ -1948,12 +2012,7 @@ BEGIN
 		RAISE EXCEPTION 'value must be given to % credits', operation USING ERRCODE = '22023';
 	END IF;
 	-- the row lock orders this against concurrent verifications spending credits
-	SELECT * INTO k FROM unkey.keys kk
-	 WHERE kk.id = unkey_update_credits.key_id AND kk.deleted_at IS NULL
-	   FOR UPDATE;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'key not found' USING ERRCODE = 'PT404';
-	END IF;
+	k := unkey._lock_key(key_id);
 	IF operation <> 'set' AND k.remaining IS NULL THEN
 		RAISE EXCEPTION 'cannot % the credits of a key with unlimited credits', operation USING ERRCODE = '22023';
 	END IF;
@@ -1968,10 +2027,7 @@ BEGIN
 			 WHEN 'increment' THEN balance + value
 			 ELSE greatest(balance - value, 0)
 		 END), ts);
-	UPDATE unkey.keys kk
-	   SET remaining = k.remaining, refill_interval = k.refill_interval, refill_amount = k.refill_amount,
-		   refill_day = k.refill_day, last_refill_at = k.last_refill_at, updated_at = ts
-	 WHERE kk.key_hash = k.key_hash;
+	PERFORM unkey._store_key(k);
 	PERFORM unkey._audit('key.update',
 						 format('Updated key %s, set remaining to %s', k.id, coalesce(k.remaining::text, 'unlimited')),
 						 'key', k.id);
@@ -1995,19 +2051,12 @@ BEGIN
 		RAISE EXCEPTION 'expiration must be zero or positive' USING ERRCODE = '22023';
 	END IF;
 	-- lock the old key: a concurrent verification spends before or after the copy, never during it
-	SELECT * INTO old FROM unkey.keys kk
-	 WHERE kk.id = unkey_reroll_key.key_id AND kk.deleted_at IS NULL
-	   FOR UPDATE;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'key not found' USING ERRCODE = 'PT404';
-	END IF;
+	old := unkey._lock_key(key_id);
 	-- the new key copies everything but its secret; the stored prefix keeps sk_live whole (D14)
 	k := old;
 	new_key := unkey._generate_key(old.prefix,
 								   (SELECT a.default_byte_length FROM unkey.apis a WHERE a.id = old.api_id));
-	k.key_hash := unkey._key_hash(new_key);
-	k.id := unkey._new_id('key');
-	k.start := left(new_key, coalesce(char_length(k.prefix) + 1, 0) + 4);
+	k := unkey._with_secret(k, new_key);
 	k.created_at := ts;
 	k.updated_at := NULL;
 	INSERT INTO unkey.keys VALUES (k.*);
@@ -2034,47 +2083,57 @@ DECLARE
 	ts timestamptz := unkey.now();
 	live_api text;
 	item jsonb;
+	n integer;
 	k unkey.keys;
-	migrated jsonb := '[]';
-	failed jsonb := '[]';
+	migrated jsonb[] := '{}';
+	failed text[] := '{}';
 	ids text[] := '{}';
+	state text;
+	msg text;
 BEGIN
 	SELECT a.id INTO live_api FROM unkey.apis a WHERE a.id = unkey_migrate_keys.api_id AND a.deleted_at IS NULL;
 	IF live_api IS NULL THEN
 		RAISE EXCEPTION 'api not found' USING ERRCODE = 'PT404';
 	END IF;
-	IF jsonb_typeof(keys) IS DISTINCT FROM 'array' OR jsonb_array_length(keys) = 0 THEN
-		RAISE EXCEPTION 'keys must be a non-empty JSON array' USING ERRCODE = '22023';
+	IF jsonb_typeof(keys) IS DISTINCT FROM 'array' OR jsonb_array_length(keys) NOT BETWEEN 1 AND 1000 THEN
+		RAISE EXCEPTION 'keys must be a JSON array of 1 to 1000 keys' USING ERRCODE = '22023';
 	END IF;
-	FOR item IN SELECT value FROM jsonb_array_elements(keys) LOOP
-		IF jsonb_typeof(item) <> 'object' OR jsonb_typeof(item -> 'hash') IS DISTINCT FROM 'string' THEN
-			RAISE EXCEPTION 'each key must be an object with a hash string' USING ERRCODE = '22023';
-		END IF;
-		k := NULL;
-		k.key_hash := unkey._decode_hash(item ->> 'hash');
-		IF k.key_hash IS NULL THEN
-			failed := failed || to_jsonb(item ->> 'hash');
-			CONTINUE;
-		END IF;
-		k.id := unkey._new_id('key');
-		k.api_id := live_api;
-		k.start := '';
-		k.enabled := true;
-		k.created_at := ts;
-		k := unkey._apply_key_changes(k, item - 'hash', ts);
-		-- a hash that is taken, by an earlier key or earlier in this list, fails alone
-		INSERT INTO unkey.keys VALUES (k.*) ON CONFLICT (key_hash) DO NOTHING;
-		IF NOT FOUND THEN
-			failed := failed || to_jsonb(item ->> 'hash');
-			CONTINUE;
-		END IF;
-		PERFORM unkey._apply_key_links(k.key_hash, item);
+	FOR item, n IN SELECT e.value, e.ordinality - 1 FROM jsonb_array_elements(keys) WITH ORDINALITY e LOOP
+		BEGIN
+			IF jsonb_typeof(item) <> 'object' OR jsonb_typeof(item -> 'hash') IS DISTINCT FROM 'string' THEN
+				RAISE EXCEPTION 'must be an object with a hash string' USING ERRCODE = '22023';
+			END IF;
+			k := NULL;
+			k.key_hash := unkey._decode_hash(item ->> 'hash');
+			-- a malformed or taken hash fails alone, before anything of it is written
+			IF k.key_hash IS NULL OR EXISTS (SELECT FROM unkey.keys kk WHERE kk.key_hash = k.key_hash) THEN
+				failed := failed || (item ->> 'hash');
+				CONTINUE;
+			END IF;
+			k.id := unkey._new_id('key');
+			k.api_id := live_api;
+			k.start := '';
+			k.enabled := true;
+			k.created_at := ts;
+			k := unkey._apply_key_changes(k, item - 'hash', ts);
+			-- a concurrent import of the same hash: the first one wins
+			INSERT INTO unkey.keys VALUES (k.*) ON CONFLICT (key_hash) DO NOTHING;
+			IF NOT FOUND THEN
+				failed := failed || (item ->> 'hash');
+				CONTINUE;
+			END IF;
+			PERFORM unkey._apply_key_links(k.key_hash, item);
+		EXCEPTION WHEN OTHERS THEN
+			-- say which key was wrong, keeping the SQLSTATE
+			GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+			RAISE EXCEPTION 'keys[%]: %', n, msg USING ERRCODE = state;
+		END;
 		migrated := migrated || jsonb_build_object('hash', item ->> 'hash', 'keyId', k.id);
 		ids := ids || ARRAY['key', k.id];
 	END LOOP;
 	PERFORM unkey._audit('key.create', format('Migrated %s keys into API %s', cardinality(ids) / 2, live_api),
 						 VARIADIC ARRAY['api', live_api] || ids);
-	RETURN ROW(migrated, failed)::unkey.migration_result;
+	RETURN ROW(to_jsonb(migrated), to_jsonb(failed))::unkey.migration_result;
 END
 $$;
 COMMENT ON FUNCTION unkey.unkey_migrate_keys(text, jsonb) IS 'import keys by their SHA-256 (base64 or hex); returns migrated [{hash, keyId}] and failed [hash]';
@@ -2157,7 +2216,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	iid text := unkey._identity_id(identity);
+	iid text := unkey._identity_id(identity, lock => true);
 BEGIN
 	PERFORM unkey._check_meta(meta);
 	-- NULL leaves a field unchanged (D13): meta '{}' clears it, ratelimits '[]' removes them all
@@ -2178,7 +2237,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	iid text := unkey._identity_id(identity);
+	iid text := unkey._identity_id(identity, lock => true);
 BEGIN
 	-- unlink its keys first: they keep working, without the identity's rate limits
 	UPDATE unkey.keys k SET identity_id = NULL, updated_at = unkey.now() WHERE k.identity_id = iid;
