@@ -1891,7 +1891,7 @@ BEGIN
 		   k.created_at, k.updated_at,
 		   -- derived from the verification events, not written by verification
 		   (SELECT max(e.time) FROM unkey.verification_events e
-			 WHERE e.key_hash = k.key_hash AND e.key_id IS NOT NULL)
+			 WHERE e.key_hash = k.key_hash AND e.key_id = k.id)
 	  INTO result
 	  FROM unkey.keys k
 	  JOIN unkey.apis a ON a.id = k.api_id AND a.deleted_at IS NULL
