@@ -15,6 +15,7 @@ SELECT code, credits, enabled FROM unkey.unkey_verify_key(:'k10', cost => 0);
 SELECT code, credits, enabled FROM unkey.unkey_verify_key(:'k10');
 
 -- spent_credits is the cost only when it was spent
+SELECT FROM unkey.unkey_flush_events();
 SELECT tags[1] AS call, outcome, spent_credits FROM unkey.verification_events
  WHERE key_hash = unkey._key_hash(:'k10') AND tags IS NOT NULL ORDER BY tags[1]::int;
 

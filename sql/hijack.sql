@@ -241,6 +241,7 @@ SELECT key_hash = public.digest(:'expired_key', 'sha256') AS expired_hash_is_sha
   FROM unkey.keys WHERE id = :'expired_key_id';
 
 -- the verifications were recorded in the extension's table
+SELECT FROM unkey.unkey_flush_events();
 SELECT outcome, count(*), sum(spent_credits) AS spent,
        count(*) FILTER (WHERE key_id = :'key_id') AS of_the_key
   FROM unkey.verification_events

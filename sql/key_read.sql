@@ -36,12 +36,15 @@ SELECT key_id AS fresh_id, key AS fresh_key FROM unkey.unkey_create_key(:'api', 
 SELECT last_used_at FROM unkey.unkey_get_key(:'fresh_id');
 SET unkey.test_now = '2030-01-16 08:30:00+00';
 SELECT code FROM unkey.unkey_verify_key(:'fresh_key');
+-- (the event is buffered: last_used_at shows it once the event writer has written it)
+SELECT FROM unkey.unkey_flush_events();
 SELECT last_used_at, name FROM unkey.unkey_get_key(:'fresh_id');
 -- a failed verification is a use too; a NOT_FOUND for another API is not (D4 hides the key)
 SET unkey.test_now = '2030-01-17 09:00:00+00';
 SELECT code FROM unkey.unkey_verify_key(:'fresh_key', permissions => 'nope');
 SET unkey.test_now = '2030-01-18 10:00:00+00';
 SELECT code FROM unkey.unkey_verify_key(:'fresh_key', api_id => :'other_api');
+SELECT FROM unkey.unkey_flush_events();
 SELECT last_used_at FROM unkey.unkey_get_key(:'fresh_id');
 SET unkey.test_now = '2030-01-15 12:00:00+00';
 

@@ -1,5 +1,7 @@
 -- verify: every outcome, the order of checks, the IP whitelist, the result row
 SET timezone = 'UTC';
+-- start from no events: write what earlier tests buffered, then empty the table
+SELECT FROM unkey.unkey_flush_events();
 TRUNCATE unkey.verification_events;
 SET unkey.test_now = '2026-03-10 12:00:00+00';
 
@@ -88,6 +90,7 @@ SELECT regress.err($$SELECT unkey.unkey_verify_key('k', tags => ARRAY[repeat('é
 -- every verification is recorded with its outcome, tags and the hash of what was presented
 SELECT code FROM unkey.unkey_verify_key('nope', tags => '{path=/v1/x, region=eu}');
 SELECT code FROM unkey.unkey_verify_key((SELECT key FROM k WHERE label = 'unlimited'), tags => '{first}');
+SELECT FROM unkey.unkey_flush_events();
 SELECT outcome, key_id IS NULL AS no_key_id, api_id IS NULL AS no_api_id, tags, spent_credits,
 	   key_hash = digest('nope', 'sha256') AS hash_of_presented,
 	   time = '2026-03-10 12:00:00+00' AS pinned_time

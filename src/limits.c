@@ -25,6 +25,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
+#include "portability/instr_time.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -384,10 +385,9 @@ CheckName(const char *what, text *t)
  */
 static char *
 PrepareLimit(text *nst, text *idt, int64 limit, int64 duration_ms, int64 cost,
-			 RLRequest *r, int64 *limit_out)
+			 RLRequest *r, int64 *limit_out, char *nsid)
 {
 	char	   *name;
-	char		nsid[ID_BYTES];
 	Override   *o;
 
 	CheckName("namespace", nst);
@@ -435,6 +435,39 @@ UnkeyIntervalMs(Interval *iv)
 	return ms;
 }
 
+/* Record the event of one standalone limit (not on a standby, which cannot write it) */
+static void
+EmitLimitEvent(const char *nsid, text *nst, text *idt, RLRequest *r, int64 limit,
+			   const char *override_id, TimestampTz now, instr_time started)
+{
+	UnkeyEvent	e;
+	instr_time	elapsed;
+
+	if (RecoveryInProgress())
+		return;
+	memset(&e, 0, sizeof(e));
+	e.kind = UNKEY_EVENT_RATELIMIT;
+	e.nstr = EV_R_NSTR;
+	e.time = now;
+	e.flag = r->passed;
+	e.num[0] = limit;
+	e.num[1] = r->remaining;
+	e.num[2] = r->reset_ms;
+	e.num[3] = r->cost;
+	e.str[EV_R_NAMESPACE_ID] = nsid;
+	e.len[EV_R_NAMESPACE_ID] = strlen(nsid);
+	e.str[EV_R_NAMESPACE] = VARDATA_ANY(nst);
+	e.len[EV_R_NAMESPACE] = VARSIZE_ANY_EXHDR(nst);
+	e.str[EV_R_IDENTIFIER] = VARDATA_ANY(idt);
+	e.len[EV_R_IDENTIFIER] = VARSIZE_ANY_EXHDR(idt);
+	e.str[EV_R_OVERRIDE_ID] = override_id;
+	e.len[EV_R_OVERRIDE_ID] = override_id ? strlen(override_id) : 0;
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, started);
+	e.latency_ms = INSTR_TIME_GET_MILLISEC(elapsed);
+	UnkeyEmitEvent(&e);
+}
+
 /* The (success, limit, remaining, reset, override_id) row of one limit */
 static HeapTuple
 ResultRow(TupleDesc desc, RLRequest *r, int64 limit, char *override_id)
@@ -472,14 +505,20 @@ unkey_ratelimit(PG_FUNCTION_ARGS)
 	RLRequest	r;
 	int64		limit;
 	char	   *override_id;
+	char		nsid[ID_BYTES];
+	TimestampTz now;
+	instr_time	started;
 
+	INSTR_TIME_SET_CURRENT(started);
 	NotNull(fcinfo, 5, names);
 	UnkeyRequireLimiter();
 
 	override_id = PrepareLimit(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1), PG_GETARG_INT64(2),
 							   UnkeyIntervalMs(PG_GETARG_INTERVAL_P(3)), PG_GETARG_INT64(4),
-							   &r, &limit);
-	UnkeyRateLimit(&r, 1, UnkeyUnixMs(UnkeyNow()));
+							   &r, &limit, nsid);
+	now = UnkeyNow();
+	UnkeyRateLimit(&r, 1, UnkeyUnixMs(now));
+	EmitLimitEvent(nsid, PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1), &r, limit, override_id, now, started);
 	PG_RETURN_DATUM(HeapTupleGetDatum(ResultRow(UnkeyResultDesc(fcinfo), &r, limit, override_id)));
 }
 
@@ -503,8 +542,12 @@ unkey_ratelimit_batch(PG_FUNCTION_ARGS)
 	RLRequest  *reqs;
 	int64	   *limits;
 	char	  **overrides;
+	char	  (*nsids)[ID_BYTES];
 	int			n;
+	TimestampTz now;
+	instr_time	started;
 
+	INSTR_TIME_SET_CURRENT(started);
 	NotNull(fcinfo, 5, names);
 	UnkeyRequireLimiter();
 	for (int a = 0; a < 5; a++)
@@ -527,12 +570,17 @@ unkey_ratelimit_batch(PG_FUNCTION_ARGS)
 	reqs = palloc0(sizeof(RLRequest) * Max(n, 1));
 	limits = palloc(sizeof(int64) * Max(n, 1));
 	overrides = palloc(sizeof(char *) * Max(n, 1));
+	nsids = palloc(ID_BYTES * Max(n, 1));
 	for (int i = 0; i < n; i++)
 		overrides[i] = PrepareLimit(DatumGetTextPP(cols[0][i]), DatumGetTextPP(cols[1][i]),
 									DatumGetInt64(cols[2][i]), DatumGetInt64(cols[3][i]),
-									DatumGetInt64(cols[4][i]), &reqs[i], &limits[i]);
+									DatumGetInt64(cols[4][i]), &reqs[i], &limits[i], nsids[i]);
 
-	UnkeyRateLimit(reqs, n, UnkeyUnixMs(UnkeyNow()));
+	now = UnkeyNow();
+	UnkeyRateLimit(reqs, n, UnkeyUnixMs(now));
+	for (int i = 0; i < n; i++)
+		EmitLimitEvent(nsids[i], DatumGetTextPP(cols[0][i]), DatumGetTextPP(cols[1][i]), &reqs[i],
+					   limits[i], overrides[i], now, started);
 
 	InitMaterializedSRF(fcinfo, 0);
 	for (int i = 0; i < n; i++)

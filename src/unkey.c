@@ -109,6 +109,7 @@ _PG_init(void)
 							   check_test_now, assign_test_now, NULL);
 
 	UnkeyRateLimitInit();
+	UnkeyEventsInit();
 
 	MarkGUCPrefixReserved("unkey");
 }

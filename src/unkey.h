@@ -114,6 +114,43 @@ extern int	UnkeyParsePermissionQuery(text *query, struct PQItem *items);
 extern bool UnkeyPermissionsMatch(text *query, struct PQItem *items, int nitems,
 								  Datum *sorted_perms, int nperms);
 
+/* events.c: the event pipeline */
+#define UNKEY_EVENT_VERIFICATION 1
+#define UNKEY_EVENT_RATELIMIT 2
+#define UNKEY_EVENT_NUMS 4
+#define UNKEY_EVENT_STRS 8
+
+/* the strings of a verification event, in the order unkey._store_verifications takes them */
+enum
+{
+	EV_V_HASH, EV_V_REQUEST_ID, EV_V_API_ID, EV_V_KEY_ID, EV_V_IDENTITY_ID,
+	EV_V_EXTERNAL_ID, EV_V_OUTCOME, EV_V_TAGS, EV_V_NSTR
+};
+
+/* the strings of a rate-limit event; num[] holds limit, remaining, reset (Unix ms), cost */
+enum
+{
+	EV_R_REQUEST_ID, EV_R_NAMESPACE_ID, EV_R_NAMESPACE, EV_R_IDENTIFIER, EV_R_OVERRIDE_ID,
+	EV_R_NSTR
+};
+
+typedef struct UnkeyEvent
+{
+	uint8		kind;
+	uint8		flag;			/* rate limits: passed */
+	int			nstr;
+	TimestampTz time;
+	double		latency_ms;
+	int64		num[UNKEY_EVENT_NUMS];	/* verification: spent credits */
+	const char *str[UNKEY_EVENT_STRS];	/* NULL for SQL NULL */
+	int			len[UNKEY_EVENT_STRS];
+} UnkeyEvent;
+
+extern void UnkeyEventsInit(void);
+extern bool UnkeyEventsAvailable(void);
+extern void UnkeyEmitEvent(const UnkeyEvent *e);
+extern PGDLLEXPORT void UnkeyEventWorkerMain(Datum main_arg);
+
 /* credits.c */
 extern bool UnkeyRefillDue(bool last_isnull, TimestampTz last_refill,
 						   bool day_isnull, int32 refill_day, TimestampTz now);

@@ -38,8 +38,10 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
+#include "portability/instr_time.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -102,13 +104,7 @@ static const char spend_sql[] =
 "   AND unkey._credits_now(remaining, refill_amount, refill_day, last_refill_at, $3) >= $2"
 " RETURNING remaining";
 
-static const char event_sql[] =
-"INSERT INTO unkey.verification_events"
-"  (time, key_hash, key_id, api_id, identity_id, outcome, spent_credits, tags)"
-"  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-
 static SPIPlanPtr spend_plan = NULL;
-static SPIPlanPtr event_plan = NULL;
 
 /* How often a verification re-reads a key that changed under it */
 #define VERIFY_MAX_ATTEMPTS 5
@@ -601,6 +597,60 @@ CheckKeyLimits(KeyData *k, Datum hash, LimitAsk *asks, int nasks, int64 now_ms, 
 	return passed;
 }
 
+/* One string of an event from a text Datum */
+static void
+EventText(UnkeyEvent *e, int s, Datum d, bool isnull)
+{
+	text	   *t;
+
+	if (isnull)
+		return;
+	t = DatumGetTextPP(d);
+	e->str[s] = VARDATA_ANY(t);
+	e->len[s] = VARSIZE_ANY_EXHDR(t);
+}
+
+/*
+ * Record a verification: appended to the event buffer, so it survives the
+ * caller's rollback and costs no WAL here (written at once when the
+ * library is not preloaded).  NOT_FOUND carries only the presented hash.
+ */
+static void
+EmitVerification(VerifyCode code, bytea *hash, KeyData *k, int64 spent, Datum api_id, Datum tags,
+				 TimestampTz now, instr_time started)
+{
+	UnkeyEvent	e;
+	instr_time	elapsed;
+
+	memset(&e, 0, sizeof(e));
+	e.kind = UNKEY_EVENT_VERIFICATION;
+	e.nstr = EV_V_NSTR;
+	e.time = now;
+	e.num[0] = spent;
+	e.str[EV_V_HASH] = VARDATA(hash);
+	e.len[EV_V_HASH] = UNKEY_HASH_LEN;
+	if (code == VERIFY_NOT_FOUND)
+		EventText(&e, EV_V_API_ID, api_id, api_id == (Datum) 0);	/* the API asked about, if any */
+	else
+	{
+		EventText(&e, EV_V_API_ID, k->col[K_API_ID], false);
+		EventText(&e, EV_V_KEY_ID, k->col[K_ID], false);
+		EventText(&e, EV_V_IDENTITY_ID, k->col[K_IDENTITY_ID], k->null[K_IDENTITY_ID]);
+		EventText(&e, EV_V_EXTERNAL_ID, k->external_id, k->external_id_null);
+	}
+	e.str[EV_V_OUTCOME] = verify_code_names[code];
+	e.len[EV_V_OUTCOME] = strlen(verify_code_names[code]);
+	if (tags != (Datum) 0)
+	{
+		e.str[EV_V_TAGS] = OidOutputFunctionCall(F_ARRAY_OUT, tags);
+		e.len[EV_V_TAGS] = strlen(e.str[EV_V_TAGS]);
+	}
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, started);
+	e.latency_ms = INSTR_TIME_GET_MILLISEC(elapsed);
+	UnkeyEmitEvent(&e);
+}
+
 PG_FUNCTION_INFO_V1(unkey_verify_key);
 
 /*
@@ -627,12 +677,12 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 	int			nasks = 0;
 	bool		limits_checked = false;
 	Datum		limits_json = (Datum) 0;
-	Datum		args[8];
-	char		argnulls[8];
+	Datum		args[3];
 	Oid			spend_types[3] = {BYTEAOID, INT8OID, TIMESTAMPTZOID};
-	Oid			event_types[8] = {TIMESTAMPTZOID, BYTEAOID, TEXTOID, TEXTOID,
-	TEXTOID, TEXTOID, INT8OID, TEXTARRAYOID};
 	Datum		result;
+	instr_time	started;
+
+	INSTR_TIME_SET_CURRENT(started);
 
 	result_desc = UnkeyResultDesc(fcinfo);
 
@@ -772,33 +822,8 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 
 	/* record the verification; a standby cannot write, so it skips this */
 	if (!RecoveryInProgress())
-	{
-		bool		found = (code != VERIFY_NOT_FOUND);
-
-		memset(argnulls, 'n', sizeof(argnulls));
-		args[0] = TimestampTzGetDatum(now);
-		args[1] = PointerGetDatum(hash);
-		argnulls[0] = argnulls[1] = argnulls[5] = argnulls[6] = ' ';
-		if (found)
-		{
-			args[2] = k.col[K_ID];
-			args[3] = k.col[K_API_ID];
-			args[4] = k.col[K_IDENTITY_ID];
-			argnulls[2] = ' ';
-			argnulls[3] = ' ';
-			argnulls[4] = k.null[K_IDENTITY_ID] ? 'n' : ' ';
-		}
-		args[5] = CStringGetTextDatum(verify_code_names[code]);
-		args[6] = Int64GetDatum(spent);
-		if (!PG_ARGISNULL(5))
-		{
-			args[7] = PG_GETARG_DATUM(5);
-			argnulls[7] = ' ';
-		}
-		if (SPI_execute_plan(KeepPlan(&event_plan, event_sql, 8, event_types),
-							 args, argnulls, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "unkey: could not record the verification event");
-	}
+		EmitVerification(code, hash, &k, spent, PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1),
+						 PG_ARGISNULL(5) ? (Datum) 0 : PG_GETARG_DATUM(5), now, started);
 
 	/* build the result in the caller's context; it copies every value */
 	memset(nulls, true, sizeof(nulls));

@@ -1,0 +1,193 @@
+-- events: the event pipeline, the rollups, the analytics views and functions
+SET timezone = 'UTC';
+SELECT unkey.unkey_create_api('events') AS api \gset
+SELECT unkey.unkey_create_role('events-role', permissions => ARRAY['ev.read']) IS NOT NULL AS role_created;
+-- one key per outcome
+SET unkey.test_now = '2031-03-01 00:00:00+00';
+SELECT key_id AS valid_id, key AS valid_key FROM unkey.unkey_create_key(:'api', name => 'valid', credits => 100,
+	external_id => 'events-customer', roles => ARRAY['events-role']) \gset
+SELECT key_id AS disabled_id, key AS disabled_key FROM unkey.unkey_create_key(:'api', name => 'disabled', enabled => false) \gset
+SELECT key_id AS expired_id, key AS expired_key FROM unkey.unkey_create_key(:'api', name => 'expired', expires => '2031-02-01 00:00:00+00') \gset
+SELECT key_id AS empty_id, key AS empty_key FROM unkey.unkey_create_key(:'api', name => 'empty', credits => 0) \gset
+SELECT key_id AS limited_id, key AS limited_key FROM unkey.unkey_create_key(:'api', name => 'limited',
+	ratelimits => '[{"name": "burst", "limit": 1, "duration": 60000, "autoApply": true}]') \gset
+SELECT unkey.unkey_create_api('events ip', ip_whitelist => ARRAY['10.0.0.0/8']) AS ip_api \gset
+SELECT key_id AS ip_id, key AS ip_key FROM unkey.unkey_create_key(:'ip_api', name => 'ip') \gset
+
+-- a burst over two days and three hours, with tags; each verification at its own pinned time
+CREATE TEMP TABLE burst (n int, at timestamptz, key text, args text);
+INSERT INTO burst VALUES
+	(1, '2031-03-01 10:05:00+00', :'valid_key', 'tags => ''{path=/a,region=eu}'''),
+	(2, '2031-03-01 10:06:00+00', :'valid_key', 'tags => ''{path=/a,region=eu}'', cost => 3'),
+	(3, '2031-03-01 10:59:59+00', :'valid_key', 'tags => ''{path=/b}'''),
+	(4, '2031-03-01 12:00:00+00', :'valid_key', 'permissions => ''ev.write'''),
+	(5, '2031-03-01 12:30:00+00', :'disabled_key', 'tags => ''{path=/a,region=eu}'''),
+	(6, '2031-03-01 12:31:00+00', :'expired_key', NULL),
+	(7, '2031-03-01 12:32:00+00', :'empty_key', 'tags => ''{path=/b}'''),
+	(8, '2031-03-01 12:33:00+00', :'limited_key', NULL),
+	(9, '2031-03-01 12:33:01+00', :'limited_key', NULL),
+	(10, '2031-03-01 12:34:00+00', :'ip_key', 'ip => ''192.0.2.1'''),
+	(11, '2031-03-02 08:00:00+00', 'ev_no_such_key', 'api_id => ''' || :'api' || ''''),
+	(12, '2031-03-02 08:00:00+00', :'valid_key', 'tags => ''{path=/a}'''),
+	(13, '2031-03-02 09:00:00+00', :'valid_key', 'api_id => ''' || :'ip_api' || '''');
+CREATE FUNCTION pg_temp.run(b burst) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	code text;
+BEGIN
+	PERFORM set_config('unkey.test_now', b.at::text, false);
+	EXECUTE format('SELECT code FROM unkey.unkey_verify_key(%L%s)', b.key, coalesce(', ' || b.args, '')) INTO code;
+	RETURN code;
+END
+$$;
+SELECT b.n, pg_temp.run(b) AS code FROM burst b ORDER BY b.n;
+
+-- an event survives the caller's rollback; the credits it spent do not
+SET unkey.test_now = '2031-03-02 09:30:00+00';
+BEGIN;
+SELECT code, credits FROM unkey.unkey_verify_key(:'valid_key', tags => '{rolled-back}');
+ROLLBACK;
+SELECT credits FROM unkey.unkey_get_key(:'valid_id');
+
+-- the events are buffered; unkey_flush_events waits until the event writer has written them
+SELECT FROM unkey.unkey_flush_events();
+SELECT coalesce(sum(buffered), 0) AS buffered, coalesce(sum(inline_writes), 0) AS inline_writes,
+	   coalesce(sum(discarded), 0) AS discarded
+  FROM unkey.unkey_events_info() WHERE database = current_database();
+
+-- every outcome is there, NOT_FOUND with the hash of what was presented
+SELECT outcome, count(*), sum(spent_credits) AS spent, count(key_id) AS with_key_id,
+	   bool_and(latency >= 0) AS latency_measured
+  FROM unkey.verification_events WHERE time >= '2031-03-01' AND time < '2031-03-03'
+ GROUP BY outcome ORDER BY outcome;
+SELECT api_id = :'api' AS asked_api, key_id, key_hash = digest('ev_no_such_key', 'sha256') AS presented_hash
+  FROM unkey.verification_events WHERE outcome = 'NOT_FOUND' AND time >= '2031-03-01' AND time < '2031-03-03';
+SELECT tags, spent_credits FROM unkey.verification_events WHERE tags = '{rolled-back}';
+-- one partition per day (UTC)
+SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+ WHERE i.inhparent = 'unkey.verification_events'::regclass AND c.relname LIKE '%_p203103%' ORDER BY 1;
+
+-- the rollups equal a GROUP BY over the raw events, at every granularity
+SELECT u.g AS granularity,
+	   (SELECT count(*) FROM (
+		   SELECT date_trunc(u.g, e.time, 'UTC') AS b, e.key_hash, e.key_id, e.identity_id, e.outcome,
+				  coalesce(e.tags, '{}') AS tags, count(*) AS n, sum(e.spent_credits) AS s, max(e.time) AS last
+			 FROM unkey.verification_events e WHERE e.time >= '2031-03-01' AND e.time < '2031-03-03'
+			GROUP BY 1, 2, 3, 4, 5, 6
+		   EXCEPT
+		   SELECT r.bucket, r.key_hash, r.key_id, r.identity_id, r.outcome, r.tags, r.count, r.spent_credits, r.last_time
+			 FROM unkey.verification_rollups r
+			WHERE r.granularity = u.g AND r.bucket >= date_trunc(u.g, '2031-03-01'::timestamptz, 'UTC')
+			  AND r.bucket < '2031-03-03') x) AS events_not_in_rollups,
+	   (SELECT sum(r.count) FROM unkey.verification_rollups r
+		 WHERE r.granularity = u.g AND r.last_time >= '2031-03-01' AND r.last_time < '2031-03-03') AS rolled_up,
+	   (SELECT count(*) FROM unkey.verification_events e WHERE e.time >= '2031-03-01' AND e.time < '2031-03-03') AS events
+  FROM unnest(ARRAY['hour', 'day', 'month']) u(g);
+
+-- the views: one column per outcome
+SELECT time, key_id = :'valid_id' AS valid_key, tags, valid, forbidden, insufficient_permissions, total, spent_credits
+  FROM unkey.verifications_hourly WHERE api_id = :'api' AND time < '2031-03-02'
+ ORDER BY time, valid_key DESC, tags::text, valid, insufficient_permissions, total;
+SELECT time, sum(valid) AS valid, sum(disabled) AS disabled, sum(expired) AS expired, sum(usage_exceeded) AS usage_exceeded,
+	   sum(rate_limited) AS rate_limited, sum(not_found) AS not_found, sum(total) AS total
+  FROM unkey.verifications_daily WHERE api_id = :'api' GROUP BY time ORDER BY time;
+SELECT time, sum(total) AS total FROM unkey.verifications_monthly WHERE api_id IN (:'api', :'ip_api') GROUP BY time;
+SELECT k.name, u.valid, u.disabled, u.expired, u.usage_exceeded, u.rate_limited, u.insufficient_permissions,
+	   u.forbidden, u.total, u.spent_credits, u.last_used_at
+  FROM unkey.key_usage u JOIN unkey.keys k ON k.id = u.key_id
+ WHERE u.api_id IN (:'api', :'ip_api') ORDER BY k.name;
+-- last_used_at reads the rollups
+SELECT last_used_at FROM unkey.unkey_get_key(:'valid_id');
+-- latencies: average, p75 and p99 are read from the histograms
+SELECT count(*) AS rows, bool_and(latency_avg > 0 AND latency_p75 > 0 AND latency_p99 >= latency_p75) AS latency_ok
+  FROM unkey.verifications_daily WHERE api_id = :'api';
+SELECT unkey._latency_quantile(unkey._latency_hist(ARRAY[0.001, 0.002, 0.004, 1.0]), q) AS ms
+  FROM unnest(ARRAY[0.25, 0.5, 0.75, 1.0]) q;
+
+----------------------------------------------------------------------------
+-- unkey_get_verifications
+----------------------------------------------------------------------------
+-- the total over a range, by default grouped by nothing
+SELECT valid, not_found, forbidden, usage_exceeded, rate_limited, disabled, insufficient_permissions, expired, total
+  FROM unkey.unkey_get_verifications(:'api', '2031-03-01', '2031-03-03');
+-- a daily series is gap-filled: 2031-02-28 .. 2031-03-04 has five days, three of them empty
+SELECT time, valid, total FROM unkey.unkey_get_verifications(:'api', '2031-02-28', '2031-03-05', group_by => '{day}');
+-- hourly, for one key; start is rounded down to the hour
+SELECT time, valid, insufficient_permissions, total
+  FROM unkey.unkey_get_verifications(:'api', '2031-03-01 09:30', '2031-03-01 13:00', group_by => '{hour}', key_id => :'valid_id');
+-- monthly
+SELECT time, total FROM unkey.unkey_get_verifications(:'api', '2031-01-15', '2031-04-01', group_by => '{month}');
+-- by key (ordered by total, descending, by default), by identity, by tag set, by each tag
+SELECT key_id = :'valid_id' AS valid_key, key_id IS NULL AS not_found_row, valid, total
+  FROM unkey.unkey_get_verifications(:'api', '2031-03-01', '2031-03-03', group_by => '{key}');
+SELECT identity_id IS NOT NULL AS has_identity, external_id, total
+  FROM unkey.unkey_get_verifications(:'api', '2031-03-01', '2031-03-03', group_by => '{identity}');
+SELECT tags, total FROM unkey.unkey_get_verifications(:'api', '2031-03-01', '2031-03-03', group_by => '{tags}', order_by => 'total', "order" => 'asc');
+SELECT tag, total FROM unkey.unkey_get_verifications(:'api', '2031-03-01', '2031-03-03', group_by => '{tag}');
+-- combined: a daily series per tag, gap-filled for each tag seen
+SELECT time, tag, total FROM unkey.unkey_get_verifications(:'api', '2031-03-01', '2031-03-04', group_by => '{day,tag}');
+SELECT time, key_id = :'valid_id' AS valid_key, tags, total
+  FROM unkey.unkey_get_verifications(:'api', '2031-03-01', '2031-03-03', group_by => '{day,key,tags}', order_by => 'valid', "limit" => 1);
+-- filters: key, external id, tags (every given tag must be present)
+SELECT total FROM unkey.unkey_get_verifications(:'api', '2031-03-01', '2031-03-03', key_id => :'disabled_id');
+SELECT total FROM unkey.unkey_get_verifications(:'api', '2031-03-01', '2031-03-03', external_id => 'events-customer');
+SELECT total FROM unkey.unkey_get_verifications(:'api', '2031-03-01', '2031-03-03', tags => '{path=/a}');
+SELECT total FROM unkey.unkey_get_verifications(:'api', '2031-03-01', '2031-03-03', tags => '{path=/a,region=eu}');
+SELECT count(*) AS rows FROM unkey.unkey_get_verifications(:'api', '2031-03-01', '2031-03-03', tags => '{nothing}');
+-- ordering and limit
+SELECT time, total FROM unkey.unkey_get_verifications(:'api', '2031-03-01', '2031-03-03', group_by => '{day}', "order" => 'desc');
+SELECT tag, valid FROM unkey.unkey_get_verifications(:'api', '2031-03-01', '2031-03-03', group_by => '{tag}', order_by => 'valid', "limit" => 1);
+-- every combination of the non-time groups, with and without a time unit, runs and adds up
+SELECT count(*) AS combinations, bool_and(total = 12) AS all_add_up
+  FROM (SELECT g, (SELECT sum(v.total) FROM unkey.unkey_get_verifications(:'api', '2031-03-01', '2031-03-03', group_by => g) v) AS total
+		  FROM (SELECT array_remove(ARRAY[k, i, t, u], NULL) AS g
+				  FROM unnest(ARRAY['key', NULL]) k, unnest(ARRAY['identity', NULL]) i,
+					   unnest(ARRAY['tags', NULL]) t, unnest(ARRAY['hour', 'day', 'month', NULL]) u) c) x;
+-- errors
+SELECT regress.err(format('SELECT * FROM unkey.unkey_get_verifications(%L, %L, %L, %s)', :'api', s, e, coalesce(x, 'NULL'))) AS error
+  FROM (VALUES ('2031-03-01', '2031-03-02', 'group_by => ''{week}'''),
+			   ('2031-03-01', '2031-03-02', 'group_by => ''{day,hour}'''),
+			   ('2031-03-01', '2031-03-02', 'group_by => ''{tag,tags}'''),
+			   ('2031-03-01', '2031-03-02', 'group_by => ''{NULL}'''),
+			   ('2031-03-02', '2031-03-01', 'group_by => NULL'),
+			   ('2031-03-01', '2031-03-02', 'order_by => ''time'''),
+			   ('2031-03-01', '2031-03-02', 'order_by => ''latency'''),
+			   ('2031-03-01', '2031-03-02', '"order" => ''up'''),
+			   ('2031-03-01', '2031-03-02', '"limit" => 0')) t(s, e, x);
+SELECT regress.err($$SELECT * FROM unkey.unkey_get_verifications('api_missing', '2031-03-01')$$);
+SELECT regress.err(format('SELECT * FROM unkey.unkey_get_verifications(%L, NULL)', :'api'));
+
+----------------------------------------------------------------------------
+-- rate-limit events
+----------------------------------------------------------------------------
+SET unkey.test_now = '2031-03-05 10:00:00+00';
+SELECT success FROM unkey.unkey_ratelimit('events-ns', 'user_1', 1, '1 minute');
+SELECT unkey.unkey_set_override('events-ns', 'vip', 5, '1 minute') AS override_id \gset
+SELECT success FROM unkey.unkey_ratelimit('events-ns', 'user_1', 1, '1 minute', cost => 2);
+SELECT success FROM unkey.unkey_ratelimit('events-ns', 'vip', 1, '1 minute');
+SELECT FROM unkey.unkey_flush_events();
+SELECT namespace, identifier, passed, "limit", remaining, reset, cost, override_id = :'override_id' AS via_override,
+	   namespace_id ~ '^rlns_' AS namespace_id
+  FROM unkey.ratelimit_events WHERE namespace = 'events-ns' ORDER BY time, identifier, cost;
+
+----------------------------------------------------------------------------
+-- retention: whole partitions before now - retention go, nothing newer
+----------------------------------------------------------------------------
+SET unkey.test_now = '2031-03-02 09:30:00+00';
+SELECT code FROM unkey.unkey_verify_key(:'valid_key', cost => 0, tags => '{retention}');
+SELECT FROM unkey.unkey_flush_events();
+SELECT unkey.unkey_set_retention('1 day');
+SET unkey.test_now = '2031-03-03 12:00:00+00';
+SELECT * FROM unkey.unkey_apply_retention() p WHERE p LIKE '%_p20310%';
+SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+ WHERE i.inhparent = 'unkey.verification_events'::regclass AND c.relname LIKE '%_p203103%' ORDER BY 1;
+SELECT count(*) AS kept_events FROM unkey.verification_events WHERE time >= '2031-03-01' AND time < '2031-03-03';
+-- the rollups stay: analytics keep their history
+SELECT total FROM unkey.unkey_get_verifications(:'api', '2031-03-01', '2031-03-03');
+SELECT regress.err($$SELECT unkey.unkey_set_retention('-1 day')$$);
+SELECT regress.err($$SELECT unkey.unkey_set_retention('0')$$);
+SELECT unkey.unkey_set_retention(NULL);
+SELECT count(*) AS retention_rows FROM unkey.event_settings;
+DROP FUNCTION pg_temp.run(burst);
+DROP TABLE burst;
+RESET unkey.test_now;
+RESET timezone;

@@ -1,0 +1,1032 @@
+/*-------------------------------------------------------------------------
+ *
+ * events.c
+ *	  The event pipeline: verification and rate-limit events go to a ring
+ *	  buffer in shared memory, and a background worker per database writes
+ *	  them to the event tables in batches.
+ *
+ * Locking protocol.  Shared memory holds unkey.events_databases slots; a
+ * slot is one database's ring of variable-length records.  The fields of
+ * slot i are guarded by the i-th LWLock of the "unkey_events" tranche,
+ * except the bytes of the ring itself: a writer copies its record in at
+ * `head` and advances `head` while holding the lock, so the bytes between
+ * `tail` and `head` are complete and no writer touches them again until
+ * `tail` moves past them.  That lets the flush worker, the only reader and
+ * the only one who advances `tail`, read [tail, head) without the lock:
+ * it reads `head` under the lock, copies the records out, writes them in
+ * its own transaction, and advances `tail` under the lock after the commit,
+ * so a failed flush loses nothing.  A slot is claimed by setting its `dboid`
+ * under its lock (the claim loop takes one slot lock at a time, never two)
+ * and released by its worker, again under the lock, once the ring is empty.
+ * Writers that find the ring full sleep on the slot's condition variable,
+ * which the worker broadcasts after every flush; if no space appears within
+ * unkey.events_full_wait, they write their event themselves (inline) and
+ * count it.  Nothing inside a slot lock can raise an error or allocate.
+ *
+ * At a clean shutdown the worker flushes what it has; the postmaster then
+ * writes whatever is still buffered (events appended after that flush) to
+ * pg_stat/unkey_events.stat, and the next start puts it back in the rings.
+ * A crash loses the rings: at most unkey.events_buffer_size per database,
+ * and in practice what arrived in the last unkey.events_flush_interval.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/condition_variable.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "unkey.h"
+
+#define EV_TRANCHE "unkey_events"
+#define EV_DUMP_FILE PGSTAT_STAT_PERMANENT_DIRECTORY "/unkey_events.stat"
+#define EV_DUMP_MAGIC 0x554b4556	/* "UKEV" */
+#define EV_IDLE_EXIT_MS 2000	/* a worker with nothing to do leaves */
+#define EV_RETRY_WORKER_MS 10000	/* a requested worker that never came */
+#define EV_RETENTION_EVERY_MS 60000
+#define EV_FLUSH_WAIT_MS 30000	/* unkey_flush_events gives up after this */
+
+/* The fixed part of a record; the strings follow, each an int32 length (-1: NULL) and its bytes */
+typedef struct EvRecord
+{
+	uint32		len;			/* the whole record, a multiple of 8 */
+	uint8		kind;			/* UNKEY_EVENT_VERIFICATION or _RATELIMIT */
+	uint8		flag;			/* rate limits: passed */
+	uint16		nstr;
+	TimestampTz time;
+	double		latency_ms;
+	int64		num[UNKEY_EVENT_NUMS];
+} EvRecord;
+
+typedef struct EvSlot
+{
+	ConditionVariable flushed;	/* broadcast after each flush; first, so a claim can clear the rest */
+	Oid			dboid;			/* InvalidOid: the slot is free */
+	uint64		head;			/* bytes ever appended */
+	uint64		tail;			/* bytes ever flushed */
+	int64		buffered;		/* records in [tail, head) */
+	pid_t		worker_pid;		/* 0: no worker */
+	Latch	   *worker_latch;
+	TimestampTz worker_requested;	/* a backend registered a worker then */
+	/* counters since the slot was claimed */
+	int64		appended;
+	int64		flushed_events;
+	int64		inline_writes;
+	int64		full_waits;
+	int64		discarded;
+	TimestampTz last_flush;
+} EvSlot;
+
+typedef struct EvShared
+{
+	LWLockPadded *locks;
+	int			nslots;
+	Size		ring_bytes;
+	EvSlot		slots[FLEXIBLE_ARRAY_MEMBER];
+} EvShared;
+
+int			unkey_events_databases = 4;
+int			unkey_events_buffer_kb = 4096;
+int			unkey_events_flush_interval = 200;
+int			unkey_events_batch_size = 10000;
+int			unkey_events_full_wait = 1000;
+
+static EvShared *ev = NULL;
+static int	my_slot = -1;		/* this backend's slot, checked under its lock */
+static volatile sig_atomic_t got_sigterm = false;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* The start of slot i's ring */
+static inline char *
+EvRing(int i)
+{
+	return (char *) ev + MAXALIGN(offsetof(EvShared, slots) + sizeof(EvSlot) * ev->nslots) +
+		(Size) i * ev->ring_bytes;
+}
+
+static inline LWLock *
+EvLock(int i)
+{
+	return &ev->locks[i].lock;
+}
+
+/* Shared memory for the slots and their rings */
+static Size
+EvMemSize(void)
+{
+	return add_size(MAXALIGN(offsetof(EvShared, slots) + sizeof(EvSlot) * unkey_events_databases),
+					mul_size(unkey_events_databases, (Size) unkey_events_buffer_kb * 1024));
+}
+
+/* Copy n bytes into a ring at a position, wrapping at its end */
+static void
+EvRingWrite(int i, uint64 pos, const char *src, Size n)
+{
+	char	   *ring = EvRing(i);
+	Size		off = pos % ev->ring_bytes;
+	Size		first = Min(n, ev->ring_bytes - off);
+
+	memcpy(ring + off, src, first);
+	memcpy(ring, src + first, n - first);
+}
+
+/* Copy n bytes out of a ring from a position, wrapping at its end */
+static void
+EvRingRead(int i, uint64 pos, char *dst, Size n)
+{
+	char	   *ring = EvRing(i);
+	Size		off = pos % ev->ring_bytes;
+	Size		first = Min(n, ev->ring_bytes - off);
+
+	memcpy(dst, ring + off, first);
+	memcpy(dst + first, ring, n - first);
+}
+
+/* Is the pipeline there (preloaded), so events can be buffered? */
+bool
+UnkeyEventsAvailable(void)
+{
+	return ev != NULL;
+}
+
+/* Encode an event as one record, in the current memory context */
+static EvRecord *
+EvEncode(const UnkeyEvent *e)
+{
+	Size		len = sizeof(EvRecord);
+	EvRecord   *r;
+	char	   *p;
+
+	for (int s = 0; s < e->nstr; s++)
+		len += sizeof(int32) + Max(e->len[s], 0);
+	len = MAXALIGN64(len);
+	r = palloc0(len);
+	r->len = len;
+	r->kind = e->kind;
+	r->flag = e->flag;
+	r->nstr = e->nstr;
+	r->time = e->time;
+	r->latency_ms = e->latency_ms;
+	memcpy(r->num, e->num, sizeof(r->num));
+	p = (char *) (r + 1);
+	for (int s = 0; s < e->nstr; s++)
+	{
+		int32		l = e->str[s] ? e->len[s] : -1;
+
+		memcpy(p, &l, sizeof(l));
+		p += sizeof(l);
+		if (l > 0)
+		{
+			memcpy(p, e->str[s], l);
+			p += l;
+		}
+	}
+	return r;
+}
+
+/* Decode a record's strings back into an event that points into it */
+static void
+EvDecode(EvRecord *r, UnkeyEvent *e)
+{
+	char	   *p = (char *) (r + 1);
+
+	e->kind = r->kind;
+	e->flag = r->flag;
+	e->nstr = r->nstr;
+	e->time = r->time;
+	e->latency_ms = r->latency_ms;
+	memcpy(e->num, r->num, sizeof(e->num));
+	for (int s = 0; s < r->nstr && s < UNKEY_EVENT_STRS; s++)
+	{
+		int32		l;
+
+		memcpy(&l, p, sizeof(l));
+		p += sizeof(l);
+		e->len[s] = l;
+		e->str[s] = l < 0 ? NULL : p;
+		if (l > 0)
+			p += l;
+	}
+}
+
+/* A text[] of the strings at one position of every event (NULLs kept) */
+static Datum
+EvTextArray(UnkeyEvent *es, int n, int s)
+{
+	Datum	   *d = palloc(sizeof(Datum) * n);
+	bool	   *nulls = palloc(sizeof(bool) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	for (int i = 0; i < n; i++)
+	{
+		nulls[i] = es[i].str[s] == NULL;
+		if (!nulls[i])
+			d[i] = PointerGetDatum(cstring_to_text_with_len(es[i].str[s], es[i].len[s]));
+	}
+	return PointerGetDatum(construct_md_array(d, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* An array of a fixed-size value of every event */
+static Datum
+EvScalarArray(Datum *d, int n, Oid type)
+{
+	int16		len;
+	bool		byval;
+	char		align;
+
+	get_typlenbyvalalign(type, &len, &byval, &align);
+	return PointerGetDatum(construct_array(d, n, type, len, byval, align));
+}
+
+/*
+ * Write events of one kind with one call of unkey._store_verifications or
+ * unkey._store_ratelimits, which insert them and update the rollups.  The
+ * caller is connected to SPI, in a transaction.
+ */
+static void
+EvStoreKind(UnkeyEvent *es, int n, uint8 kind)
+{
+	int			nargs = 0;
+	Datum		args[13];
+	Oid			types[13];
+	Datum	   *d = palloc(sizeof(Datum) * n);
+	const char *sql;
+
+	if (n == 0)
+		return;
+
+#define TEXTS(s) (types[nargs] = TEXTARRAYOID, args[nargs++] = EvTextArray(es, n, (s)))
+#define SCALARS(type, expr) do { \
+		for (int i = 0; i < n; i++) d[i] = (expr); \
+		types[nargs] = get_array_type(type); \
+		args[nargs++] = EvScalarArray(d, n, (type)); \
+	} while (0)
+
+	SCALARS(TIMESTAMPTZOID, TimestampTzGetDatum(es[i].time));
+	SCALARS(FLOAT8OID, Float8GetDatum(es[i].latency_ms));
+	if (kind == UNKEY_EVENT_VERIFICATION)
+	{
+		/* the key hash is bytes, the rest text */
+		Datum	   *h = palloc(sizeof(Datum) * n);
+
+		for (int i = 0; i < n; i++)
+		{
+			bytea	   *b = palloc(VARHDRSZ + UNKEY_HASH_LEN);
+
+			SET_VARSIZE(b, VARHDRSZ + UNKEY_HASH_LEN);
+			memcpy(VARDATA(b), es[i].str[EV_V_HASH], UNKEY_HASH_LEN);
+			h[i] = PointerGetDatum(b);
+		}
+		types[nargs] = BYTEAARRAYOID;
+		args[nargs++] = EvScalarArray(h, n, BYTEAOID);
+		for (int s = EV_V_HASH + 1; s < EV_V_NSTR; s++)
+			TEXTS(s);
+		SCALARS(INT8OID, Int64GetDatum(es[i].num[0]));	/* spent credits */
+		sql = "SELECT unkey._store_verifications($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+	}
+	else
+	{
+		for (int s = 0; s < EV_R_NSTR; s++)
+			TEXTS(s);
+		SCALARS(BOOLOID, BoolGetDatum(es[i].flag != 0));
+		SCALARS(INT8OID, Int64GetDatum(es[i].num[0]));	/* limit */
+		SCALARS(INT8OID, Int64GetDatum(es[i].num[1]));	/* remaining */
+		SCALARS(TIMESTAMPTZOID, TimestampTzGetDatum(UnkeyFromUnixMs(es[i].num[2])));	/* reset */
+		SCALARS(INT8OID, Int64GetDatum(es[i].num[3]));	/* cost */
+		sql = "SELECT unkey._store_ratelimits($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+	}
+#undef TEXTS
+#undef SCALARS
+
+	if (SPI_execute_with_args(sql, nargs, types, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "unkey: could not store %d events", n);
+}
+
+/* Write a batch of events now, in the current transaction */
+static void
+EvStore(UnkeyEvent *es, int n)
+{
+	UnkeyEvent *byk = palloc(sizeof(UnkeyEvent) * n);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "unkey: SPI_connect failed");
+	for (uint8 kind = UNKEY_EVENT_VERIFICATION; kind <= UNKEY_EVENT_RATELIMIT; kind++)
+	{
+		int			m = 0;
+
+		for (int i = 0; i < n; i++)
+			if (es[i].kind == kind)
+				byk[m++] = es[i];
+		EvStoreKind(byk, m, kind);
+	}
+	SPI_finish();
+}
+
+/* Ask the postmaster for a flush worker for this database */
+static void
+EvStartWorker(int slot)
+{
+	BackgroundWorker w;
+
+	memset(&w, 0, sizeof(w));
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(w.bgw_library_name, BGW_MAXLEN, "unkey");
+	snprintf(w.bgw_function_name, BGW_MAXLEN, "UnkeyEventWorkerMain");
+	snprintf(w.bgw_name, BGW_MAXLEN, "unkey event writer for database %u", MyDatabaseId);
+	snprintf(w.bgw_type, BGW_MAXLEN, "unkey event writer");
+	w.bgw_main_arg = Int32GetDatum(slot);
+	memcpy(w.bgw_extra, &MyDatabaseId, sizeof(Oid));
+	if (!RegisterDynamicBackgroundWorker(&w, NULL))
+	{
+		/* no free worker slot: let a later event try again */
+		LWLockAcquire(EvLock(slot), LW_EXCLUSIVE);
+		ev->slots[slot].worker_requested = 0;
+		LWLockRelease(EvLock(slot));
+		ereport(WARNING,
+				(errmsg("unkey: could not start the event writer"),
+				 errhint("Raise max_worker_processes; events stay buffered until a writer starts.")));
+	}
+}
+
+/*
+ * This database's slot, locked in exclusive mode, claiming a free one if
+ * needed; -1 (nothing locked) when every slot belongs to other databases.
+ */
+static int
+EvLockMySlot(void)
+{
+	if (my_slot >= 0)
+	{
+		LWLockAcquire(EvLock(my_slot), LW_EXCLUSIVE);
+		if (ev->slots[my_slot].dboid == MyDatabaseId)
+			return my_slot;
+		LWLockRelease(EvLock(my_slot));
+	}
+	for (int pass = 0; pass < 2; pass++)
+	{
+		for (int i = 0; i < ev->nslots; i++)
+		{
+			EvSlot	   *s = &ev->slots[i];
+
+			LWLockAcquire(EvLock(i), LW_EXCLUSIVE);
+			if (s->dboid == MyDatabaseId ||
+				(pass == 1 && s->dboid == InvalidOid))
+			{
+				if (s->dboid == InvalidOid)
+				{
+					memset((char *) s + offsetof(EvSlot, dboid), 0,
+						   sizeof(EvSlot) - offsetof(EvSlot, dboid));
+					s->dboid = MyDatabaseId;
+				}
+				my_slot = i;
+				return i;
+			}
+			LWLockRelease(EvLock(i));
+		}
+	}
+	return -1;
+}
+
+/*
+ * Should a worker be asked for?  Called with the slot locked; notes the
+ * request so that concurrent backends do not all ask.
+ */
+static bool
+EvNeedWorker(EvSlot *s)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (s->worker_pid != 0)
+		return false;
+	if (s->worker_requested != 0 &&
+		!TimestampDifferenceExceeds(s->worker_requested, now, EV_RETRY_WORKER_MS))
+		return false;
+	s->worker_requested = now;
+	return true;
+}
+
+/*
+ * Record an event.  With the pipeline it is appended to this database's ring
+ * and survives the caller's rollback; without it (not preloaded, or every
+ * slot taken, or the ring stayed full), it is written now, in the caller's
+ * transaction.
+ */
+void
+UnkeyEmitEvent(const UnkeyEvent *e)
+{
+	EvRecord   *r;
+	int			slot;
+	bool		waited = false;
+	TimestampTz give_up = 0;
+
+	if (ev == NULL)
+	{
+		EvStore((UnkeyEvent *) e, 1);
+		return;
+	}
+
+	r = EvEncode(e);
+	for (;;)
+	{
+		EvSlot	   *s;
+		bool		start_worker;
+		bool		wake;
+		Latch	   *latch;
+
+		slot = EvLockMySlot();
+		if (slot < 0)
+			break;				/* every slot is taken by other databases */
+		s = &ev->slots[slot];
+		if (r->len <= ev->ring_bytes - (s->head - s->tail))
+		{
+			EvRingWrite(slot, s->head, (char *) r, r->len);
+			s->head += r->len;
+			s->buffered++;
+			s->appended++;
+			if (waited)
+				s->full_waits++;
+			wake = (s->head - s->tail) > ev->ring_bytes / 2;
+			start_worker = EvNeedWorker(s);
+			latch = s->worker_latch;
+			LWLockRelease(EvLock(slot));
+			if (start_worker)
+				EvStartWorker(slot);
+			else if (wake && latch)
+				SetLatch(latch);
+			pfree(r);
+			return;
+		}
+
+		/* full: wake the writer and wait for a flush, for a while */
+		start_worker = EvNeedWorker(s);
+		latch = s->worker_latch;
+		LWLockRelease(EvLock(slot));
+		if (start_worker)
+			EvStartWorker(slot);
+		else if (latch)
+			SetLatch(latch);
+		if (!waited)
+		{
+			waited = true;
+			give_up = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), unkey_events_full_wait);
+		}
+		else if (GetCurrentTimestamp() >= give_up)
+			break;
+		ConditionVariablePrepareToSleep(&s->flushed);
+		(void) ConditionVariableTimedSleep(&s->flushed, Min(unkey_events_full_wait, 100),
+										   PG_WAIT_EXTENSION);
+		ConditionVariableCancelSleep();
+	}
+
+	/* no room: write it ourselves, never drop it */
+	slot = EvLockMySlot();
+	if (slot >= 0)
+	{
+		ev->slots[slot].inline_writes++;
+		LWLockRelease(EvLock(slot));
+	}
+	pfree(r);
+	EvStore((UnkeyEvent *) e, 1);
+}
+
+/* SIGTERM: finish the current batch, flush the rest, then leave */
+static void
+EvSigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	got_sigterm = true;
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+/* Forget this worker in its slot, whatever way it exits */
+static void
+EvWorkerExit(int code, Datum arg)
+{
+	EvSlot	   *s = &ev->slots[DatumGetInt32(arg)];
+
+	LWLockAcquire(EvLock(DatumGetInt32(arg)), LW_EXCLUSIVE);
+	if (s->worker_pid == MyProcPid)
+	{
+		s->worker_pid = 0;
+		s->worker_latch = NULL;
+		/* after a failure, wait a while before the next writer is started */
+		s->worker_requested = code == 0 ? 0 : GetCurrentTimestamp();
+	}
+	LWLockRelease(EvLock(DatumGetInt32(arg)));
+	ConditionVariableBroadcast(&s->flushed);
+}
+
+/*
+ * Write up to one batch from the slot's ring in its own transaction;
+ * returns how many events it wrote (0 when the ring was empty).
+ */
+static int
+EvFlushBatch(int slot)
+{
+	EvSlot	   *s = &ev->slots[slot];
+	uint64		tail;
+	uint64		head;
+	uint64		pos;
+	int			n = 0;
+	int			cap = Max(unkey_events_batch_size, 1);
+	UnkeyEvent *es;
+	MemoryContext batchcxt;
+	MemoryContext old;
+	bool		extension_present;
+
+	LWLockAcquire(EvLock(slot), LW_SHARED);
+	tail = s->tail;
+	head = s->head;
+	LWLockRelease(EvLock(slot));
+	if (head == tail)
+		return 0;
+
+	batchcxt = AllocSetContextCreate(TopMemoryContext, "unkey event batch", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(batchcxt);
+	es = palloc(sizeof(UnkeyEvent) * cap);
+	for (pos = tail; pos < head && n < cap;)
+	{
+		uint32		len;
+		EvRecord   *r;
+
+		EvRingRead(slot, pos, (char *) &len, sizeof(len));
+		r = palloc(len);
+		EvRingRead(slot, pos, (char *) r, len);
+		EvDecode(r, &es[n++]);
+		pos += len;
+	}
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "unkey: writing events");
+	extension_present = OidIsValid(get_extension_oid("unkey", true));
+	if (extension_present)
+		EvStore(es, n);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	pgstat_report_stat(false);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(batchcxt);
+
+	LWLockAcquire(EvLock(slot), LW_EXCLUSIVE);
+	s->tail = pos;
+	s->buffered -= n;
+	if (extension_present)
+		s->flushed_events += n;
+	else
+		s->discarded += n;
+	s->last_flush = GetCurrentTimestamp();
+	LWLockRelease(EvLock(slot));
+	ConditionVariableBroadcast(&s->flushed);
+	if (!extension_present)
+		ereport(WARNING,
+				(errmsg("unkey: discarded %d events: the extension is no longer installed in this database", n)));
+	return n;
+}
+
+/* Drop event partitions past the retention period (unkey_set_retention) */
+static void
+EvApplyRetention(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (OidIsValid(get_extension_oid("unkey", true)))
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "unkey: SPI_connect failed");
+		SPI_execute("SELECT unkey._apply_retention(pg_catalog.now())", false, 0);
+		SPI_finish();
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/*
+ * The flush worker of one database: write the ring every
+ * unkey.events_flush_interval (sooner when it is half full), apply the
+ * retention once a minute, and leave when idle so that the database can be
+ * dropped and the slot reused.
+ */
+void
+UnkeyEventWorkerMain(Datum main_arg)
+{
+	int			slot = DatumGetInt32(main_arg);
+	EvSlot	   *s;
+	Oid			dboid;
+	TimestampTz idle_since;
+	TimestampTz last_retention = 0;
+
+	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	pqsignal(SIGTERM, EvSigterm);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+
+	if (ev == NULL || slot < 0 || slot >= ev->nslots)
+		proc_exit(0);
+	s = &ev->slots[slot];
+
+	/* one writer per slot, and only for the database that owns it */
+	LWLockAcquire(EvLock(slot), LW_EXCLUSIVE);
+	if (s->dboid != dboid || s->worker_pid != 0)
+	{
+		LWLockRelease(EvLock(slot));
+		proc_exit(0);
+	}
+	s->worker_pid = MyProcPid;
+	s->worker_latch = MyLatch;
+	s->worker_requested = 0;
+	LWLockRelease(EvLock(slot));
+	before_shmem_exit(EvWorkerExit, Int32GetDatum(slot));
+
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
+	idle_since = GetCurrentTimestamp();
+
+	for (;;)
+	{
+		int			n;
+		TimestampTz now;
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		while ((n = EvFlushBatch(slot)) > 0)
+		{
+			idle_since = GetCurrentTimestamp();
+			CHECK_FOR_INTERRUPTS();
+		}
+		now = GetCurrentTimestamp();
+		if (TimestampDifferenceExceeds(last_retention, now, EV_RETENTION_EVERY_MS))
+		{
+			EvApplyRetention();
+			last_retention = now;
+		}
+		if (got_sigterm)
+			break;
+
+		/* idle and empty: give the slot back */
+		if (TimestampDifferenceExceeds(idle_since, now, EV_IDLE_EXIT_MS))
+		{
+			bool		empty;
+
+			LWLockAcquire(EvLock(slot), LW_EXCLUSIVE);
+			empty = s->head == s->tail;
+			if (empty)
+				s->dboid = InvalidOid;
+			LWLockRelease(EvLock(slot));
+			if (empty)
+				break;
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 unkey_events_flush_interval, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	proc_exit(0);
+}
+
+PG_FUNCTION_INFO_V1(unkey_flush_events);
+
+/*
+ * unkey_flush_events(): wait until every event this database had buffered
+ * when the call began is in the tables; returns how many were buffered.
+ */
+Datum
+unkey_flush_events(PG_FUNCTION_ARGS)
+{
+	int			slot;
+	EvSlot	   *s;
+	uint64		target;
+	int64		pending;
+	bool		start_worker;
+	Latch	   *latch;
+	TimestampTz give_up = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), EV_FLUSH_WAIT_MS);
+
+	if (ev == NULL)
+		PG_RETURN_INT64(0);		/* not preloaded: events are written at once */
+	slot = EvLockMySlot();
+	if (slot < 0)
+		PG_RETURN_INT64(0);
+	s = &ev->slots[slot];
+	target = s->head;
+	pending = s->buffered;
+	start_worker = s->head != s->tail && EvNeedWorker(s);
+	latch = s->worker_latch;
+	LWLockRelease(EvLock(slot));
+	if (pending == 0)
+		PG_RETURN_INT64(0);
+	if (start_worker)
+		EvStartWorker(slot);
+	else if (latch)
+		SetLatch(latch);
+
+	ConditionVariablePrepareToSleep(&s->flushed);
+	for (;;)
+	{
+		uint64		tail;
+		Oid			owner;
+
+		LWLockAcquire(EvLock(slot), LW_EXCLUSIVE);
+		tail = s->tail;
+		owner = s->dboid;
+		start_worker = tail < target && EvNeedWorker(s);
+		latch = s->worker_latch;
+		LWLockRelease(EvLock(slot));
+		if (tail >= target || owner != MyDatabaseId)
+			break;
+		if (start_worker)
+			EvStartWorker(slot);
+		else if (latch)
+			SetLatch(latch);
+		if (GetCurrentTimestamp() >= give_up)
+		{
+			ConditionVariableCancelSleep();
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("events were not written within %d seconds", EV_FLUSH_WAIT_MS / 1000),
+					 errhint("Check the server log and unkey_events_info(); the event writer needs a free background worker slot (max_worker_processes).")));
+		}
+		(void) ConditionVariableTimedSleep(&s->flushed, 100, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	PG_RETURN_INT64(pending);
+}
+
+PG_FUNCTION_INFO_V1(unkey_events_info);
+
+/* unkey_events_info(): the pipeline's state and counters, per database slot */
+Datum
+unkey_events_info(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (ev == NULL)
+		return (Datum) 0;
+	for (int i = 0; i < ev->nslots; i++)
+	{
+		EvSlot		c;
+		Datum		v[11];
+		bool		nulls[11] = {false};
+		char	   *dbname;
+
+		LWLockAcquire(EvLock(i), LW_SHARED);
+		memcpy(&c, &ev->slots[i], sizeof(c));
+		LWLockRelease(EvLock(i));
+		if (c.dboid == InvalidOid)
+			continue;
+		dbname = get_database_name(c.dboid);
+		nulls[0] = dbname == NULL;
+		if (dbname)
+			v[0] = CStringGetTextDatum(dbname);
+		v[1] = Int64GetDatum(c.buffered);
+		v[2] = Int64GetDatum(c.head - c.tail);
+		v[3] = Int64GetDatum(ev->ring_bytes);
+		v[4] = Int64GetDatum(c.appended);
+		v[5] = Int64GetDatum(c.flushed_events);
+		v[6] = Int64GetDatum(c.inline_writes);
+		v[7] = Int64GetDatum(c.full_waits);
+		v[8] = Int64GetDatum(c.discarded);
+		v[9] = Int32GetDatum(c.worker_pid);
+		nulls[9] = c.worker_pid == 0;
+		v[10] = TimestampTzGetDatum(c.last_flush);
+		nulls[10] = c.last_flush == 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* Ask for shared memory and the slot locks (PG 15 shmem_request_hook) */
+static void
+EvShmemRequest(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(EvMemSize());
+	RequestNamedLWLockTranche(EV_TRANCHE, unkey_events_databases);
+}
+
+/* At a clean shutdown, keep what the writers did not get to */
+static void
+EvShmemShutdown(int code, Datum arg)
+{
+	FILE	   *f;
+	int32		header[3] = {EV_DUMP_MAGIC, PG_VERSION_NUM / 100, 0};
+
+	if (code != 0 || ev == NULL)
+		return;
+	for (int i = 0; i < ev->nslots; i++)
+		if (ev->slots[i].head != ev->slots[i].tail)
+			header[2]++;
+	if (header[2] == 0)
+		return;
+
+	f = AllocateFile(EV_DUMP_FILE ".tmp", PG_BINARY_W);
+	if (f == NULL || fwrite(header, sizeof(header), 1, f) != 1)
+		goto error;
+	for (int i = 0; i < ev->nslots; i++)
+	{
+		EvSlot	   *s = &ev->slots[i];
+		uint64		n = s->head - s->tail;
+		char	   *bytes;
+
+		if (n == 0)
+			continue;
+		bytes = palloc(n);
+		EvRingRead(i, s->tail, bytes, n);
+		if (fwrite(&s->dboid, sizeof(Oid), 1, f) != 1 ||
+			fwrite(&s->buffered, sizeof(int64), 1, f) != 1 ||
+			fwrite(&n, sizeof(n), 1, f) != 1 ||
+			fwrite(bytes, 1, n, f) != n)
+			goto error;
+		pfree(bytes);
+	}
+	if (FreeFile(f))
+	{
+		f = NULL;
+		goto error;
+	}
+	(void) durable_rename(EV_DUMP_FILE ".tmp", EV_DUMP_FILE, LOG);
+	return;
+
+error:
+	ereport(LOG,
+			(errcode_for_file_access(),
+			 errmsg("could not write file \"%s\": %m", EV_DUMP_FILE ".tmp")));
+	if (f)
+		FreeFile(f);
+	unlink(EV_DUMP_FILE ".tmp");
+}
+
+/* At start, put back the events saved at the last clean shutdown */
+static void
+EvLoad(void)
+{
+	FILE	   *f = AllocateFile(EV_DUMP_FILE, PG_BINARY_R);
+	int32		header[3];
+	int			slot = 0;
+
+	if (f == NULL)
+	{
+		if (errno != ENOENT)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not read file \"%s\": %m", EV_DUMP_FILE)));
+		return;
+	}
+	if (fread(header, sizeof(header), 1, f) != 1 ||
+		header[0] != EV_DUMP_MAGIC || header[1] != PG_VERSION_NUM / 100 || header[2] < 0)
+		ereport(LOG, (errmsg("ignoring saved events in \"%s\": wrong format", EV_DUMP_FILE)));
+	else
+	{
+		for (int i = 0; i < header[2]; i++)
+		{
+			Oid			dboid;
+			int64		buffered;
+			uint64		n;
+			char	   *bytes;
+
+			if (fread(&dboid, sizeof(Oid), 1, f) != 1 ||
+				fread(&buffered, sizeof(int64), 1, f) != 1 ||
+				fread(&n, sizeof(n), 1, f) != 1)
+				break;
+			if (slot >= ev->nslots || n > ev->ring_bytes)
+			{
+				ereport(LOG,
+						(errmsg("unkey: %lld saved events of database %u do not fit the event buffers and are lost",
+								(long long) buffered, dboid)));
+				if (fseek(f, n, SEEK_CUR) != 0)
+					break;
+				continue;
+			}
+			bytes = palloc(n);
+			if (fread(bytes, 1, n, f) != n)
+				break;
+			ev->slots[slot].dboid = dboid;
+			EvRingWrite(slot, 0, bytes, n);
+			ev->slots[slot].head = n;
+			ev->slots[slot].buffered = buffered;
+			pfree(bytes);
+			slot++;
+		}
+	}
+	FreeFile(f);
+	unlink(EV_DUMP_FILE);
+}
+
+/* Create or attach the slots; the postmaster also loads the saved events */
+static void
+EvShmemStartup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	ev = ShmemInitStruct("unkey events", EvMemSize(), &found);
+	if (!found)
+	{
+		memset(ev, 0, offsetof(EvShared, slots) + sizeof(EvSlot) * unkey_events_databases);
+		ev->locks = GetNamedLWLockTranche(EV_TRANCHE);
+		ev->nslots = unkey_events_databases;
+		ev->ring_bytes = (Size) unkey_events_buffer_kb * 1024;
+		for (int i = 0; i < ev->nslots; i++)
+			ConditionVariableInit(&ev->slots[i].flushed);
+	}
+	LWLockRelease(AddinShmemInitLock);
+
+	if (!IsUnderPostmaster)
+	{
+		on_shmem_exit(EvShmemShutdown, (Datum) 0);
+		if (!found)
+			EvLoad();
+	}
+}
+
+/* Settings and hooks; without preloading, events are written synchronously */
+void
+UnkeyEventsInit(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	DefineCustomIntVariable("unkey.events_databases",
+							gettext_noop("Databases that can buffer events at the same time."),
+							gettext_noop("Each gets unkey.events_buffer_size of shared memory; others write events synchronously."),
+							&unkey_events_databases,
+							4, 1, 64,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("unkey.events_buffer_size",
+							gettext_noop("Shared memory for buffered events, per database."),
+							NULL,
+							&unkey_events_buffer_kb,
+							4096, 64, 1024 * 1024,
+							PGC_POSTMASTER, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("unkey.events_flush_interval",
+							gettext_noop("How often the event writer writes buffered events."),
+							NULL,
+							&unkey_events_flush_interval,
+							200, 10, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("unkey.events_batch_size",
+							gettext_noop("Events the event writer writes per transaction."),
+							NULL,
+							&unkey_events_batch_size,
+							10000, 1, 1000000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("unkey.events_full_wait",
+							gettext_noop("How long a full event buffer makes a verification wait before it writes its event itself."),
+							NULL,
+							&unkey_events_full_wait,
+							1000, 0, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = EvShmemRequest;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = EvShmemStartup;
+}
