@@ -86,7 +86,7 @@ SELECT u.g AS granularity,
 -- the views: one column per outcome
 SELECT time, key_id = :'valid_id' AS valid_key, tags, valid, forbidden, insufficient_permissions, total, spent_credits
   FROM unkey.verifications_hourly WHERE api_id = :'api' AND time < '2031-03-02'
- ORDER BY time, valid_key DESC, tags::text, valid, insufficient_permissions, total;
+ ORDER BY time, valid_key DESC, tags::text COLLATE "C", valid, insufficient_permissions, total;
 SELECT time, sum(valid) AS valid, sum(disabled) AS disabled, sum(expired) AS expired, sum(usage_exceeded) AS usage_exceeded,
 	   sum(rate_limited) AS rate_limited, sum(not_found) AS not_found, sum(total) AS total
   FROM unkey.verifications_daily WHERE api_id = :'api' GROUP BY time ORDER BY time;

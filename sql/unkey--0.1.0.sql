@@ -2667,7 +2667,7 @@ BEGIN
 	  FROM sorted st
 	 ORDER BY CASE WHEN descending THEN st.sort_value END DESC,
 			  CASE WHEN NOT descending THEN st.sort_value END ASC,
-			  st.t, st.k, st.i, st.g::text, st.tg
+			  st.t, st.k COLLATE "C", st.i COLLATE "C", st.g::text COLLATE "C", st.tg COLLATE "C"
 	 LIMIT "limit";
 END
 $$;
