@@ -676,12 +676,18 @@ UnkeyEventWorkerMain(Datum main_arg)
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 	idle_since = GetCurrentTimestamp();
+	ResetLatch(MyLatch);		/* only a real request cuts the first interval short */
 
 	for (;;)
 	{
 		int			n;
 		TimestampTz now;
 
+		/* wait first: a new writer leaves the events buffered for one interval too */
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 unkey_events_flush_interval, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -714,11 +720,6 @@ UnkeyEventWorkerMain(Datum main_arg)
 			if (empty)
 				break;
 		}
-
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 unkey_events_flush_interval, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
 	}
 	proc_exit(0);
 }

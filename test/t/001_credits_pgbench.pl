@@ -49,6 +49,7 @@ $node->pgbench(
 		  q{SELECT code FROM unkey.unkey_verify_key(:key);}
 	});
 
+$node->safe_psql('postgres', 'SELECT unkey.unkey_flush_events()');
 is( $node->safe_psql(
 		'postgres', q{
 SELECT outcome, count(*), sum(spent_credits)

@@ -218,6 +218,9 @@ SELECT string_agg(g::text, E'\n' ORDER BY k.id)
   FROM unkey.keys k CROSS JOIN LATERAL unkey.unkey_get_key(k.id) g
  WHERE k.deleted_at IS NULL AND k.api_id IN (SELECT id FROM unkey.apis WHERE deleted_at IS NULL)};
 
+# a retention that drops nothing, so its table has a row; the buffered events written
+q_src(q{SELECT unkey.unkey_set_retention('100 years')});
+q_src(q{SELECT unkey.unkey_flush_events()});
 my $src_tables    = table_state($src);
 my $src_sequences = sequence_state($src);
 my $src_digests   = digests($src);
