@@ -82,6 +82,35 @@ SELECT q AS query, v.code, v.permissions
        LATERAL unkey.unkey_verify_key(:'editor_key', permissions => q) v;
 
 \echo
-\echo '12. Every verification was recorded'
+\echo '12. Key lifecycle: reroll the key (the old one stays valid for an hour), top it up, read it back'
+SELECT key_id AS new_key_id, key AS new_key FROM unkey.unkey_reroll_key(:'key_id', '1 hour') \gset
+SELECT remaining AS credits_after_top_up FROM unkey.unkey_update_credits(:'new_key_id', 'increment', 100);
+SELECT name, start, external_id, meta, credits FROM unkey.unkey_get_key(:'new_key_id');
+SELECT event, description FROM unkey.audit_trail ORDER BY id DESC LIMIT 3;
+
+\echo
+\echo '13. A burst of 200 verifications over three keys, even one rolled back; events go to a buffer'
+SELECT key_id AS busy_id, key AS busy_key FROM unkey.unkey_create_key(:'api_id', name => 'busy', credits => 120) \gset
+SELECT count(*) AS verifications
+  FROM generate_series(1, 200) i,
+       LATERAL unkey.unkey_verify_key(CASE i % 4 WHEN 0 THEN :'new_key' WHEN 3 THEN 'sk_live_no_such_key'
+                                      ELSE :'busy_key' END, api_id => :'api_id', tags => ARRAY['demo']) v;
+BEGIN;
+SELECT code FROM unkey.unkey_verify_key(:'busy_key', api_id => :'api_id', tags => ARRAY['demo', 'rolled-back']);
+ROLLBACK;
+SELECT database, buffered, written, inline_writes FROM unkey.unkey_events_info() WHERE database = current_database();
+SELECT unkey.unkey_flush_events() AS written_now;
+
+\echo
+\echo '14. Every verification was recorded (the rolled-back one too)'
 SELECT outcome, count(*) AS verifications, sum(spent_credits) AS credits_spent
   FROM unkey.verification_events GROUP BY outcome ORDER BY outcome;
+
+\echo
+\echo '15. Analytics: usage per key and outcome (unkey.key_usage), and a daily series'
+SELECT coalesce(k.name, k.start) AS key, u.valid, u.usage_exceeded, u.rate_limited, u.disabled, u.expired,
+       u.insufficient_permissions, u.total, u.spent_credits
+  FROM unkey.key_usage u JOIN unkey.keys k ON k.id = u.key_id
+ WHERE u.api_id = :'api_id' ORDER BY u.total DESC, key;
+SELECT time::date AS day, valid, not_found, usage_exceeded, rate_limited, total
+  FROM unkey.unkey_get_verifications(:'api_id', now() - interval '2 days', group_by => '{day}');
