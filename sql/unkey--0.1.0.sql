@@ -2481,43 +2481,34 @@ SELECT r.granularity, r.bucket AS time, r.api_id, r.key_id, r.identity_id, r.ext
  GROUP BY r.granularity, r.bucket, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags;
 COMMENT ON VIEW unkey.verifications IS 'verifications per hour, day or month (granularity), key, identity and tag set, one column per outcome';
 
-CREATE VIEW unkey.verifications_hourly AS
-SELECT time, api_id, key_id, identity_id, external_id, tags, valid, not_found, forbidden, usage_exceeded,
-	   rate_limited, disabled, insufficient_permissions, expired, total, spent_credits,
-	   latency_avg, latency_p75, latency_p99
-  FROM unkey.verifications WHERE granularity = 'hour';
-COMMENT ON VIEW unkey.verifications_hourly IS 'verifications per hour (UTC), key, identity and tag set';
-
-CREATE VIEW unkey.verifications_daily AS
-SELECT time, api_id, key_id, identity_id, external_id, tags, valid, not_found, forbidden, usage_exceeded,
-	   rate_limited, disabled, insufficient_permissions, expired, total, spent_credits,
-	   latency_avg, latency_p75, latency_p99
-  FROM unkey.verifications WHERE granularity = 'day';
-COMMENT ON VIEW unkey.verifications_daily IS 'verifications per day (UTC), key, identity and tag set';
-
-CREATE VIEW unkey.verifications_monthly AS
-SELECT time, api_id, key_id, identity_id, external_id, tags, valid, not_found, forbidden, usage_exceeded,
-	   rate_limited, disabled, insufficient_permissions, expired, total, spent_credits,
-	   latency_avg, latency_p75, latency_p99
-  FROM unkey.verifications WHERE granularity = 'month';
-COMMENT ON VIEW unkey.verifications_monthly IS 'verifications per month (UTC), key, identity and tag set';
+-- the same per granularity: verifications_hourly, _daily and _monthly
+DO $$
+DECLARE
+	g text[];
+BEGIN
+	FOREACH g SLICE 1 IN ARRAY ARRAY[['hourly', 'hour'], ['daily', 'day'], ['monthly', 'month']] LOOP
+		EXECUTE format('CREATE VIEW unkey.verifications_%s AS'
+					   ' SELECT time, api_id, key_id, identity_id, external_id, tags, valid, not_found, forbidden,'
+					   ' usage_exceeded, rate_limited, disabled, insufficient_permissions, expired, total,'
+					   ' spent_credits, latency_avg, latency_p75, latency_p99'
+					   ' FROM unkey.verifications WHERE granularity = %L', g[1], g[2]);
+		EXECUTE format('COMMENT ON VIEW unkey.verifications_%s IS %L', g[1],
+					   format('verifications per %s (UTC), key, identity and tag set', g[2]));
+	END LOOP;
+END
+$$;
 
 -- Per key, all time: one column per outcome, and when it was last used
 CREATE VIEW unkey.key_usage AS
-SELECT r.key_id, max(r.api_id) AS api_id,
-	   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'VALID'), 0) AS valid,
-	   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'FORBIDDEN'), 0) AS forbidden,
-	   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'USAGE_EXCEEDED'), 0) AS usage_exceeded,
-	   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'RATE_LIMITED'), 0) AS rate_limited,
-	   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'DISABLED'), 0) AS disabled,
-	   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'INSUFFICIENT_PERMISSIONS'), 0) AS insufficient_permissions,
-	   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'EXPIRED'), 0) AS expired,
-	   sum(r.count) AS total,
-	   sum(r.spent_credits) AS spent_credits,
-	   max(r.last_time) AS last_used_at
-  FROM unkey.verification_rollups r
- WHERE r.granularity = 'month' AND r.key_id IS NOT NULL
- GROUP BY r.key_id;
+SELECT v.key_id, max(v.api_id) AS api_id, sum(v.valid) AS valid, sum(v.forbidden) AS forbidden,
+	   sum(v.usage_exceeded) AS usage_exceeded, sum(v.rate_limited) AS rate_limited, sum(v.disabled) AS disabled,
+	   sum(v.insufficient_permissions) AS insufficient_permissions, sum(v.expired) AS expired,
+	   sum(v.total) AS total, sum(v.spent_credits) AS spent_credits,
+	   (SELECT max(r.last_time) FROM unkey.verification_rollups r
+		 WHERE r.key_id = v.key_id AND r.granularity = 'month') AS last_used_at
+  FROM unkey.verifications v
+ WHERE v.granularity = 'month' AND v.key_id IS NOT NULL
+ GROUP BY v.key_id;
 COMMENT ON VIEW unkey.key_usage IS 'verifications of each key, all time, one column per outcome, and its last use';
 
 -- One row of unkey_get_verifications: the grouped columns, then one count per outcome
@@ -2609,28 +2600,24 @@ BEGIN
 
 	RETURN QUERY
 	WITH agg AS (
-		SELECT CASE WHEN unit IS NOT NULL THEN r.bucket END AS t,
-			   CASE WHEN by_key THEN r.key_id END AS k,
-			   CASE WHEN by_identity THEN r.identity_id END AS i,
-			   CASE WHEN by_identity THEN r.external_id END AS x,
-			   CASE WHEN by_tags THEN r.tags END AS g,
+		SELECT CASE WHEN unit IS NOT NULL THEN v.time END AS t,
+			   CASE WHEN by_key THEN v.key_id END AS k,
+			   CASE WHEN by_identity THEN v.identity_id END AS i,
+			   CASE WHEN by_identity THEN v.external_id END AS x,
+			   CASE WHEN by_tags THEN v.tags END AS g,
 			   one.tag AS tg,
-			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'VALID'), 0)::bigint AS valid,
-			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'NOT_FOUND'), 0)::bigint AS not_found,
-			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'FORBIDDEN'), 0)::bigint AS forbidden,
-			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'USAGE_EXCEEDED'), 0)::bigint AS usage_exceeded,
-			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'RATE_LIMITED'), 0)::bigint AS rate_limited,
-			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'DISABLED'), 0)::bigint AS disabled,
-			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'INSUFFICIENT_PERMISSIONS'), 0)::bigint AS insufficient_permissions,
-			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'EXPIRED'), 0)::bigint AS expired,
-			   sum(r.count)::bigint AS total
-		  FROM unkey.verification_rollups r
-		  LEFT JOIN LATERAL unnest(CASE WHEN by_tag THEN r.tags END) AS one(tag) ON true
-		 WHERE r.api_id = unkey_get_verifications.api_id AND r.granularity = gran
-		   AND r.bucket >= first AND r.bucket < stop
-		   AND (unkey_get_verifications.key_id IS NULL OR r.key_id = unkey_get_verifications.key_id)
-		   AND (unkey_get_verifications.external_id IS NULL OR r.external_id = unkey_get_verifications.external_id)
-		   AND (unkey_get_verifications.tags IS NULL OR r.tags @> unkey_get_verifications.tags)
+			   sum(v.valid)::bigint AS valid, sum(v.not_found)::bigint AS not_found,
+			   sum(v.forbidden)::bigint AS forbidden, sum(v.usage_exceeded)::bigint AS usage_exceeded,
+			   sum(v.rate_limited)::bigint AS rate_limited, sum(v.disabled)::bigint AS disabled,
+			   sum(v.insufficient_permissions)::bigint AS insufficient_permissions,
+			   sum(v.expired)::bigint AS expired, sum(v.total)::bigint AS total
+		  FROM unkey.verifications v
+		  LEFT JOIN LATERAL unnest(CASE WHEN by_tag THEN v.tags END) AS one(tag) ON true
+		 WHERE v.api_id = unkey_get_verifications.api_id AND v.granularity = gran
+		   AND v.time >= first AND v.time < stop
+		   AND (unkey_get_verifications.key_id IS NULL OR v.key_id = unkey_get_verifications.key_id)
+		   AND (unkey_get_verifications.external_id IS NULL OR v.external_id = unkey_get_verifications.external_id)
+		   AND (unkey_get_verifications.tags IS NULL OR v.tags @> unkey_get_verifications.tags)
 		 GROUP BY 1, 2, 3, 4, 5, 6
 	), grid AS (
 		-- every bucket for every group seen; for a time series alone, every bucket

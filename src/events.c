@@ -845,56 +845,49 @@ EvShmemRequest(void)
 	RequestNamedLWLockTranche(EV_TRANCHE, unkey_events_databases);
 }
 
-/* At a clean shutdown, keep what the writers did not get to */
-static void
-EvShmemShutdown(int code, Datum arg)
+/* Write every non-empty ring, with its database and count; false if a write failed */
+static bool
+EvWrite(FILE *f, void *arg)
 {
-	FILE	   *f;
-	int32		header[3] = {EV_DUMP_MAGIC, PG_VERSION_NUM / 100, 0};
+	int32		header[3] = {EV_DUMP_MAGIC, PG_VERSION_NUM / 100, *(int32 *) arg};
 
-	if (code != 0 || ev == NULL)
-		return;
-	for (int i = 0; i < ev->nslots; i++)
-		if (ev->slots[i].head != ev->slots[i].tail)
-			header[2]++;
-	if (header[2] == 0)
-		return;
-
-	f = AllocateFile(EV_DUMP_FILE ".tmp", PG_BINARY_W);
-	if (f == NULL || fwrite(header, sizeof(header), 1, f) != 1)
-		goto error;
+	if (fwrite(header, sizeof(header), 1, f) != 1)
+		return false;
 	for (int i = 0; i < ev->nslots; i++)
 	{
 		EvSlot	   *s = &ev->slots[i];
 		uint64		n = s->head - s->tail;
 		char	   *bytes;
+		bool		ok;
 
 		if (n == 0)
 			continue;
 		bytes = palloc(n);
 		EvRingRead(i, s->tail, bytes, n);
-		if (fwrite(&s->dboid, sizeof(Oid), 1, f) != 1 ||
-			fwrite(&s->buffered, sizeof(int64), 1, f) != 1 ||
-			fwrite(&n, sizeof(n), 1, f) != 1 ||
-			fwrite(bytes, 1, n, f) != n)
-			goto error;
+		ok = fwrite(&s->dboid, sizeof(Oid), 1, f) == 1 &&
+			fwrite(&s->buffered, sizeof(int64), 1, f) == 1 &&
+			fwrite(&n, sizeof(n), 1, f) == 1 &&
+			fwrite(bytes, 1, n, f) == n;
 		pfree(bytes);
+		if (!ok)
+			return false;
 	}
-	if (FreeFile(f))
-	{
-		f = NULL;
-		goto error;
-	}
-	(void) durable_rename(EV_DUMP_FILE ".tmp", EV_DUMP_FILE, LOG);
-	return;
+	return true;
+}
 
-error:
-	ereport(LOG,
-			(errcode_for_file_access(),
-			 errmsg("could not write file \"%s\": %m", EV_DUMP_FILE ".tmp")));
-	if (f)
-		FreeFile(f);
-	unlink(EV_DUMP_FILE ".tmp");
+/* At a clean shutdown, keep what the writers did not get to */
+static void
+EvShmemShutdown(int code, Datum arg)
+{
+	int32		rings = 0;
+
+	if (code != 0 || ev == NULL)
+		return;
+	for (int i = 0; i < ev->nslots; i++)
+		if (ev->slots[i].head != ev->slots[i].tail)
+			rings++;
+	if (rings > 0)
+		UnkeySaveFile(EV_DUMP_FILE, EvWrite, &rings);
 }
 
 /* At start, put back the events saved at the last clean shutdown */

@@ -220,50 +220,35 @@ RLLoad(void)
 	unlink(RL_DUMP_FILE);
 }
 
-/* At a clean shutdown of the postmaster, write the counters out */
-static void
-RLShmemShutdown(int code, Datum arg)
+/* Write the header and every counter; false if a write failed */
+static bool
+RLWrite(FILE *f, void *arg)
 {
-	FILE	   *f;
 	HASH_SEQ_STATUS hs;
 	RLEntry    *e;
-	int32		header[3];
+	int32		header[3] = {RL_DUMP_MAGIC, PG_VERSION_NUM / 100, hash_get_num_entries(rl_hash)};
 
-	if (code != 0 || !unkey_ratelimit_save || rl_hash == NULL)
-		return;
-
-	f = AllocateFile(RL_DUMP_FILE ".tmp", PG_BINARY_W);
-	if (f == NULL)
-		goto error;
-	header[0] = RL_DUMP_MAGIC;
-	header[1] = PG_VERSION_NUM / 100;
-	header[2] = hash_get_num_entries(rl_hash);
 	if (fwrite(header, sizeof(header), 1, f) != 1)
-		goto error;
+		return false;
 	hash_seq_init(&hs, rl_hash);
 	while ((e = hash_seq_search(&hs)) != NULL)
 	{
 		if (fwrite(e, sizeof(*e), 1, f) != 1)
 		{
 			hash_seq_term(&hs);
-			goto error;
+			return false;
 		}
 	}
-	if (FreeFile(f))
-	{
-		f = NULL;
-		goto error;
-	}
-	(void) durable_rename(RL_DUMP_FILE ".tmp", RL_DUMP_FILE, LOG);
-	return;
+	return true;
+}
 
-error:
-	ereport(LOG,
-			(errcode_for_file_access(),
-			 errmsg("could not write file \"%s\": %m", RL_DUMP_FILE ".tmp")));
-	if (f)
-		FreeFile(f);
-	unlink(RL_DUMP_FILE ".tmp");
+/* At a clean shutdown of the postmaster, write the counters out */
+static void
+RLShmemShutdown(int code, Datum arg)
+{
+	if (code != 0 || !unkey_ratelimit_save || rl_hash == NULL)
+		return;
+	UnkeySaveFile(RL_DUMP_FILE, RLWrite, NULL);
 }
 
 /* Create or attach to the table; the postmaster also loads the saved counters */

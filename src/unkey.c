@@ -23,6 +23,8 @@
 #include "utils/datetime.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
+#include "storage/fd.h"
+#include <unistd.h>
 
 #include "unkey.h"
 
@@ -170,6 +172,37 @@ UnkeyCompareTexts(const void *a, const void *b)
 	text	   *y = DatumGetTextPP(*(const Datum *) b);
 
 	return UnkeyCompareBytes(VARDATA_ANY(x), VARSIZE_ANY_EXHDR(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(y));
+}
+
+/*
+ * Save state to a file atomically, as the postmaster exits: the writer fills
+ * a temporary file that replaces path only when complete.  Failures are
+ * logged, never raised, and leave no partial file behind.
+ */
+void
+UnkeySaveFile(const char *path, bool (*writer) (FILE *f, void *arg), void *arg)
+{
+	char		tmp[MAXPGPATH];
+	FILE	   *f;
+	bool		ok = false;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = AllocateFile(tmp, PG_BINARY_W);
+	if (f != NULL)
+	{
+		ok = writer(f, arg);
+		if (FreeFile(f) != 0)
+			ok = false;
+	}
+	if (ok)
+	{
+		(void) durable_rename(tmp, path, LOG);
+		return;
+	}
+	ereport(LOG,
+			(errcode_for_file_access(),
+			 errmsg("could not write file \"%s\": %m", tmp)));
+	unlink(tmp);
 }
 
 /* The blessed result row type of a function, cached for the call site */

@@ -66,6 +66,7 @@ extern void UnkeyResetLimitCaches(void);
 extern TimestampTz UnkeyNow(void);
 extern bool UnkeyCharsBetween(const char *s, int bytes, int min, int max);
 extern TupleDesc UnkeyResultDesc(FunctionCallInfo fcinfo);
+extern void UnkeySaveFile(const char *path, bool (*writer) (FILE *f, void *arg), void *arg);
 extern int	UnkeyCompareBytes(const char *a, int alen, const char *b, int blen);
 extern int	UnkeyCompareTexts(const void *a, const void *b);
 
