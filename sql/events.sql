@@ -48,6 +48,16 @@ SELECT code, credits FROM unkey.unkey_verify_key(:'valid_key', tags => '{rolled-
 ROLLBACK;
 SELECT credits FROM unkey.unkey_get_key(:'valid_id');
 
+-- the application's request id goes with the events of its transaction (on another day)
+SET unkey.test_now = '2031-04-01 00:00:00+00';
+BEGIN;
+SET LOCAL unkey.request_id = 'req_events_1';
+SELECT code FROM unkey.unkey_verify_key(:'valid_key', cost => 0, tags => '{with-request-id}');
+SELECT success FROM unkey.unkey_ratelimit('events-request', 'user_1', 10, '1 minute');
+COMMIT;
+SELECT code FROM unkey.unkey_verify_key(:'valid_key', cost => 0, tags => '{without-request-id}');
+SET unkey.test_now = '2031-03-02 09:30:00+00';
+
 -- the events are buffered; unkey_flush_events waits until the event writer has written them
 SELECT FROM unkey.unkey_flush_events();
 SELECT coalesce(sum(buffered), 0) AS buffered, coalesce(sum(inline_writes), 0) AS inline_writes,
@@ -62,6 +72,8 @@ SELECT outcome, count(*), sum(spent_credits) AS spent, count(key_id) AS with_key
 SELECT api_id = :'api' AS asked_api, key_id, key_hash = digest('ev_no_such_key', 'sha256') AS presented_hash
   FROM unkey.verification_events WHERE outcome = 'NOT_FOUND' AND time >= '2031-03-01' AND time < '2031-03-03';
 SELECT tags, spent_credits FROM unkey.verification_events WHERE tags = '{rolled-back}';
+SELECT tags, request_id FROM unkey.verification_events WHERE tags[1] LIKE '%request-id' ORDER BY tags;
+SELECT namespace, request_id FROM unkey.ratelimit_events WHERE namespace = 'events-request';
 -- one partition per day (UTC)
 SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
  WHERE i.inhparent = 'unkey.verification_events'::regclass AND c.relname LIKE '%_p203103%' ORDER BY 1;

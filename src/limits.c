@@ -454,6 +454,7 @@ EmitLimitEvent(const char *nsid, text *nst, text *idt, RLRequest *r, int64 limit
 	e.num[1] = r->remaining;
 	e.num[2] = r->reset_ms;
 	e.num[3] = r->cost;
+	UnkeyEventRequestId(&e, EV_R_REQUEST_ID);
 	e.str[EV_R_NAMESPACE_ID] = nsid;
 	e.len[EV_R_NAMESPACE_ID] = strlen(nsid);
 	e.str[EV_R_NAMESPACE] = VARDATA_ANY(nst);

@@ -92,6 +92,19 @@ UnkeyNow(void)
 	return unkey_now_pinned ? unkey_now_value : GetCurrentTimestamp();
 }
 
+char	   *unkey_request_id = NULL;	/* unkey.request_id */
+
+/* The request id to record with an event, if the application set one */
+void
+UnkeyEventRequestId(UnkeyEvent *e, int s)
+{
+	if (unkey_request_id != NULL && unkey_request_id[0] != '\0')
+	{
+		e->str[s] = unkey_request_id;
+		e->len[s] = strlen(unkey_request_id);
+	}
+}
+
 /* Initialise libsodium and define settings when the library loads */
 void
 _PG_init(void)
@@ -109,6 +122,15 @@ _PG_init(void)
 							   PGC_SUSET,
 							   GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
 							   check_test_now, assign_test_now, NULL);
+
+	DefineCustomStringVariable("unkey.request_id",
+							   gettext_noop("The application's request id, recorded with each event."),
+							   gettext_noop("Set it per transaction (SET LOCAL), e.g. from PostgREST's pre-request function."),
+							   &unkey_request_id,
+							   "",
+							   PGC_USERSET,
+							   GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
 
 	UnkeyRateLimitInit();
 	UnkeyEventsInit();

@@ -148,6 +148,7 @@ typedef struct UnkeyEvent
 } UnkeyEvent;
 
 extern void UnkeyEventsInit(void);
+extern void UnkeyEventRequestId(UnkeyEvent *e, int s);
 extern bool UnkeyEventsAvailable(void);
 extern void UnkeyEmitEvent(const UnkeyEvent *e);
 extern PGDLLEXPORT void UnkeyEventWorkerMain(Datum main_arg);

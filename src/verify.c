@@ -629,6 +629,7 @@ EmitVerification(VerifyCode code, bytea *hash, KeyData *k, int64 spent, Datum ap
 	e.num[0] = spent;
 	e.str[EV_V_HASH] = VARDATA(hash);
 	e.len[EV_V_HASH] = UNKEY_HASH_LEN;
+	UnkeyEventRequestId(&e, EV_V_REQUEST_ID);
 	if (code == VERIFY_NOT_FOUND)
 		EventText(&e, EV_V_API_ID, api_id, api_id == (Datum) 0);	/* the API asked about, if any */
 	else
