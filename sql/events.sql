@@ -166,7 +166,36 @@ SELECT regress.err(format('SELECT * FROM unkey.unkey_get_verifications(%L, %L, %
 			   ('2031-03-01', '2031-03-02', '"order" => ''up'''),
 			   ('2031-03-01', '2031-03-02', '"limit" => 0')) t(s, e, x);
 SELECT regress.err($$SELECT * FROM unkey.unkey_get_verifications('api_missing', '2031-03-01')$$);
+SELECT regress.err(format('SELECT * FROM unkey.unkey_get_verifications(%L, %L, %L, group_by => %L)', :'api', s, e, g)) AS error
+  FROM (VALUES ('-infinity', '2031-03-01', '{day}'), ('2031-03-01', 'infinity', NULL),
+			   ('2020-01-01', '2031-03-01', '{hour}')) t(s, e, g);
+SELECT count(*) AS months FROM unkey.unkey_get_verifications(:'api', '2020-01-01', '2031-03-01', group_by => '{month}');
 SELECT regress.err(format('SELECT * FROM unkey.unkey_get_verifications(%L, NULL)', :'api'));
+
+----------------------------------------------------------------------------
+-- events that are hard to write: none of them holds up the others
+----------------------------------------------------------------------------
+SET unkey.test_now = '2031-05-01 00:00:00+00';
+-- NOT_FOUND is counted for the API that was asked about, each apart
+SELECT unkey.unkey_create_api('events other') AS other_api \gset
+SELECT v.code FROM (VALUES (:'api'), (:'api'), (:'other_api')) a(id), unkey.unkey_verify_key('ev_wrong_key', api_id => a.id) v;
+-- an api_id that cannot be an id is not recorded; 20 tags of 512 characters are
+SELECT code FROM unkey.unkey_verify_key('ev_wrong_key', api_id => repeat('x', 5000));
+SELECT code FROM unkey.unkey_verify_key(:'valid_key', cost => 0,
+	tags => ARRAY(SELECT repeat(chr(96 + i), 512) FROM generate_series(1, 20) i));
+SELECT FROM unkey.unkey_flush_events();
+SELECT coalesce(sum(discarded), 0) AS discarded FROM unkey.unkey_events_info() WHERE database = current_database();
+SELECT (SELECT not_found FROM unkey.unkey_get_verifications(:'api', '2031-05-01', '2031-05-02')) AS asked_api,
+	   (SELECT not_found FROM unkey.unkey_get_verifications(:'other_api', '2031-05-01', '2031-05-02')) AS other_api;
+SELECT api_id IS NULL AS no_api_id, count(*) FROM unkey.verification_events
+ WHERE key_hash = digest('ev_wrong_key', 'sha256') AND time = '2031-05-01' GROUP BY 1 ORDER BY 1;
+SELECT cardinality(tags) AS tags, count(*) AS rollup_rows FROM unkey.verification_rollups
+ WHERE key_id = :'valid_id' AND cardinality(tags) = 20 GROUP BY 1;
+-- partitions are a UTC day, whatever the session's DateStyle and time zone
+SET DateStyle = 'Postgres'; SET TimeZone = 'Asia/Kolkata';
+SELECT unkey._ensure_partitions('ratelimit_events', ARRAY['2031-06-01 12:00:00+00'::timestamptz]);
+RESET DateStyle; SET TimeZone = 'UTC';
+SELECT pg_get_expr(c.relpartbound, c.oid) FROM pg_class c WHERE c.relname = 'ratelimit_events_p20310601';
 
 ----------------------------------------------------------------------------
 -- rate-limit events

@@ -191,13 +191,14 @@ CREATE TABLE unkey.verification_rollups (
 	external_id			text,
 	outcome				text NOT NULL,
 	tags				text[] NOT NULL,
+	tags_md5			text NOT NULL,		-- the tag set in the unique key: 20 tags of 512 characters do not fit an index
 	count				bigint NOT NULL,
 	spent_credits		bigint NOT NULL,
 	latency_sum			double precision NOT NULL,
 	latency_hist		bigint[] NOT NULL,
 	last_time			timestamptz NOT NULL,
 	CONSTRAINT verification_rollups_key
-		UNIQUE NULLS NOT DISTINCT (key_hash, granularity, bucket, outcome, tags, key_id, identity_id)
+		UNIQUE NULLS NOT DISTINCT (key_hash, granularity, bucket, outcome, tags_md5, key_id, identity_id, api_id)
 );
 CREATE INDEX verification_rollups_api_idx ON unkey.verification_rollups (api_id, granularity, bucket);
 COMMENT ON TABLE unkey.verification_rollups IS 'per-key: verification counts per hour, day and month, by key, identity, outcome and tags';
@@ -2327,8 +2328,10 @@ BEGIN
 		part := parent || '_p' || to_char(day AT TIME ZONE 'UTC', 'YYYYMMDD');
 		CONTINUE WHEN to_regclass(format('unkey.%I', part)) IS NOT NULL;
 		BEGIN
-			EXECUTE format('CREATE TABLE unkey.%I PARTITION OF unkey.%I FOR VALUES FROM (%L) TO (%L)',
-						   part, parent, day, day + interval '24 hours');
+			-- the bounds in UTC, whatever the session's DateStyle and TimeZone
+			EXECUTE format('CREATE TABLE unkey.%I PARTITION OF unkey.%I FOR VALUES FROM (%L) TO (%L)', part, parent,
+						   to_char(day AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00"'),
+						   to_char((day + interval '24 hours') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00"'));
 		EXCEPTION WHEN duplicate_table OR unique_violation THEN
 			NULL;				-- another writer created it first
 		END;
@@ -2353,24 +2356,25 @@ BEGIN
 	SELECT e.t, e.r, e.h, e.a, e.k, e.i, e.x, e.o, e.g::text[], e.s, e.l
 	  FROM unnest(t, request_id, key_hash, api_id, key_id, identity_id, external_id, outcome, tags, spent, latency)
 		   AS e(t, r, h, a, k, i, x, o, g, s, l);
-	-- one row per unique key of the rollup, so no row is hit twice
+	-- one row per unique key of the rollup, so no row is hit twice, and in the
+	-- unique key's order, so concurrent writers lock rows in the same order
 	INSERT INTO unkey.verification_rollups AS r (granularity, bucket, key_hash, api_id, key_id, identity_id,
-												 external_id, outcome, tags, count, spent_credits, latency_sum,
-												 latency_hist, last_time)
-	SELECT u.unit, date_trunc(u.unit, e.t, 'UTC'), e.h, max(e.a), e.k, e.i, max(e.x), e.o,
-		   coalesce(e.g::text[], '{}'), count(*), sum(e.s), coalesce(sum(e.l), 0),
+												 external_id, outcome, tags, tags_md5, count, spent_credits,
+												 latency_sum, latency_hist, last_time)
+	SELECT u.unit, date_trunc(u.unit, e.t, 'UTC'), e.h, e.a, e.k, e.i, max(e.x), e.o,
+		   coalesce(e.g, '{}')::text[], md5(coalesce(e.g, '{}')), count(*), sum(e.s), coalesce(sum(e.l), 0),
 		   unkey._latency_hist(array_agg(e.l)), max(e.t)
 	  FROM unnest(t, key_hash, api_id, key_id, identity_id, external_id, outcome, tags, spent, latency)
 		   AS e(t, h, a, k, i, x, o, g, s, l),
 		   unnest(ARRAY['hour', 'day', 'month']) AS u(unit)
-	 GROUP BY u.unit, date_trunc(u.unit, e.t, 'UTC'), e.h, e.k, e.i, e.o, coalesce(e.g::text[], '{}')
+	 GROUP BY e.h, u.unit, date_trunc(u.unit, e.t, 'UTC'), e.o, coalesce(e.g, '{}'), e.k, e.i, e.a
+	 ORDER BY e.h, u.unit, date_trunc(u.unit, e.t, 'UTC'), e.o, md5(coalesce(e.g, '{}')), e.k, e.i, e.a
 	ON CONFLICT ON CONSTRAINT verification_rollups_key DO UPDATE
 	   SET count = r.count + EXCLUDED.count,
 		   spent_credits = r.spent_credits + EXCLUDED.spent_credits,
 		   latency_sum = r.latency_sum + EXCLUDED.latency_sum,
 		   latency_hist = unkey._hist_add(r.latency_hist, EXCLUDED.latency_hist),
 		   last_time = greatest(r.last_time, EXCLUDED.last_time),
-		   api_id = coalesce(EXCLUDED.api_id, r.api_id),
 		   external_id = coalesce(EXCLUDED.external_id, r.external_id);
 END
 $$;
@@ -2424,6 +2428,20 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION unkey._apply_retention(timestamptz) IS 'private: drop event partitions past the retention';
+
+-- The event writer's upkeep, once a minute: partitions for today and tomorrow, then the retention
+CREATE FUNCTION unkey._maintain_events(now timestamptz)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM unkey._ensure_partitions(p, ARRAY[now, now + interval '24 hours'])
+	   FROM unnest(ARRAY['verification_events', 'ratelimit_events']) p;
+	PERFORM unkey._apply_retention(now);
+END
+$$;
+COMMENT ON FUNCTION unkey._maintain_events(timestamptz) IS 'private: create the coming partitions and apply the retention';
 
 CREATE FUNCTION unkey.unkey_set_retention(retention interval)
 RETURNS void
@@ -2568,6 +2586,9 @@ BEGIN
 	IF start IS NULL THEN
 		RAISE EXCEPTION 'start must be given' USING ERRCODE = '22023';
 	END IF;
+	IF NOT isfinite(start) OR NOT isfinite(stop) THEN
+		RAISE EXCEPTION 'start and end must be finite' USING ERRCODE = '22023';
+	END IF;
 	IF stop <= start THEN
 		RAISE EXCEPTION 'end must be after start' USING ERRCODE = '22023';
 	END IF;
@@ -2597,6 +2618,11 @@ BEGIN
 	END IF;
 	descending := coalesce("order" = 'desc', sort_by <> 'time');
 	first := date_trunc(gran, start, 'UTC');
+	-- a time series has one row per bucket and group: keep it to a size a dashboard can use
+	IF unit IS NOT NULL AND extract(epoch FROM stop - first) / extract(epoch FROM ('1 ' || unit)::interval) > 10000 THEN
+		RAISE EXCEPTION 'the range holds more than 10000 %', unit || 's'
+			USING ERRCODE = '22023', HINT = 'Group by a longer unit, or ask for a shorter range.';
+	END IF;
 
 	RETURN QUERY
 	WITH agg AS (

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
@@ -60,6 +61,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "unkey.h"
@@ -94,6 +96,7 @@ typedef struct EvSlot
 	pid_t		worker_pid;		/* 0: no worker */
 	Latch	   *worker_latch;
 	TimestampTz worker_requested;	/* a backend registered a worker then */
+	bool		flush_now;		/* someone wants the ring written before the interval ends */
 	/* counters since the slot was claimed */
 	int64		appended;
 	int64		flushed_events;
@@ -119,7 +122,6 @@ int			unkey_events_full_wait = 1000;
 
 static EvShared *ev = NULL;
 static int	my_slot = -1;		/* this backend's slot, checked under its lock */
-static volatile sig_atomic_t got_sigterm = false;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
@@ -135,6 +137,13 @@ static inline LWLock *
 EvLock(int i)
 {
 	return &ev->locks[i].lock;
+}
+
+/* Serializes the claiming of slots; the tranche's last lock */
+static inline LWLock *
+EvClaimLock(void)
+{
+	return &ev->locks[ev->nslots].lock;
 }
 
 /* Shared memory for the slots and their rings */
@@ -350,9 +359,9 @@ EvStore(UnkeyEvent *es, int n)
 	SPI_finish();
 }
 
-/* Ask the postmaster for a flush worker for this database */
+/* Ask the postmaster for the flush worker of a slot's database */
 static void
-EvStartWorker(int slot)
+EvStartWorker(int slot, Oid dboid)
 {
 	BackgroundWorker w;
 
@@ -362,71 +371,28 @@ EvStartWorker(int slot)
 	w.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(w.bgw_library_name, BGW_MAXLEN, "unkey");
 	snprintf(w.bgw_function_name, BGW_MAXLEN, "UnkeyEventWorkerMain");
-	snprintf(w.bgw_name, BGW_MAXLEN, "unkey event writer for database %u", MyDatabaseId);
+	snprintf(w.bgw_name, BGW_MAXLEN, "unkey event writer for database %u", dboid);
 	snprintf(w.bgw_type, BGW_MAXLEN, "unkey event writer");
 	w.bgw_main_arg = Int32GetDatum(slot);
-	memcpy(w.bgw_extra, &MyDatabaseId, sizeof(Oid));
+	memcpy(w.bgw_extra, &dboid, sizeof(Oid));
+	/* on failure the request stays noted, so the next try is in EV_RETRY_WORKER_MS */
 	if (!RegisterDynamicBackgroundWorker(&w, NULL))
-	{
-		/* no free worker slot: let a later event try again */
-		LWLockAcquire(EvLock(slot), LW_EXCLUSIVE);
-		ev->slots[slot].worker_requested = 0;
-		LWLockRelease(EvLock(slot));
 		ereport(WARNING,
 				(errmsg("unkey: could not start the event writer"),
 				 errhint("Raise max_worker_processes; events stay buffered until a writer starts.")));
-	}
-}
-
-/*
- * This database's slot, locked in exclusive mode, claiming a free one if
- * needed; -1 (nothing locked) when every slot belongs to other databases.
- */
-static int
-EvLockMySlot(void)
-{
-	if (my_slot >= 0)
-	{
-		LWLockAcquire(EvLock(my_slot), LW_EXCLUSIVE);
-		if (ev->slots[my_slot].dboid == MyDatabaseId)
-			return my_slot;
-		LWLockRelease(EvLock(my_slot));
-	}
-	for (int pass = 0; pass < 2; pass++)
-	{
-		for (int i = 0; i < ev->nslots; i++)
-		{
-			EvSlot	   *s = &ev->slots[i];
-
-			LWLockAcquire(EvLock(i), LW_EXCLUSIVE);
-			if (s->dboid == MyDatabaseId ||
-				(pass == 1 && s->dboid == InvalidOid))
-			{
-				if (s->dboid == InvalidOid)
-				{
-					memset((char *) s + offsetof(EvSlot, dboid), 0,
-						   sizeof(EvSlot) - offsetof(EvSlot, dboid));
-					s->dboid = MyDatabaseId;
-				}
-				my_slot = i;
-				return i;
-			}
-			LWLockRelease(EvLock(i));
-		}
-	}
-	return -1;
 }
 
 /*
  * Should a worker be asked for?  Called with the slot locked; notes the
- * request so that concurrent backends do not all ask.
+ * request so that concurrent backends do not all ask, and so that a failed
+ * request is retried only after a while.
  */
 static bool
 EvNeedWorker(EvSlot *s)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
-	if (s->worker_pid != 0)
+	if (s->worker_pid != 0 || s->head == s->tail)
 		return false;
 	if (s->worker_requested != 0 &&
 		!TimestampDifferenceExceeds(s->worker_requested, now, EV_RETRY_WORKER_MS))
@@ -436,22 +402,143 @@ EvNeedWorker(EvSlot *s)
 }
 
 /*
- * Record an event.  With the pipeline it is appended to this database's ring
- * and survives the caller's rollback; without it (not preloaded, or every
- * slot taken, or the ring stayed full), it is written now, in the caller's
- * transaction.
+ * Start writers for buffered events that have none: events put back after a
+ * restart into the buffer of a database nobody has used since.  A slot of a
+ * database that no longer exists is emptied (its events counted as
+ * discarded) and freed.
+ */
+static void
+EvTendOrphans(void)
+{
+	for (int i = 0; i < ev->nslots; i++)
+	{
+		EvSlot	   *s = &ev->slots[i];
+		Oid			dboid = s->dboid;	/* read without the lock: checked again under it */
+		bool		exists;
+		bool		start = false;
+
+		if (dboid == InvalidOid || dboid == MyDatabaseId || s->worker_pid != 0)
+			continue;
+		exists = SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dboid));
+		LWLockAcquire(EvLock(i), LW_EXCLUSIVE);
+		if (s->dboid == dboid && s->worker_pid == 0)
+		{
+			if (!exists)
+			{
+				s->discarded += s->buffered;
+				s->dboid = InvalidOid;
+			}
+			else
+				start = EvNeedWorker(s);
+		}
+		LWLockRelease(EvLock(i));
+		if (start)
+			EvStartWorker(i, dboid);
+	}
+}
+
+/*
+ * This database's slot, locked in exclusive mode; when it has none and
+ * claim is set, a free slot is claimed for it.  -1 (nothing locked) when it
+ * has none.  Claims are serialized by the claim lock, so a database never
+ * gets two slots; it is taken before a slot lock, never after.
+ */
+static int
+EvLockMySlot(bool claim)
+{
+	if (my_slot >= 0)
+	{
+		LWLockAcquire(EvLock(my_slot), LW_EXCLUSIVE);
+		if (ev->slots[my_slot].dboid == MyDatabaseId)
+			return my_slot;
+		LWLockRelease(EvLock(my_slot));
+		my_slot = -1;
+	}
+	if (claim)
+	{
+		EvTendOrphans();		/* may free the slot of a dropped database */
+		LWLockAcquire(EvClaimLock(), LW_EXCLUSIVE);
+	}
+	for (int pass = 0; pass < (claim ? 2 : 1); pass++)
+	{
+		for (int i = 0; i < ev->nslots; i++)
+		{
+			EvSlot	   *s = &ev->slots[i];
+
+			LWLockAcquire(EvLock(i), LW_EXCLUSIVE);
+			if (s->dboid == MyDatabaseId || (pass == 1 && s->dboid == InvalidOid))
+			{
+				if (s->dboid == InvalidOid)
+				{
+					memset((char *) s + offsetof(EvSlot, dboid), 0,
+						   sizeof(EvSlot) - offsetof(EvSlot, dboid));
+					s->dboid = MyDatabaseId;
+				}
+				if (claim)
+					LWLockRelease(EvClaimLock());
+				my_slot = i;
+				return i;
+			}
+			LWLockRelease(EvLock(i));
+		}
+	}
+	if (claim)
+		LWLockRelease(EvClaimLock());
+	return -1;
+}
+
+/*
+ * Write one event now, in the caller's transaction: without preloading, or
+ * when no buffer or writer can take it.  A read-only transaction cannot
+ * write: the event is then dropped with a warning (and counted, if the
+ * database has a buffer), since verification must still answer.
+ */
+static void
+EvStoreNow(const UnkeyEvent *e, int slot)
+{
+	if (XactReadOnly || RecoveryInProgress())
+	{
+		if (slot >= 0)
+		{
+			LWLockAcquire(EvLock(slot), LW_EXCLUSIVE);
+			if (ev->slots[slot].dboid == MyDatabaseId)
+				ev->slots[slot].discarded++;
+			LWLockRelease(EvLock(slot));
+		}
+		ereport(WARNING,
+				(errmsg("unkey: the event of this call was not recorded: the transaction is read-only")));
+		return;
+	}
+	if (slot >= 0)
+	{
+		LWLockAcquire(EvLock(slot), LW_EXCLUSIVE);
+		if (ev->slots[slot].dboid == MyDatabaseId)
+			ev->slots[slot].inline_writes++;
+		LWLockRelease(EvLock(slot));
+	}
+	EvStore((UnkeyEvent *) e, 1);
+}
+
+/*
+ * Record an event.  With the pipeline it is appended to this database's
+ * ring, survives the caller's rollback and costs no WAL here.  A full ring
+ * applies back-pressure: the caller waits while a writer is at work
+ * (interruptibly, so statement_timeout still applies).  Only when no writer
+ * has been running for unkey.events_full_wait, or every buffer belongs to
+ * other databases, or the library is not preloaded, is the event written by
+ * the caller itself.  It is never dropped silently.
  */
 void
 UnkeyEmitEvent(const UnkeyEvent *e)
 {
 	EvRecord   *r;
-	int			slot;
+	int			slot = -1;
 	bool		waited = false;
-	TimestampTz give_up = 0;
+	TimestampTz writerless_since = 0;
 
 	if (ev == NULL)
 	{
-		EvStore((UnkeyEvent *) e, 1);
+		EvStoreNow(e, -1);
 		return;
 	}
 
@@ -462,75 +549,84 @@ UnkeyEmitEvent(const UnkeyEvent *e)
 		bool		start_worker;
 		bool		wake;
 		Latch	   *latch;
+		pid_t		writer;
 
-		slot = EvLockMySlot();
+		slot = EvLockMySlot(true);
 		if (slot < 0)
-			break;				/* every slot is taken by other databases */
+			break;				/* every buffer is taken by other databases */
 		s = &ev->slots[slot];
+		if (r->len > ev->ring_bytes / 2)
+		{
+			LWLockRelease(EvLock(slot));
+			break;				/* not made for a buffer this small */
+		}
 		if (r->len <= ev->ring_bytes - (s->head - s->tail))
 		{
 			EvRingWrite(slot, s->head, (char *) r, r->len);
 			s->head += r->len;
 			s->buffered++;
 			s->appended++;
-			if (waited)
-				s->full_waits++;
 			wake = (s->head - s->tail) > ev->ring_bytes / 2;
+			s->flush_now |= wake;
 			start_worker = EvNeedWorker(s);
 			latch = s->worker_latch;
 			LWLockRelease(EvLock(slot));
 			if (start_worker)
-				EvStartWorker(slot);
+			{
+				EvStartWorker(slot, MyDatabaseId);
+				EvTendOrphans();
+			}
 			else if (wake && latch)
 				SetLatch(latch);
 			pfree(r);
 			return;
 		}
 
-		/* full: wake the writer and wait for a flush, for a while */
+		/* full: wake the writer (or have one started) and wait for a flush */
+		if (!waited)
+			s->full_waits++;
+		waited = true;
+		s->flush_now = true;
 		start_worker = EvNeedWorker(s);
 		latch = s->worker_latch;
+		writer = s->worker_pid;
 		LWLockRelease(EvLock(slot));
 		if (start_worker)
-			EvStartWorker(slot);
+			EvStartWorker(slot, MyDatabaseId);
 		else if (latch)
 			SetLatch(latch);
-		if (!waited)
-		{
-			waited = true;
-			give_up = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), unkey_events_full_wait);
-		}
-		else if (GetCurrentTimestamp() >= give_up)
+		if (writer != 0)
+			writerless_since = 0;
+		else if (writerless_since == 0)
+			writerless_since = GetCurrentTimestamp();
+		else if (TimestampDifferenceExceeds(writerless_since, GetCurrentTimestamp(), unkey_events_full_wait))
 			break;
 		ConditionVariablePrepareToSleep(&s->flushed);
-		(void) ConditionVariableTimedSleep(&s->flushed, Min(unkey_events_full_wait, 100),
-										   PG_WAIT_EXTENSION);
+		(void) ConditionVariableTimedSleep(&s->flushed, 100, PG_WAIT_EXTENSION);
 		ConditionVariableCancelSleep();
-	}
-
-	/* no room: write it ourselves, never drop it */
-	slot = EvLockMySlot();
-	if (slot >= 0)
-	{
-		ev->slots[slot].inline_writes++;
-		LWLockRelease(EvLock(slot));
+		CHECK_FOR_INTERRUPTS();
 	}
 	pfree(r);
-	EvStore((UnkeyEvent *) e, 1);
+	EvStoreNow(e, slot);
 }
 
-/* SIGTERM: finish the current batch, flush the rest, then leave */
-static void
-EvSigterm(SIGNAL_ARGS)
+/* Has someone asked for a flush before the interval ends?  Clears the request */
+static bool
+EvTakeFlushRequest(int slot)
 {
-	int			save_errno = errno;
+	bool		asked;
 
-	got_sigterm = true;
-	SetLatch(MyLatch);
-	errno = save_errno;
+	LWLockAcquire(EvLock(slot), LW_EXCLUSIVE);
+	asked = ev->slots[slot].flush_now;
+	ev->slots[slot].flush_now = false;
+	LWLockRelease(EvLock(slot));
+	return asked;
 }
 
-/* Forget this worker in its slot, whatever way it exits */
+/*
+ * Forget this worker in its slot, whatever way it exits, and free the slot
+ * if nothing is buffered in it.
+ */
 static void
 EvWorkerExit(int code, Datum arg)
 {
@@ -543,14 +639,78 @@ EvWorkerExit(int code, Datum arg)
 		s->worker_latch = NULL;
 		/* after a failure, wait a while before the next writer is started */
 		s->worker_requested = code == 0 ? 0 : GetCurrentTimestamp();
+		if (s->head == s->tail)
+			s->dboid = InvalidOid;
 	}
 	LWLockRelease(EvLock(DatumGetInt32(arg)));
 	ConditionVariableBroadcast(&s->flushed);
 }
 
 /*
+ * Run fn(arg) in a subtransaction.  An error of the data itself (a value,
+ * a constraint, a size limit) is logged and makes it return false, having
+ * undone its work; any other error (out of disk, a lock timeout) is raised
+ * again, so that the whole flush is retried later and nothing is lost.
+ */
+static bool
+EvTry(void (*fn) (void *arg), void *arg, const char *what)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		int			class;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+		if (class != ERRCODE_DATA_EXCEPTION && class != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION &&
+			class != ERRCODE_PROGRAM_LIMIT_EXCEEDED)
+			ReThrowError(edata);
+		ereport(LOG,
+				(errmsg("unkey: could not write %s: %s", what, edata->message)));
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return ok;
+}
+
+typedef struct EvBatch
+{
+	UnkeyEvent *es;
+	int			n;
+} EvBatch;
+
+/* EvStore for EvTry */
+static void
+EvStoreBatch(void *arg)
+{
+	EvStore(((EvBatch *) arg)->es, ((EvBatch *) arg)->n);
+}
+
+/*
  * Write up to one batch from the slot's ring in its own transaction;
- * returns how many events it wrote (0 when the ring was empty).
+ * returns how many events it took off the ring (0 when it was empty).  If
+ * the batch fails on its data, the events are written one at a time and
+ * the ones that still fail are discarded and counted, so that one bad event
+ * can never hold up the others.
  */
 static int
 EvFlushBatch(int slot)
@@ -560,6 +720,7 @@ EvFlushBatch(int slot)
 	uint64		head;
 	uint64		pos;
 	int			n = 0;
+	int			bad = 0;
 	int			cap = Max(unkey_events_batch_size, 1);
 	UnkeyEvent *es;
 	MemoryContext batchcxt;
@@ -594,7 +755,21 @@ EvFlushBatch(int slot)
 	pgstat_report_activity(STATE_RUNNING, "unkey: writing events");
 	extension_present = OidIsValid(get_extension_oid("unkey", true));
 	if (extension_present)
-		EvStore(es, n);
+	{
+		EvBatch		all = {es, n};
+
+		MemoryContextSwitchTo(batchcxt);
+		if (!EvTry(EvStoreBatch, &all, "a batch of events"))
+		{
+			for (int i = 0; i < n; i++)
+			{
+				EvBatch		one = {&es[i], 1};
+
+				if (!EvTry(EvStoreBatch, &one, "an event"))
+					bad++;
+			}
+		}
+	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -602,35 +777,73 @@ EvFlushBatch(int slot)
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(batchcxt);
 
+	if (!extension_present)
+		bad = n;
 	LWLockAcquire(EvLock(slot), LW_EXCLUSIVE);
 	s->tail = pos;
 	s->buffered -= n;
-	if (extension_present)
-		s->flushed_events += n;
-	else
-		s->discarded += n;
+	s->flushed_events += n - bad;
+	s->discarded += bad;
 	s->last_flush = GetCurrentTimestamp();
 	LWLockRelease(EvLock(slot));
 	ConditionVariableBroadcast(&s->flushed);
-	if (!extension_present)
+	if (bad > 0)
 		ereport(WARNING,
-				(errmsg("unkey: discarded %d events: the extension is no longer installed in this database", n)));
+				(errmsg("unkey: discarded %d events that could not be written", bad),
+				 extension_present ? 0 : errdetail("The extension is no longer installed in this database.")));
 	return n;
 }
 
-/* Drop event partitions past the retention period (unkey_set_retention) */
+/* The worker's upkeep, for EvTry: tomorrow's partitions ahead of time, and the retention */
 static void
-EvApplyRetention(void)
+EvMaintain(void *arg)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "unkey: SPI_connect failed");
+	SPI_execute("SELECT unkey._maintain_events(pg_catalog.now())", false, 0);
+	SPI_finish();
+}
+
+/*
+ * Once a minute: create today's and tomorrow's partitions, so that crossing
+ * midnight never waits for a lock, and drop partitions past the retention.
+ * A short lock timeout keeps a long reader (pg_dump) from stalling the
+ * writer; the upkeep is simply tried again a minute later.
+ */
+static void
+EvUpkeep(void)
 {
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (OidIsValid(get_extension_oid("unkey", true)))
 	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "unkey: SPI_connect failed");
-		SPI_execute("SELECT unkey._apply_retention(pg_catalog.now())", false, 0);
-		SPI_finish();
+		MemoryContext cxt = CurrentMemoryContext;
+		ResourceOwner owner = CurrentResourceOwner;
+
+		SetConfigOption("lock_timeout", "1000", PGC_SUSET, PGC_S_SESSION);
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		PG_TRY();
+		{
+			EvMaintain(NULL);
+			ReleaseCurrentSubTransaction();
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			ereport(LOG, (errmsg("unkey: event upkeep postponed: %s", edata->message)));
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		SetConfigOption("lock_timeout", "0", PGC_SUSET, PGC_S_SESSION);
 	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -649,10 +862,12 @@ UnkeyEventWorkerMain(Datum main_arg)
 	EvSlot	   *s;
 	Oid			dboid;
 	TimestampTz idle_since;
-	TimestampTz last_retention = 0;
+	TimestampTz last_flush;
+	TimestampTz last_upkeep = 0;
 
 	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
-	pqsignal(SIGTERM, EvSigterm);
+	/* terminate at once, even in a lock wait: what is still buffered stays in the ring */
+	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
 
@@ -674,18 +889,31 @@ UnkeyEventWorkerMain(Datum main_arg)
 	before_shmem_exit(EvWorkerExit, Int32GetDatum(slot));
 
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	/* whatever the database's own settings say: the writer must write, in UTC */
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("DateStyle", "ISO", PGC_SUSET, PGC_S_OVERRIDE);
 	idle_since = GetCurrentTimestamp();
+	last_flush = idle_since;
 	ResetLatch(MyLatch);		/* only a real request cuts the first interval short */
 
 	for (;;)
 	{
 		int			n;
 		TimestampTz now;
+		long		wait_ms;
 
-		/* wait first: a new writer leaves the events buffered for one interval too */
+		/*
+		 * Wait first: a new writer leaves the events buffered for one
+		 * interval too.  Wake at least every second, to notice idleness.
+		 */
+		wait_ms = unkey_events_flush_interval -
+			(long) ((GetCurrentTimestamp() - last_flush) / 1000);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 unkey_events_flush_interval, PG_WAIT_EXTENSION);
+						 Max(1, Min(wait_ms, 1000)), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -693,19 +921,22 @@ UnkeyEventWorkerMain(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		while ((n = EvFlushBatch(slot)) > 0)
-		{
-			idle_since = GetCurrentTimestamp();
-			CHECK_FOR_INTERRUPTS();
-		}
 		now = GetCurrentTimestamp();
-		if (TimestampDifferenceExceeds(last_retention, now, EV_RETENTION_EVERY_MS))
+		if (EvTakeFlushRequest(slot) ||
+			TimestampDifferenceExceeds(last_flush, now, unkey_events_flush_interval))
 		{
-			EvApplyRetention();
-			last_retention = now;
+			while ((n = EvFlushBatch(slot)) > 0)
+			{
+				idle_since = GetCurrentTimestamp();
+				CHECK_FOR_INTERRUPTS();
+			}
+			last_flush = now = GetCurrentTimestamp();
 		}
-		if (got_sigterm)
-			break;
+		if (TimestampDifferenceExceeds(last_upkeep, now, EV_RETENTION_EVERY_MS))
+		{
+			EvUpkeep();
+			last_upkeep = now;
+		}
 
 		/* idle and empty: give the slot back */
 		if (TimestampDifferenceExceeds(idle_since, now, EV_IDLE_EXIT_MS))
@@ -743,19 +974,21 @@ unkey_flush_events(PG_FUNCTION_ARGS)
 
 	if (ev == NULL)
 		PG_RETURN_INT64(0);		/* not preloaded: events are written at once */
-	slot = EvLockMySlot();
+	EvTendOrphans();
+	slot = EvLockMySlot(false);	/* a database without a buffer has nothing to flush */
 	if (slot < 0)
 		PG_RETURN_INT64(0);
 	s = &ev->slots[slot];
 	target = s->head;
 	pending = s->buffered;
-	start_worker = s->head != s->tail && EvNeedWorker(s);
+	s->flush_now = true;
+	start_worker = EvNeedWorker(s);
 	latch = s->worker_latch;
 	LWLockRelease(EvLock(slot));
 	if (pending == 0)
 		PG_RETURN_INT64(0);
 	if (start_worker)
-		EvStartWorker(slot);
+		EvStartWorker(slot, MyDatabaseId);
 	else if (latch)
 		SetLatch(latch);
 
@@ -774,7 +1007,7 @@ unkey_flush_events(PG_FUNCTION_ARGS)
 		if (tail >= target || owner != MyDatabaseId)
 			break;
 		if (start_worker)
-			EvStartWorker(slot);
+			EvStartWorker(slot, MyDatabaseId);
 		else if (latch)
 			SetLatch(latch);
 		if (GetCurrentTimestamp() >= give_up)
@@ -842,7 +1075,7 @@ EvShmemRequest(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(EvMemSize());
-	RequestNamedLWLockTranche(EV_TRANCHE, unkey_events_databases);
+	RequestNamedLWLockTranche(EV_TRANCHE, unkey_events_databases + 1);	/* + the claim lock */
 }
 
 /* Write every non-empty ring, with its database and count; false if a write failed */

@@ -24,6 +24,7 @@
 #define UNKEY_MAX_KEY_CHARS 512
 #define UNKEY_MAX_TAGS 20
 #define UNKEY_MAX_TAG_CHARS 512
+#define UNKEY_MAX_ID_BYTES 64	/* ids are a prefix and 22 base58 characters */
 
 /* tables.c: the tables verification reads by index */
 typedef enum UnkeyTable

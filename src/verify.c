@@ -631,7 +631,11 @@ EmitVerification(VerifyCode code, bytea *hash, KeyData *k, int64 spent, Datum ap
 	e.len[EV_V_HASH] = UNKEY_HASH_LEN;
 	UnkeyEventRequestId(&e, EV_V_REQUEST_ID);
 	if (code == VERIFY_NOT_FOUND)
-		EventText(&e, EV_V_API_ID, api_id, api_id == (Datum) 0);	/* the API asked about, if any */
+	{
+		/* the API asked about, if it can be an API id at all (it is indexed) */
+		if (api_id != (Datum) 0 && VARSIZE_ANY_EXHDR(DatumGetTextPP(api_id)) <= UNKEY_MAX_ID_BYTES)
+			EventText(&e, EV_V_API_ID, api_id, false);
+	}
 	else
 	{
 		EventText(&e, EV_V_API_ID, k->col[K_API_ID], false);

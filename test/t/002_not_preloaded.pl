@@ -52,6 +52,30 @@ SELECT outcome, count(*) FROM unkey.verification_events
 	"NOT_FOUND|2\nUSAGE_EXCEEDED|1\nVALID|2",
 	'every verification was recorded');
 
+# without the buffer, events and rollups are written by the callers themselves:
+# concurrent callers update the same rollup rows in the same order, so they never deadlock
+my ($unlimited) = $node->safe_psql('postgres', q{
+SELECT key FROM unkey.unkey_create_key((SELECT id FROM unkey.apis WHERE name = 'plain'))});
+$node->pgbench(
+	'--no-vacuum --client=8 --transactions=200',
+	0,
+	[qr{processed: 1600/1600}],
+	[qr{^$}],
+	'8 clients verify one key with the same tags, with no error',
+	{
+		'002_same_rows' =>
+		  qq{SELECT code FROM unkey.unkey_verify_key('$unlimited', tags => ARRAY['a', 'b']);}
+	});
+is( $node->safe_psql('postgres', q{
+SELECT (SELECT count(*) FROM unkey.verification_events WHERE tags = '{a,b}'),
+       (SELECT sum(count) FROM unkey.verification_rollups WHERE tags = '{a,b}' AND granularity = 'hour')}),
+	'1600|1600', 'every event is written and rolled up');
+# a read-only transaction cannot write the event: verification still answers, with a warning
+my ($ret, $out, $err) = $node->psql('postgres',
+	"BEGIN READ ONLY; SELECT code FROM unkey.unkey_verify_key('$unlimited', cost => 0); COMMIT;");
+is($out, 'VALID', 'a read-only transaction still gets its answer');
+like($err, qr/the event of this call was not recorded: the transaction is read-only/, 'and a warning');
+
 # one session verifies, reinstalls the extension and verifies again: the
 # backend's cached table and index OIDs must follow the new relations
 is( $node->safe_psql(
