@@ -35,12 +35,15 @@ SELECT func AS public_can_execute
  WHERE has_function_privilege('public', func::regprocedure, 'EXECUTE')
  ORDER BY func;
 
--- SECURITY DEFINER and plpgsql functions pin their search_path
+-- SECURITY DEFINER and plpgsql functions pin their search_path (and set nothing else but jit)
 SELECT func AS unpinned_search_path, proconfig
   FROM ext_functions
  WHERE (prosecdef OR lanname = 'plpgsql')
-   AND proconfig IS DISTINCT FROM '{"search_path=pg_catalog, pg_temp"}'::text[]
+   AND (proconfig IS NULL OR proconfig[1] IS DISTINCT FROM 'search_path=pg_catalog, pg_temp'
+		OR EXISTS (SELECT FROM unnest(proconfig[2:]) c WHERE c <> 'jit=off'))
  ORDER BY func;
+-- the analytics function compiles nothing: JIT costs more than its query
+SELECT func, proconfig FROM ext_functions WHERE proconfig <> '{"search_path=pg_catalog, pg_temp"}'::text[];
 
 -- the entry points that run with the owner's rights
 SELECT func AS security_definer, lanname

@@ -2569,6 +2569,7 @@ CREATE FUNCTION unkey.unkey_get_verifications(
 RETURNS SETOF unkey.verification_count
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
 DECLARE
 	groups text[] := coalesce(group_by, '{}');
@@ -2625,25 +2626,30 @@ BEGIN
 	END IF;
 
 	RETURN QUERY
+	-- straight from the rollups, one aggregation: through the verifications view it would be two
 	WITH agg AS (
-		SELECT CASE WHEN unit IS NOT NULL THEN v.time END AS t,
-			   CASE WHEN by_key THEN v.key_id END AS k,
-			   CASE WHEN by_identity THEN v.identity_id END AS i,
-			   CASE WHEN by_identity THEN v.external_id END AS x,
-			   CASE WHEN by_tags THEN v.tags END AS g,
+		SELECT CASE WHEN unit IS NOT NULL THEN r.bucket END AS t,
+			   CASE WHEN by_key THEN r.key_id END AS k,
+			   CASE WHEN by_identity THEN r.identity_id END AS i,
+			   CASE WHEN by_identity THEN r.external_id END AS x,
+			   CASE WHEN by_tags THEN r.tags END AS g,
 			   one.tag AS tg,
-			   sum(v.valid)::bigint AS valid, sum(v.not_found)::bigint AS not_found,
-			   sum(v.forbidden)::bigint AS forbidden, sum(v.usage_exceeded)::bigint AS usage_exceeded,
-			   sum(v.rate_limited)::bigint AS rate_limited, sum(v.disabled)::bigint AS disabled,
-			   sum(v.insufficient_permissions)::bigint AS insufficient_permissions,
-			   sum(v.expired)::bigint AS expired, sum(v.total)::bigint AS total
-		  FROM unkey.verifications v
-		  LEFT JOIN LATERAL unnest(CASE WHEN by_tag THEN v.tags END) AS one(tag) ON true
-		 WHERE v.api_id = unkey_get_verifications.api_id AND v.granularity = gran
-		   AND v.time >= first AND v.time < stop
-		   AND (unkey_get_verifications.key_id IS NULL OR v.key_id = unkey_get_verifications.key_id)
-		   AND (unkey_get_verifications.external_id IS NULL OR v.external_id = unkey_get_verifications.external_id)
-		   AND (unkey_get_verifications.tags IS NULL OR v.tags @> unkey_get_verifications.tags)
+			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'VALID'), 0)::bigint AS valid,
+			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'NOT_FOUND'), 0)::bigint AS not_found,
+			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'FORBIDDEN'), 0)::bigint AS forbidden,
+			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'USAGE_EXCEEDED'), 0)::bigint AS usage_exceeded,
+			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'RATE_LIMITED'), 0)::bigint AS rate_limited,
+			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'DISABLED'), 0)::bigint AS disabled,
+			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'INSUFFICIENT_PERMISSIONS'), 0)::bigint AS insufficient_permissions,
+			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'EXPIRED'), 0)::bigint AS expired,
+			   sum(r.count)::bigint AS total
+		  FROM unkey.verification_rollups r
+		  LEFT JOIN LATERAL unnest(CASE WHEN by_tag THEN r.tags END) AS one(tag) ON true
+		 WHERE r.api_id = unkey_get_verifications.api_id AND r.granularity = gran
+		   AND r.bucket >= first AND r.bucket < stop
+		   AND (unkey_get_verifications.key_id IS NULL OR r.key_id = unkey_get_verifications.key_id)
+		   AND (unkey_get_verifications.external_id IS NULL OR r.external_id = unkey_get_verifications.external_id)
+		   AND (unkey_get_verifications.tags IS NULL OR r.tags @> unkey_get_verifications.tags)
 		 GROUP BY 1, 2, 3, 4, 5, 6
 	), grid AS (
 		-- every bucket for every group seen; for a time series alone, every bucket

@@ -124,6 +124,28 @@ is($node->safe_psql('postgres',
 		q{SELECT discarded FROM unkey.unkey_events_info() WHERE database = 'postgres'}),
 	'0', 'nothing was discarded');
 
+# the writer applies the retention itself: a new writer does its upkeep first
+$node->safe_psql('postgres', qq{
+SET unkey.test_now = '2020-01-01 12:00:00+00';
+SELECT code FROM unkey.unkey_verify_key('$key', tags => ARRAY['old']);
+RESET unkey.test_now;
+SELECT unkey.unkey_flush_events();
+SELECT unkey.unkey_set_retention('30 days');});
+is($node->safe_psql('postgres', q{SELECT to_regclass('unkey.verification_events_p20200101') IS NOT NULL}),
+	't', 'an old partition exists');
+$pid = $node->safe_psql('postgres',
+	q{SELECT writer_pid FROM unkey.unkey_events_info() WHERE database = 'postgres'});
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)") if $pid ne '';
+verify_many('postgres', $key, 1, 'new-writer');
+ok( $node->poll_query_until('postgres',
+		q{SELECT to_regclass('unkey.verification_events_p20200101') IS NULL}),
+	'the new writer dropped the partition past the retention');
+is(count_events('postgres', q{'new-writer' = ANY (tags)}), '1', 'and kept today\'s events');
+ok( $node->safe_psql('postgres',
+		q{SELECT to_regclass(format('unkey.verification_events_p%s', to_char(now() AT TIME ZONE 'UTC' + interval '1 day', 'YYYYMMDD'))) IS NOT NULL}) eq 't',
+	'it created tomorrow\'s partition ahead of time');
+$node->safe_psql('postgres', 'SELECT unkey.unkey_set_retention(NULL)');
+
 # two databases, each with its own events
 my $key1 = setup_db('db1');
 my $key2 = setup_db('db2');
