@@ -2629,11 +2629,12 @@ BEGIN
 	-- straight from the rollups, one aggregation: through the verifications view it would be two
 	WITH agg AS (
 		SELECT CASE WHEN unit IS NOT NULL THEN r.bucket END AS t,
-			   CASE WHEN by_key THEN r.key_id END AS k,
-			   CASE WHEN by_identity THEN r.identity_id END AS i,
-			   CASE WHEN by_identity THEN r.external_id END AS x,
+			   -- bytewise comparisons: the grouping sorts hundreds of thousands of ids
+			   CASE WHEN by_key THEN r.key_id END COLLATE "C" AS k,
+			   CASE WHEN by_identity THEN r.identity_id END COLLATE "C" AS i,
+			   CASE WHEN by_identity THEN r.external_id END COLLATE "C" AS x,
 			   CASE WHEN by_tags THEN r.tags END AS g,
-			   one.tag AS tg,
+			   one.tag COLLATE "C" AS tg,
 			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'VALID'), 0)::bigint AS valid,
 			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'NOT_FOUND'), 0)::bigint AS not_found,
 			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'FORBIDDEN'), 0)::bigint AS forbidden,
