@@ -16,15 +16,18 @@
  * it reads `head` under the lock, copies the records out, writes them in
  * its own transaction, and advances `tail` under the lock after the commit,
  * so a failed flush loses nothing.  A slot is claimed by setting its `dboid`
- * under its lock (the claim loop takes one slot lock at a time, never two)
- * and released by its worker, again under the lock, once the ring is empty.
- * Writers that find the ring full sleep on the slot's condition variable,
- * which the worker broadcasts after every flush; if no space appears within
- * unkey.events_full_wait, they write their event themselves (inline) and
- * count it.  Nothing inside a slot lock can raise an error or allocate.
+ * under its lock, while holding the claim lock (the tranche's last), which
+ * serializes claims so that a database never gets two slots; the claim lock
+ * is taken before a slot lock, never after, and no one holds two slot locks.
+ * A slot is freed, under its lock, by its worker when the ring is empty, or
+ * by any backend when its database no longer exists.  Writers that find the
+ * ring full sleep on the slot's condition variable, which the worker
+ * broadcasts after every flush; they write their event themselves only when
+ * no worker has run for unkey.events_full_wait.  Nothing inside a slot lock
+ * can raise an error or allocate.
  *
- * At a clean shutdown the worker flushes what it has; the postmaster then
- * writes whatever is still buffered (events appended after that flush) to
+ * At a clean shutdown the worker exits at once (SIGTERM is die()); the
+ * postmaster then writes whatever is still buffered to
  * pg_stat/unkey_events.stat, and the next start puts it back in the rings.
  * A crash loses the rings: at most unkey.events_buffer_size per database,
  * and in practice what arrived in the last unkey.events_flush_interval.
