@@ -74,7 +74,7 @@
 #define EV_DUMP_MAGIC 0x554b4556	/* "UKEV" */
 #define EV_IDLE_EXIT_MS 2000	/* a worker with nothing to do leaves */
 #define EV_RETRY_WORKER_MS 10000	/* a requested worker that never came */
-#define EV_RETENTION_EVERY_MS 60000
+#define EV_UPKEEP_EVERY_MS 60000	/* partitions ahead, retention */
 #define EV_FLUSH_WAIT_MS 30000	/* unkey_flush_events gives up after this */
 
 /* The fixed part of a record; the strings follow, each an int32 length (-1: NULL) and its bytes */
@@ -179,13 +179,6 @@ EvRingRead(int i, uint64 pos, char *dst, Size n)
 
 	memcpy(dst, ring + off, first);
 	memcpy(dst + first, ring, n - first);
-}
-
-/* Is the pipeline there (preloaded), so events can be buffered? */
-bool
-UnkeyEventsAvailable(void)
-{
-	return ev != NULL;
 }
 
 /* Encode an event as one record, in the current memory context */
@@ -651,12 +644,13 @@ EvWorkerExit(int code, Datum arg)
 
 /*
  * Run fn(arg) in a subtransaction.  An error of the data itself (a value,
- * a constraint, a size limit) is logged and makes it return false, having
- * undone its work; any other error (out of disk, a lock timeout) is raised
- * again, so that the whole flush is retried later and nothing is lost.
+ * a constraint, a size limit), or any error when any_error is set, is
+ * logged and makes it return false, having undone its work; any other error
+ * (out of disk, a lock timeout) is raised again, so that the whole flush is
+ * retried later and nothing is lost.
  */
 static bool
-EvTry(void (*fn) (void *arg), void *arg, const char *what)
+EvTry(void (*fn) (void *arg), void *arg, const char *what, bool any_error)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -681,8 +675,8 @@ EvTry(void (*fn) (void *arg), void *arg, const char *what)
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
 		class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
-		if (class != ERRCODE_DATA_EXCEPTION && class != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION &&
-			class != ERRCODE_PROGRAM_LIMIT_EXCEEDED)
+		if (!any_error && class != ERRCODE_DATA_EXCEPTION &&
+			class != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION && class != ERRCODE_PROGRAM_LIMIT_EXCEEDED)
 			ReThrowError(edata);
 		ereport(LOG,
 				(errmsg("unkey: could not write %s: %s", what, edata->message)));
@@ -762,13 +756,13 @@ EvFlushBatch(int slot)
 		EvBatch		all = {es, n};
 
 		MemoryContextSwitchTo(batchcxt);
-		if (!EvTry(EvStoreBatch, &all, "a batch of events"))
+		if (!EvTry(EvStoreBatch, &all, "a batch of events", false))
 		{
 			for (int i = 0; i < n; i++)
 			{
 				EvBatch		one = {&es[i], 1};
 
-				if (!EvTry(EvStoreBatch, &one, "an event"))
+				if (!EvTry(EvStoreBatch, &one, "an event", false))
 					bad++;
 			}
 		}
@@ -821,31 +815,8 @@ EvUpkeep(void)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (OidIsValid(get_extension_oid("unkey", true)))
 	{
-		MemoryContext cxt = CurrentMemoryContext;
-		ResourceOwner owner = CurrentResourceOwner;
-
 		SetConfigOption("lock_timeout", "1000", PGC_SUSET, PGC_S_SESSION);
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(cxt);
-		PG_TRY();
-		{
-			EvMaintain(NULL);
-			ReleaseCurrentSubTransaction();
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			ereport(LOG, (errmsg("unkey: event upkeep postponed: %s", edata->message)));
-			FreeErrorData(edata);
-		}
-		PG_END_TRY();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
+		(void) EvTry(EvMaintain, NULL, "the event upkeep (tried again in a minute)", true);
 		SetConfigOption("lock_timeout", "0", PGC_SUSET, PGC_S_SESSION);
 	}
 	PopActiveSnapshot();
@@ -935,7 +906,7 @@ UnkeyEventWorkerMain(Datum main_arg)
 			}
 			last_flush = now = GetCurrentTimestamp();
 		}
-		if (TimestampDifferenceExceeds(last_upkeep, now, EV_RETENTION_EVERY_MS))
+		if (TimestampDifferenceExceeds(last_upkeep, now, EV_UPKEEP_EVERY_MS))
 		{
 			EvUpkeep();
 			last_upkeep = now;

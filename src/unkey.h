@@ -150,7 +150,6 @@ typedef struct UnkeyEvent
 
 extern void UnkeyEventsInit(void);
 extern void UnkeyEventRequestId(UnkeyEvent *e, int s);
-extern bool UnkeyEventsAvailable(void);
 extern void UnkeyEmitEvent(const UnkeyEvent *e);
 extern PGDLLEXPORT void UnkeyEventWorkerMain(Datum main_arg);
 
