@@ -1,9 +1,14 @@
 EXTENSION = unkey
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 
 MODULE_big = unkey
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
-DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+# The install script is built from one source per subsystem (src/sql/, in
+# this order); released and upgrade scripts sit beside them, never edited
+SQL_SOURCES = $(addprefix src/sql/,utils.sql keys.sql credits.sql permissions.sql \
+	ratelimit.sql lifecycle.sql events.sql privileges.sql)
+DATA_built = src/sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA = $(filter-out $(DATA_built),$(wildcard src/sql/$(EXTENSION)--*.sql))
 SHLIB_LINK += -lsodium
 PG_CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
 
@@ -29,3 +34,6 @@ include $(PGXS)
 ifneq ($(EXTVERSION),$(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control))
 $(error EXTVERSION $(EXTVERSION) does not match default_version in $(EXTENSION).control)
 endif
+
+src/sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES)
+	cat $^ > $@

@@ -1,0 +1,162 @@
+/*
+ * utils.sql: what every subsystem shares.  The install script
+ * unkey--<version>.sql is built by the Makefile from the files in src/sql/,
+ * in this order: utils, keys, credits, permissions, ratelimit, lifecycle,
+ * events, privileges.  Edit these files, never the built script.
+ */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION unkey" to load this file. \quit
+
+/*
+ * The schema must be ours alone.  Our SECURITY DEFINER functions call what is
+ * in it, so a role that owns it, owns something in it or may create in it
+ * could plant a function that runs with our rights.  CREATE EXTENSION
+ * creates the schema when it is missing; one that already exists (a pg_dump
+ * restore creates it first) is accepted only when it and everything in it
+ * belong to the role installing the extension and no other role may create
+ * in it.  Every upgrade script runs the same check.
+ */
+CREATE FUNCTION unkey._check_schema()
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ns oid := 'unkey'::regnamespace;
+	me oid := (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user);
+	what text;
+	who oid;
+BEGIN
+	SELECT n.nspowner INTO who FROM pg_catalog.pg_namespace n WHERE n.oid = ns;
+	IF who <> me THEN
+		RAISE EXCEPTION 'schema "unkey" is owned by role "%", not by "%" who installs the extension',
+			who::regrole, current_user
+			USING ERRCODE = '42501',
+			HINT = 'Drop or rename that schema after checking what it holds, then run CREATE EXTENSION unkey again.';
+	END IF;
+	SELECT a.grantee::regrole::text INTO what
+	  FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
+	 WHERE n.oid = ns AND a.privilege_type = 'CREATE' AND a.grantee <> me
+	 LIMIT 1;
+	IF what IS NOT NULL THEN
+		RAISE EXCEPTION 'role "%" may create objects in schema "unkey"', coalesce(nullif(what, '-'), 'PUBLIC')
+			USING ERRCODE = '42501',
+			HINT = 'Revoke CREATE on schema unkey from every role but the extension owner, then try again.';
+	END IF;
+	SELECT o.what, o.owner INTO what, who
+	  FROM (SELECT c.oid::regclass::text, c.relowner FROM pg_catalog.pg_class c WHERE c.relnamespace = ns
+			UNION ALL
+			SELECT p.oid::regprocedure::text, p.proowner FROM pg_catalog.pg_proc p WHERE p.pronamespace = ns
+			UNION ALL
+			SELECT t.oid::regtype::text, t.typowner FROM pg_catalog.pg_type t WHERE t.typnamespace = ns
+			UNION ALL
+			SELECT o.oid::regoperator::text, o.oprowner FROM pg_catalog.pg_operator o WHERE o.oprnamespace = ns
+			UNION ALL
+			SELECT c.collname, c.collowner FROM pg_catalog.pg_collation c WHERE c.collnamespace = ns
+			UNION ALL
+			SELECT c.conname, c.conowner FROM pg_catalog.pg_conversion c WHERE c.connamespace = ns
+			UNION ALL
+			SELECT f.opfname, f.opfowner FROM pg_catalog.pg_opfamily f WHERE f.opfnamespace = ns
+			UNION ALL
+			SELECT c.opcname, c.opcowner FROM pg_catalog.pg_opclass c WHERE c.opcnamespace = ns
+			UNION ALL
+			SELECT c.cfgname, c.cfgowner FROM pg_catalog.pg_ts_config c WHERE c.cfgnamespace = ns
+			UNION ALL
+			SELECT d.dictname, d.dictowner FROM pg_catalog.pg_ts_dict d WHERE d.dictnamespace = ns
+			UNION ALL
+			SELECT s.stxname, s.stxowner FROM pg_catalog.pg_statistic_ext s WHERE s.stxnamespace = ns) o(what, owner)
+	 WHERE o.owner <> me
+	 LIMIT 1;
+	IF what IS NOT NULL THEN
+		RAISE EXCEPTION '% in schema "unkey" is owned by role "%"', what, who::regrole
+			USING ERRCODE = '42501',
+			HINT = 'Only the extension owner may own objects in schema unkey: drop that object after checking it, then try again.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION unkey._check_schema() IS 'private: refuse a schema unkey that another role owns, may create in, or has planted objects in';
+SELECT unkey._check_schema();
+
+-- Nothing in schema unkey is usable by PUBLIC: applications get exactly the
+-- grants the README shows.
+REVOKE ALL ON SCHEMA unkey FROM PUBLIC;
+
+CREATE FUNCTION unkey.now() RETURNS timestamptz
+	AS 'MODULE_PATHNAME', 'unkey_now' LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION unkey.now() IS 'the clock used for expiry and refill (unkey.test_now pins it in tests)';
+
+CREATE FUNCTION unkey._actor() RETURNS text
+	AS 'MODULE_PATHNAME', 'unkey_actor' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION unkey._actor() IS 'private: the calling role (current_user outside our SECURITY DEFINER functions)';
+
+CREATE FUNCTION unkey._new_id(prefix text) RETURNS text
+	AS 'MODULE_PATHNAME', 'unkey_new_id' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION unkey._new_id(text) IS 'private: a new random id with an Unkey-style prefix';
+
+CREATE FUNCTION unkey._invalidate(rel regclass) RETURNS void
+	AS 'MODULE_PATHNAME', 'unkey_invalidate' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION unkey._invalidate(regclass) IS 'private: at commit, make every backend drop its caches of this table';
+
+-- Record a change in the audit log, in the caller's transaction; targets are (type, id) pairs
+CREATE FUNCTION unkey._audit(event text, description text, VARIADIC targets text[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	headers jsonb;
+	ip text;
+BEGIN
+	-- PostgREST puts the HTTP request headers here, as a JSON object
+	BEGIN
+		headers := nullif(current_setting('request.headers', true), '')::jsonb;
+	EXCEPTION WHEN invalid_text_representation THEN
+		headers := NULL;
+	END;
+	IF jsonb_typeof(headers) IS DISTINCT FROM 'object' THEN
+		headers := '{}';
+	END IF;
+	ip := coalesce(nullif(btrim(split_part(headers ->> 'x-forwarded-for', ',', 1)), ''),
+				   nullif(btrim(headers ->> 'x-real-ip'), ''), host(inet_client_addr()));
+	INSERT INTO unkey.audit_log (time, event, actor, remote_ip, user_agent, correlation_id, targets, description)
+	SELECT unkey.now(), event, unkey._actor(), nullif(ip, ''), headers ->> 'user-agent', txid_current(),
+		   coalesce(jsonb_agg(jsonb_build_object('type', targets[i], 'id', targets[i + 1]) ORDER BY i), '[]'),
+		   description
+	  FROM generate_series(1, coalesce(cardinality(targets), 0), 2) i;
+END
+$$;
+COMMENT ON FUNCTION unkey._audit(text, text, text[]) IS 'private: write one audit row; never pass a key or a hash';
+
+-- Validate a meta argument: a JSON object of at most 1 MiB (NULL is fine)
+CREATE FUNCTION unkey._check_meta(meta jsonb, field text DEFAULT 'meta')
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF jsonb_typeof(meta) <> 'object' THEN
+		RAISE EXCEPTION '% must be a JSON object', field USING ERRCODE = '22023';
+	END IF;
+	IF octet_length(meta::text) > 1048576 THEN
+		RAISE EXCEPTION '% must be at most 1 MiB', field USING ERRCODE = '22023';
+	END IF;
+	RETURN meta;
+END
+$$;
+COMMENT ON FUNCTION unkey._check_meta(jsonb, text) IS 'private: validate a meta object';
+
+-- Paging arguments of the list functions: limit 1..100
+CREATE FUNCTION unkey._check_limit("limit" integer)
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF "limit" IS NULL OR "limit" NOT BETWEEN 1 AND 100 THEN
+		RAISE EXCEPTION 'limit must be between 1 and 100' USING ERRCODE = '22023';
+	END IF;
+	RETURN "limit";
+END
+$$;
+COMMENT ON FUNCTION unkey._check_limit(integer) IS 'private: validate a page size';
