@@ -9,16 +9,22 @@
 \set QUIET on
 CREATE EXTENSION unkey;
 
--- Step 15's daily series counts per UTC day: if the day ends within the next
--- 30 seconds, wait for it, so that every event of the demo falls on one day.
-DO $$
+-- wait_if_ending(period, margin): periods are counted from the Unix epoch,
+-- as rate-limit windows and UTC days are; if the current one ends within
+-- margin, sleep until it has ended.  It prints nothing.
+CREATE PROCEDURE pg_temp.wait_if_ending(period interval, margin interval) LANGUAGE plpgsql AS $$
 DECLARE
-    ms_left bigint := 86400000 - floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint % 86400000;
+    period_ms bigint := extract(epoch FROM period) * 1000;
+    left_ms bigint := period_ms - floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint % period_ms;
 BEGIN
-    IF ms_left < 30000 THEN
-        PERFORM pg_sleep(ms_left / 1000.0 + 0.01);
+    IF left_ms < extract(epoch FROM margin) * 1000 THEN
+        PERFORM pg_sleep(left_ms / 1000.0 + 0.01);
     END IF;
 END $$;
+
+-- Step 15's daily series counts per UTC day: if the day ends within the next
+-- 30 seconds, wait for it, so that every event of the demo falls on one day.
+CALL pg_temp.wait_if_ending('1 day', '30 seconds');
 
 \echo
 \echo '1. Create an API'
@@ -81,14 +87,7 @@ SELECT start, prefix, encode(key_hash, 'base64') AS key_hash,
 -- than 2 seconds of the current window are left, wait for the next one: steps
 -- 8 to 10 take milliseconds, and step 10's minute windows start at 10-second
 -- boundaries too.
-DO $$
-DECLARE
-    ms_left bigint := 10000 - floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint % 10000;
-BEGIN
-    IF ms_left < 2000 THEN
-        PERFORM pg_sleep(ms_left / 1000.0 + 0.01);
-    END IF;
-END $$;
+CALL pg_temp.wait_if_ending('10 seconds', '2 seconds');
 -- Four requests, made by a PL/pgSQL loop: the loop runs its INSERT once per
 -- iteration, in order, and an INSERT ... SELECT from a function in FROM calls
 -- the function once.  (A single SELECT over generate_series(1, 4) gives no
