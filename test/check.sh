@@ -2,9 +2,10 @@
 # test/check.sh: build, install and run every test suite.
 #
 # make installcheck runs pg_regress, the isolation specs and the TAP tests;
-# each suite starts its own temporary instance with unkey preloaded.  The
-# suites run one by one so that a failure in one still lets the others run,
-# and the last line is a summary CI can read.
+# each suite starts its own temporary instance with unkey preloaded.  Then
+# the demo runs (test/demo.sh) and its output is compared with test/demo.out,
+# and the fuzzer runs.  The steps run one by one so that a failure in one
+# still lets the others run, and the last line is a summary CI can read.
 . "$(dirname "$0")/lib.sh"
 
 ensure_packages clang libclang-rt-14-dev     # for the fuzzer
@@ -59,9 +60,43 @@ fuzz() {
     fi
 }
 
+# What varies from run to run in the demo's output, masked: ids, keys and the
+# stored start of a key (base58), the key's hash and dates.  Nothing else is,
+# so that a changed number, code or message still shows.  The masks of values
+# that have a fixed width keep it, to keep test/demo.out's tables aligned.
+mask_demo() {
+    sed -E -e 's/\b(api|key|id)_[1-9A-HJ-NP-Za-km-z]{16,24}\b/\1_<id>/g' \
+        -e 's/\bsk_live_[1-9A-HJ-NP-Za-km-z]{16,}\b/sk_live_<key>/g' \
+        -e 's/\bsk_live_[1-9A-HJ-NP-Za-km-z]{4}\b/sk_live_xxxx/g' \
+        -e 's#([ |])[A-Za-z0-9+/]{43}=#\1xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx=#g' \
+        -e 's/\b[0-9]{4}-[0-9]{2}-[0-9]{2}\b/YYYY-MM-DD/g'
+}
+
+# The demo (test/demo.sh, in its own cluster) must print what test/demo.out
+# says, once masked.  On a difference, the unified diff shows what it printed
+# instead; after reading it, `patch test/demo.out <the diff` accepts it.
+demo() {
+    local out="$work/demo.txt" rc=0 same=0
+    echo "== demo (test/demo.sh compared with test/demo.out)"
+    bash "$tree/test/demo.sh" -o "$out" >"$work/demo.log" 2>&1 || rc=$?
+    touch "$out"
+    mask_demo <"$out" | diff -u --label test/demo.out --label "the demo's output" \
+        "$tree/test/demo.out" - >"$work/demo.diff" || same=$?
+    if [ "$rc" -eq 0 ] && [ "$same" -eq 0 ]; then
+        echo "ok - the demo prints what test/demo.out says"
+        passed=$((passed + 1))
+    else
+        [ "$rc" -eq 0 ] || { cat "$work/demo.log"; echo "---- test/demo.sh failed (exit status $rc)"; }
+        cat "$work/demo.diff"
+        echo "not ok - the demo does not print what test/demo.out says (see above)"
+        failed=$((failed + 1))
+    fi
+}
+
 suite regress make -s installcheck ISOLATION= TAP_TESTS=
 suite isolation make -s installcheck REGRESS= TAP_TESTS=
 suite prove make -s installcheck REGRESS= ISOLATION= PROVE_FLAGS=-v
+demo
 fuzz
 
 echo "unkey: $passed passed, $failed failed"
