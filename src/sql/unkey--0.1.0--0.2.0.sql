@@ -71,4 +71,6 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION unkey._check_schema() IS 'private: refuse a schema unkey that another role owns, may create in, or has planted objects in';
+-- as privileges.sql does for every function of a fresh install
+REVOKE ALL ON FUNCTION unkey._check_schema() FROM PUBLIC;
 SELECT unkey._check_schema();
