@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * ratelimit.c
+ * limiter.c
  *	  The sliding-window rate limiter in shared memory.
  *
  * Locking protocol.  The counters live in one shared hash table, split into

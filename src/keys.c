@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * keygen.c
+ * keys.c
  *	  Key and id generation, and key hashing, with libsodium.
  *
  * A key is prefix || '_' || base58(random bytes), with Bitcoin's base58
