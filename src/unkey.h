@@ -71,10 +71,10 @@ extern void UnkeySaveFile(const char *path, bool (*writer) (FILE *f, void *arg),
 extern int	UnkeyCompareBytes(const char *a, int alen, const char *b, int blen);
 extern int	UnkeyCompareTexts(const void *a, const void *b);
 
-/* keygen.c */
+/* keys.c */
 extern void UnkeyHashKey(const char *key, size_t len, unsigned char *out);
 
-/* ratelimit.c: the shared-memory limiter */
+/* limiter.c: the shared-memory limiter */
 typedef struct RLKey
 {
 	uint8		digest[16];		/* BLAKE2b of domain, namespace, identifier */
@@ -105,7 +105,7 @@ extern bool UnkeyRateLimit(RLRequest *reqs, int n, int64 now_ms);
 extern int64 UnkeyUnixMs(TimestampTz ts);
 extern TimestampTz UnkeyFromUnixMs(int64 ms);
 
-/* limits.c */
+/* ratelimit.c */
 extern bool UnkeyWildcardMatch(const char *p, int plen, const char *s, int slen);
 extern int64 UnkeyIntervalMs(Interval *iv);
 extern int	errcode_for_sqlstate(const char *code);

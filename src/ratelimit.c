@@ -1,12 +1,12 @@
 /*-------------------------------------------------------------------------
  *
- * limits.c
+ * ratelimit.c
  *	  unkey_ratelimit: namespaces, overrides and the standalone limiter.
  *
  * A call names a namespace (by name or rlns_ id, created on first use) and an
  * identifier.  An override for that identifier, exact first, else the most
  * specific matching wildcard pattern, replaces the caller's limit and
- * duration.  The decision itself is made in shared memory (ratelimit.c).
+ * duration.  The decision itself is made in shared memory (limiter.c).
  *
  * Each backend caches the namespaces and the overrides it has used, in
  * backend-local memory (see limit_cxt for the one rule that keeps this safe).  The functions that change either table send a
