@@ -50,7 +50,9 @@
 #include "common/int.h"
 #include "utils/hsearch.h"
 
-#include "unkey.h"
+#include "limiter.h"
+#include "ratelimit.h"
+#include "utils.h"
 
 #define RL_PARTITIONS 16		/* a power of two */
 #define RL_TRANCHE "unkey_ratelimit"
@@ -83,20 +85,6 @@ static RLShared *rl_shared = NULL;
 static HTAB *rl_hash = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-
-/* Unix milliseconds of a timestamp */
-int64
-UnkeyUnixMs(TimestampTz ts)
-{
-	return ts / 1000 + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
-}
-
-/* The timestamp of Unix milliseconds */
-TimestampTz
-UnkeyFromUnixMs(int64 ms)
-{
-	return (ms - (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000) * 1000;
-}
 
 /*
  * The counter key of a limit: a digest of the database and three
@@ -207,7 +195,7 @@ RLLoad(void)
 			bool		found;
 			RLEntry    *entry;
 
-			if (e.key.duration_ms < UNKEY_MIN_DURATION_MS || e.key.duration_ms > UNKEY_MAX_DURATION_MS)
+			if (e.key.duration_ms < RATELIMIT_MIN_DURATION_MS || e.key.duration_ms > RATELIMIT_MAX_DURATION_MS)
 				continue;		/* not written by us: never divide by it */
 			entry = hash_search(rl_hash, &e.key, HASH_ENTER_NULL, &found);
 
@@ -290,7 +278,7 @@ RLShmemStartup(void)
 
 /* Define the limiter's settings and hooks; called from _PG_init */
 void
-UnkeyRateLimitInit(void)
+LimiterInit(void)
 {
 	/* without preloading there is no limiter, and a postmaster setting is fatal */
 	if (!process_shared_preload_libraries_in_progress)

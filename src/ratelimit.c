@@ -9,8 +9,9 @@
  * duration.  The decision itself is made in shared memory (limiter.c).
  *
  * Each backend caches the namespaces and the overrides it has used, in
- * backend-local memory (see limit_cxt for the one rule that keeps this safe).  The functions that change either table send a
- * relcache invalidation for it when they commit; tables.c's callback then
+ * backend-local memory (see limit_cxt for the one rule that keeps this
+ * safe).  The functions that change either table send a relcache
+ * invalidation for it when they commit; this file's relcache callback then
  * drops these caches, so a change applies from the next transaction of
  * every session (and from the next statement of the session that made it).
  *
@@ -34,10 +35,16 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "unkey.h"
+#include "events.h"
+#include "keys.h"
+#include "limiter.h"
+#include "ratelimit.h"
+#include "utils.h"
 
-#define NS_KEY_BYTES (UNKEY_MAX_NAME_CHARS * MAX_MULTIBYTE_CHAR_LEN + 1)
-#define ID_BYTES 64
+/* namespaces and identifiers of standalone limits are 1..512 characters */
+#define MAX_NAME_CHARS 512
+#define NS_KEY_BYTES (MAX_NAME_CHARS * MAX_MULTIBYTE_CHAR_LEN + 1)
+#define ID_BYTES UNKEY_MAX_ID_BYTES
 
 typedef struct Override
 {
@@ -75,14 +82,28 @@ static MemoryContext limit_cxt = NULL;
 static HTAB *namespaces = NULL;
 static HTAB *override_sets = NULL;
 
-/* Drop the namespace and override caches (called from the relcache callback) */
-void
-UnkeyResetLimitCaches(void)
+/* Drop the namespace and override caches */
+static void
+ResetCaches(void)
 {
 	if (limit_cxt != NULL)
 		MemoryContextReset(limit_cxt);
 	namespaces = NULL;
 	override_sets = NULL;
+}
+
+/*
+ * A change to namespaces or overrides (or to every relation) drops both
+ * caches; tables.c knows the two tables' OIDs, since the caches are filled
+ * only from what it has read.
+ */
+static void
+ResetOnRelcache(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) ||
+		relid == UnkeyTableRelid(UNKEY_NAMESPACES_BY_NAME) ||
+		relid == UnkeyTableRelid(UNKEY_OVERRIDES))
+		ResetCaches();
 }
 
 /*
@@ -93,7 +114,7 @@ static void
 ResetOnAbort(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		UnkeyResetLimitCaches();
+		ResetCaches();
 }
 
 /* The same, for a rolled-back savepoint */
@@ -102,7 +123,7 @@ ResetOnSubAbort(SubXactEvent event, SubTransactionId mySubid,
 				SubTransactionId parentSubid, void *arg)
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
-		UnkeyResetLimitCaches();
+		ResetCaches();
 }
 
 /* A cache table in limit_cxt, created if it was reset */
@@ -119,6 +140,7 @@ CacheTable(HTAB **table, const char *name, Size keysize, Size entrysize, int fla
 											  ALLOCSET_DEFAULT_SIZES);
 			RegisterXactCallback(ResetOnAbort, NULL);
 			RegisterSubXactCallback(ResetOnSubAbort, NULL);
+			CacheRegisterRelcacheCallback(ResetOnRelcache, (Datum) 0);
 		}
 		ctl.keysize = keysize;
 		ctl.entrysize = entrysize;
@@ -133,8 +155,8 @@ CacheTable(HTAB **table, const char *name, Size keysize, Size entrysize, int fla
  * the empty one too; every other byte matches itself.  Greedy with one
  * backtrack point, so it runs in O(len(pattern) * len(string)) at worst.
  */
-bool
-UnkeyWildcardMatch(const char *p, int plen, const char *s, int slen)
+static bool
+WildcardMatch(const char *p, int plen, const char *s, int slen)
 {
 	int			pi = 0,
 				si = 0,
@@ -279,7 +301,7 @@ MatchOverride(OverrideSet *set, const char *id, int idlen)
 	{
 		Override   *o = &set->overrides[i];
 
-		if (UnkeyWildcardMatch(o->identifier, o->len, id, idlen))
+		if (WildcardMatch(o->identifier, o->len, id, idlen))
 			return o;
 	}
 	return NULL;
@@ -357,26 +379,19 @@ NamespaceId(const char *name, char *id)
 	}
 	if (ns->deleted)
 		ereport(ERROR,
-				(errcode_for_sqlstate("PT410"),
+				(errcode(ERRCODE_UNKEY_GONE),
 				 errmsg("rate-limit namespace \"%s\" has been deleted", name)));
 	strlcpy(id, ns->id, ID_BYTES);
 }
 
-/* SQLSTATE PTxxx, for PostgREST's status mapping */
-int
-errcode_for_sqlstate(const char *code)
-{
-	return errcode(MAKE_SQLSTATE(code[0], code[1], code[2], code[3], code[4]));
-}
-
-/* Raise 22023 unless a name is 1..512 characters */
+/* Raise 22023 unless a namespace or identifier is 1..512 characters */
 static void
 CheckName(const char *what, text *t)
 {
-	if (!UnkeyCharsBetween(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), 1, UNKEY_MAX_NAME_CHARS))
+	if (!UnkeyCharsBetween(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), 1, MAX_NAME_CHARS))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be 1 to %d characters", what, UNKEY_MAX_NAME_CHARS)));
+				 errmsg("%s must be 1 to %d characters", what, MAX_NAME_CHARS)));
 }
 
 /*
@@ -392,11 +407,11 @@ PrepareLimit(text *nst, text *idt, int64 limit, int64 duration_ms, int64 cost,
 
 	CheckName("namespace", nst);
 	CheckName("identifier", idt);
-	if (limit < 1)
+	if (limit < RATELIMIT_MIN_LIMIT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("limit must be at least 1")));
-	if (duration_ms < UNKEY_MIN_DURATION_MS || duration_ms > UNKEY_MAX_DURATION_MS)
+	if (duration_ms < RATELIMIT_MIN_DURATION_MS || duration_ms > RATELIMIT_MAX_DURATION_MS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("duration must be between 1 second and 30 days")));
@@ -419,20 +434,6 @@ PrepareLimit(text *nst, text *idt, int64 limit, int64 duration_ms, int64 cost,
 	r->cost = cost;
 	*limit_out = limit;
 	return o ? pstrdup(o->id) : NULL;
-}
-
-/* An interval as whole milliseconds, months counted as 30 days */
-int64
-UnkeyIntervalMs(Interval *iv)
-{
-	int64		ms;
-
-	if (iv->time % 1000 != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("duration must be a whole number of milliseconds")));
-	ms = iv->time / 1000 + ((int64) iv->month * DAYS_PER_MONTH + iv->day) * (USECS_PER_DAY / 1000);
-	return ms;
 }
 
 /* Record the event of one standalone limit (not on a standby, which cannot write it) */
@@ -599,8 +600,8 @@ unkey_wildcard_match(PG_FUNCTION_ARGS)
 	text	   *p = PG_GETARG_TEXT_PP(0);
 	text	   *s = PG_GETARG_TEXT_PP(1);
 
-	PG_RETURN_BOOL(UnkeyWildcardMatch(VARDATA_ANY(p), VARSIZE_ANY_EXHDR(p),
-									  VARDATA_ANY(s), VARSIZE_ANY_EXHDR(s)));
+	PG_RETURN_BOOL(WildcardMatch(VARDATA_ANY(p), VARSIZE_ANY_EXHDR(p),
+								 VARDATA_ANY(s), VARSIZE_ANY_EXHDR(s)));
 }
 
 PG_FUNCTION_INFO_V1(unkey_invalidate);
