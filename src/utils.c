@@ -2,7 +2,7 @@
  *
  * utils.c
  *	  What every part of unkey shares: the clock, time conversions, byte
- *	  order, result rows and the shutdown save file.
+ *	  order, result rows, the shutdown save file, and unkey._raise.
  *
  * The clock is the one place that decides what "now" means for expiry and
  * refill.  Tests pin it with the superuser-only setting unkey.test_now, so
@@ -235,4 +235,50 @@ UnkeySaveFile(const char *path, bool (*writer) (FILE *f, void *arg), void *arg)
 			(errcode_for_file_access(),
 			 errmsg("could not write file \"%s\": %m", tmp)));
 	unlink(tmp);
+}
+
+/* The conditions unkey._raise knows, by their PL/pgSQL names */
+static const struct
+{
+	const char *name;
+	int			sqlstate;
+}			raise_conditions[] =
+{
+	{"not_found", ERRCODE_UNKEY_NOT_FOUND},
+	{"gone", ERRCODE_UNKEY_GONE},
+	{"precondition_failed", ERRCODE_UNKEY_PRECONDITION_FAILED},
+	{"invalid_parameter_value", ERRCODE_INVALID_PARAMETER_VALUE},
+	{"unique_violation", ERRCODE_UNIQUE_VIOLATION},
+	{"feature_not_supported", ERRCODE_FEATURE_NOT_SUPPORTED},
+	{"syntax_error", ERRCODE_SYNTAX_ERROR},
+};
+
+PG_FUNCTION_INFO_V1(unkey_raise);
+
+/*
+ * unkey._raise(condition, message, hint): raise an ERROR with the SQLSTATE
+ * of a condition name, so that the SQL side never spells a PTxxx code.  A
+ * NULL hint means none.  Not STRICT: a NULL condition or message is our own
+ * bug, and must not pass silently as a NULL result.
+ */
+Datum
+unkey_raise(PG_FUNCTION_ARGS)
+{
+	char	   *condition;
+	int			sqlstate = 0;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		elog(ERROR, "unkey._raise: condition and message must not be null");
+	condition = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	for (int i = 0; i < lengthof(raise_conditions) && sqlstate == 0; i++)
+		if (strcmp(raise_conditions[i].name, condition) == 0)
+			sqlstate = raise_conditions[i].sqlstate;
+	if (sqlstate == 0)
+		elog(ERROR, "unkey._raise: unknown condition \"%s\"", condition);
+
+	ereport(ERROR,
+			(errcode(sqlstate),
+			 errmsg_internal("%s", text_to_cstring(PG_GETARG_TEXT_PP(1))),
+			 PG_ARGISNULL(2) ? 0 : errhint("%s", text_to_cstring(PG_GETARG_TEXT_PP(2)))));
+	PG_RETURN_VOID();
 }

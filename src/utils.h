@@ -17,7 +17,8 @@
 
 /*
  * Our own SQLSTATEs, in class PT so that PostgREST answers with the HTTP
- * status of the same number.
+ * status of the same number.  SQL raises them through unkey._raise, so each
+ * is spelled only here.
  */
 #define ERRCODE_UNKEY_NOT_FOUND				MAKE_SQLSTATE('P','T','4','0','4')
 #define ERRCODE_UNKEY_GONE					MAKE_SQLSTATE('P','T','4','1','0')
