@@ -21,8 +21,6 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
-#include "unkey.h"
-
 #define UNKEY_HIST_BUCKETS 32
 
 /* The bucket of a latency in milliseconds */

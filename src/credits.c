@@ -19,7 +19,7 @@
 #include "utils/datetime.h"
 #include "utils/timestamp.h"
 
-#include "unkey.h"
+#include "credits.h"
 
 /* The latest refill boundary at or before now, in UTC */
 static TimestampTz

@@ -67,7 +67,8 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "unkey.h"
+#include "events.h"
+#include "utils.h"
 
 #define EV_TRANCHE "unkey_events"
 #define EV_DUMP_FILE PGSTAT_STAT_PERMANENT_DIRECTORY "/unkey_events.stat"
@@ -122,6 +123,8 @@ int			unkey_events_buffer_kb = 4096;
 int			unkey_events_flush_interval = 200;
 int			unkey_events_batch_size = 10000;
 int			unkey_events_full_wait = 1000;
+
+static char *unkey_request_id = NULL;	/* unkey.request_id */
 
 static EvShared *ev = NULL;
 static int	my_slot = -1;		/* this backend's slot, checked under its lock */
@@ -304,10 +307,10 @@ EvStoreKind(UnkeyEvent *es, int n, uint8 kind)
 
 		for (int i = 0; i < n; i++)
 		{
-			bytea	   *b = palloc(VARHDRSZ + UNKEY_HASH_LEN);
+			bytea	   *b = palloc(VARHDRSZ + es[i].len[EV_V_HASH]);
 
-			SET_VARSIZE(b, VARHDRSZ + UNKEY_HASH_LEN);
-			memcpy(VARDATA(b), es[i].str[EV_V_HASH], UNKEY_HASH_LEN);
+			SET_VARSIZE(b, VARHDRSZ + es[i].len[EV_V_HASH]);
+			memcpy(VARDATA(b), es[i].str[EV_V_HASH], es[i].len[EV_V_HASH]);
 			h[i] = PointerGetDatum(b);
 		}
 		types[nargs] = BYTEAARRAYOID;
@@ -513,6 +516,17 @@ EvStoreNow(const UnkeyEvent *e, int slot)
 		LWLockRelease(EvLock(slot));
 	}
 	EvStore((UnkeyEvent *) e, 1);
+}
+
+/* The request id to record with an event, if the application set one */
+void
+UnkeyEventRequestId(UnkeyEvent *e, int s)
+{
+	if (unkey_request_id != NULL && unkey_request_id[0] != '\0')
+	{
+		e->str[s] = unkey_request_id;
+		e->len[s] = strlen(unkey_request_id);
+	}
 }
 
 /*
@@ -1185,8 +1199,18 @@ EvShmemStartup(void)
 
 /* Settings and hooks; without preloading, events are written synchronously */
 void
-UnkeyEventsInit(void)
+EventsInit(void)
 {
+	DefineCustomStringVariable("unkey.request_id",
+							   gettext_noop("The application's request id, recorded with each event."),
+							   gettext_noop("Set it per transaction (SET LOCAL), e.g. from PostgREST's pre-request function."),
+							   &unkey_request_id,
+							   "",
+							   PGC_USERSET,
+							   GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
+
+	/* without preloading there is no buffer, and a postmaster setting is fatal */
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 

@@ -1,7 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * permissions.c
- *	  SQL access to the permission query language (permquery.c).
+ *	  The permission query language (permquery.c) for PostgreSQL: parsing
+ *	  with the designed errors, matching for verification, and the SQL
+ *	  functions.
  *
  *-------------------------------------------------------------------------
  */
@@ -12,8 +14,8 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
-#include "permquery.h"
-#include "unkey.h"
+#include "permissions.h"
+#include "utils.h"
 
 /* The granted permissions, sorted bytewise for binary search */
 typedef struct Granted

@@ -1,592 +1,618 @@
 /*-------------------------------------------------------------------------
  *
  * ratelimit.c
- *	  The sliding-window rate limiter in shared memory.
+ *	  unkey_ratelimit: namespaces, overrides and the standalone limiter.
  *
- * Locking protocol.  The counters live in one shared hash table, split into
- * RL_PARTITIONS partitions by the low bits of each entry's hash code, the
- * way PostgreSQL's lock manager splits its tables.  Partition p is guarded by
- * the p-th LWLock of the "unkey_ratelimit" tranche; whoever reads or changes
- * an entry holds its partition's lock in exclusive mode (the critical section
- * is a hash probe and a few additions, so shared mode would buy nothing).  A
- * call that checks several limits at once takes the locks of every partition
- * it touches, always in ascending partition order, so two such calls cannot
- * deadlock; it decides all-or-nothing while holding them.  Eviction, and the
- * scans that need the whole table (the info function, the shutdown dump),
- * take every partition lock, again in ascending order.  The eviction
- * counters are guarded by the spinlock in RLShared.  Nothing inside a
- * partition lock can raise an error, allocate memory or check for
- * interrupts.
+ * A call names a namespace (by name or rlns_ id, created on first use) and an
+ * identifier.  An override for that identifier, exact first, else the most
+ * specific matching wildcard pattern, replaces the caller's limit and
+ * duration.  The decision itself is made in shared memory (limiter.c).
  *
- * An entry is keyed by a 128-bit BLAKE2b digest of (domain, namespace,
- * identifier) and the window duration, and holds the counts of the current
- * window and the one before it: that is all the sliding window needs, and
- * it takes one probe per limit.  Windows are aligned to the Unix epoch.
- *
- * When the table is full, entries whose windows have both ended are evicted
- * first, then the least recently used, a batch at a time; evictions are
- * counted and shown by unkey_ratelimit_info().  At a clean shutdown the
- * postmaster writes the counters to pg_stat/unkey_ratelimit.stat and the next
- * start reads them back; after a crash they start from zero.
+ * Each backend caches the namespaces and the overrides it has used, in
+ * backend-local memory (see limit_cxt for the one rule that keeps this
+ * safe).  The functions that change either table send a relcache
+ * invalidation for it when they commit; this file's relcache callback then
+ * drops these caches, so a change applies from the next transaction of
+ * every session (and from the next statement of the session that made it).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include <sodium.h>
-#include <unistd.h>
-
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
-#include "miscadmin.h"
-#include "pgstat.h"
-#include "storage/fd.h"
-#include "storage/ipc.h"
-#include "storage/lwlock.h"
-#include "storage/shmem.h"
-#include "storage/spin.h"
+#include "mb/pg_wchar.h"
+#include "portability/instr_time.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
-#include "common/int.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
-#include "unkey.h"
+#include "events.h"
+#include "keys.h"
+#include "limiter.h"
+#include "ratelimit.h"
+#include "utils.h"
 
-#define RL_PARTITIONS 16		/* a power of two */
-#define RL_TRANCHE "unkey_ratelimit"
-#define RL_DUMP_FILE PGSTAT_STAT_PERMANENT_DIRECTORY "/unkey_ratelimit.stat"
-#define RL_DUMP_MAGIC 0x554b524c	/* "UKRL" */
-#define RL_MAX_BATCH 256		/* limits checked together: verification needs 100 + 50 + 50 */
+/* namespaces and identifiers of standalone limits are 1..512 characters */
+#define MAX_NAME_CHARS 512
+#define NS_KEY_BYTES (MAX_NAME_CHARS * MAX_MULTIBYTE_CHAR_LEN + 1)
+#define ID_BYTES UNKEY_MAX_ID_BYTES
 
-typedef struct RLEntry
+typedef struct Override
 {
-	RLKey		key;			/* hash key: must be first */
-	int64		seq;			/* the window "cur" counts */
-	int64		cur;			/* count of window seq */
-	int64		prev;			/* count of window seq - 1 */
-	int64		last_ms;		/* last use, for eviction */
-} RLEntry;
+	char	   *identifier;
+	int			len;
+	int			literal;		/* characters other than '*' */
+	int			stars;
+	int64		limit;
+	int64		duration_ms;
+	char	   *id;
+} Override;
 
-typedef struct RLShared
+typedef struct NamespaceEntry
 {
-	LWLockPadded *locks;
-	slock_t		mutex;			/* protects the counters below */
-	int64		evicted_expired;
-	int64		evicted_live;
-	int64		eviction_runs;
-} RLShared;
+	char		name[NS_KEY_BYTES]; /* hash key: the name or id used */
+	char		id[ID_BYTES];
+	bool		deleted;
+} NamespaceEntry;
 
-int			unkey_ratelimit_max_entries = 100000;
-bool		unkey_ratelimit_save = true;
-
-static RLShared *rl_shared = NULL;
-static HTAB *rl_hash = NULL;
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-
-/* Unix milliseconds of a timestamp */
-int64
-UnkeyUnixMs(TimestampTz ts)
+typedef struct OverrideSet
 {
-	return ts / 1000 + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
-}
+	char		nsid[ID_BYTES]; /* hash key: the namespace id */
+	int			nexact;			/* exact overrides, sorted bytewise */
+	int			nwild;			/* then wildcards, most specific first */
+	Override   *overrides;
+} OverrideSet;
 
-/* The timestamp of Unix milliseconds */
-TimestampTz
-UnkeyFromUnixMs(int64 ms)
+/*
+ * Both caches live in limit_cxt.  The relcache callback can reset it during
+ * any table access (opening a relation processes invalidations), so no
+ * pointer into a cache is ever held across one: each lookup reads the tables
+ * first, and only then touches the cache.
+ */
+static MemoryContext limit_cxt = NULL;
+static HTAB *namespaces = NULL;
+static HTAB *override_sets = NULL;
+
+/* Drop the namespace and override caches */
+static void
+ResetCaches(void)
 {
-	return (ms - (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000) * 1000;
+	if (limit_cxt != NULL)
+		MemoryContextReset(limit_cxt);
+	namespaces = NULL;
+	override_sets = NULL;
 }
 
 /*
- * The counter key of a limit: a digest of the database and three
- * length-prefixed strings.  The database keeps a restored or templated copy
- * of a database, whose ids are the same, from sharing the original's counters.
+ * A change to namespaces or overrides (or to every relation) drops both
+ * caches; tables.c knows the two tables' OIDs, since the caches are filled
+ * only from what it has read.
  */
-void
-UnkeyRateLimitKey(RLKey *key, const char *domain, const char *ns, int nslen,
-				  const char *id, int idlen, int64 duration_ms)
-{
-	crypto_generichash_state st;
-	uint32		len;
-	Oid			db = MyDatabaseId;
-
-	memset(key, 0, sizeof(RLKey));	/* padding is hashed too */
-	crypto_generichash_init(&st, NULL, 0, sizeof(key->digest));
-	crypto_generichash_update(&st, (unsigned char *) &db, sizeof(db));
-	len = strlen(domain);
-	crypto_generichash_update(&st, (unsigned char *) &len, sizeof(len));
-	crypto_generichash_update(&st, (const unsigned char *) domain, len);
-	len = nslen;
-	crypto_generichash_update(&st, (unsigned char *) &len, sizeof(len));
-	crypto_generichash_update(&st, (const unsigned char *) ns, len);
-	len = idlen;
-	crypto_generichash_update(&st, (unsigned char *) &len, sizeof(len));
-	crypto_generichash_update(&st, (const unsigned char *) id, len);
-	crypto_generichash_final(&st, key->digest, sizeof(key->digest));
-	key->duration_ms = duration_ms;
-}
-
-/* Raise 55000 unless the limiter's shared memory exists */
-void
-UnkeyRequireLimiter(void)
-{
-	if (rl_hash == NULL || rl_shared == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the unkey rate limiter needs shared memory"),
-				 errhint("Add unkey to shared_preload_libraries and restart the server.")));
-}
-
-/* Shared memory for the table and the shared struct */
-static Size
-RLMemSize(void)
-{
-	return add_size(MAXALIGN(sizeof(RLShared)),
-					hash_estimate_size(unkey_ratelimit_max_entries, sizeof(RLEntry)));
-}
-
-/* Ask for shared memory and the partition locks (PG 15 shmem_request_hook) */
 static void
-RLShmemRequest(void)
+ResetOnRelcache(Datum arg, Oid relid)
 {
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(RLMemSize());
-	RequestNamedLWLockTranche(RL_TRANCHE, RL_PARTITIONS);
+	if (!OidIsValid(relid) ||
+		relid == UnkeyTableRelid(UNKEY_NAMESPACES_BY_NAME) ||
+		relid == UnkeyTableRelid(UNKEY_OVERRIDES))
+		ResetCaches();
 }
 
-/* Which partition, and so which lock, an entry belongs to */
-static inline int
-RLPartition(uint32 hashcode)
-{
-	return hashcode % RL_PARTITIONS;
-}
-
-/* Take every partition lock, in order */
+/*
+ * A namespace created (or seen) by a transaction that then rolls back must
+ * not stay cached: drop both caches at every abort, top-level or not.
+ */
 static void
-RLLockAll(void)
+ResetOnAbort(XactEvent event, void *arg)
 {
-	for (int p = 0; p < RL_PARTITIONS; p++)
-		LWLockAcquire(&rl_shared->locks[p].lock, LW_EXCLUSIVE);
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		ResetCaches();
 }
 
-/* Release every partition lock */
+/* The same, for a rolled-back savepoint */
 static void
-RLUnlockAll(void)
+ResetOnSubAbort(SubXactEvent event, SubTransactionId mySubid,
+				SubTransactionId parentSubid, void *arg)
 {
-	for (int p = RL_PARTITIONS - 1; p >= 0; p--)
-		LWLockRelease(&rl_shared->locks[p].lock);
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		ResetCaches();
 }
 
-/* Read the counters saved at the last clean shutdown, then remove the file */
-static void
-RLLoad(void)
+/* A cache table in limit_cxt, created if it was reset */
+static HTAB *
+CacheTable(HTAB **table, const char *name, Size keysize, Size entrysize, int flags)
 {
-	FILE	   *f;
-	int32		header[3];
-	RLEntry		e;
-
-	f = AllocateFile(RL_DUMP_FILE, PG_BINARY_R);
-	if (f == NULL)
+	if (*table == NULL)
 	{
-		if (errno != ENOENT)
-			ereport(LOG,
-					(errcode_for_file_access(),
-					 errmsg("could not read file \"%s\": %m", RL_DUMP_FILE)));
-		return;
-	}
-	if (fread(header, sizeof(header), 1, f) != 1 ||
-		header[0] != RL_DUMP_MAGIC || header[1] != PG_VERSION_NUM / 100 || header[2] < 0)
-		ereport(LOG,
-				(errmsg("ignoring rate-limit counters in \"%s\": wrong format", RL_DUMP_FILE)));
-	else
-	{
-		for (int i = 0; i < header[2] && fread(&e, sizeof(e), 1, f) == 1; i++)
+		HASHCTL		ctl;
+
+		if (limit_cxt == NULL)
 		{
-			bool		found;
-			RLEntry    *entry;
-
-			if (e.key.duration_ms < UNKEY_MIN_DURATION_MS || e.key.duration_ms > UNKEY_MAX_DURATION_MS)
-				continue;		/* not written by us: never divide by it */
-			entry = hash_search(rl_hash, &e.key, HASH_ENTER_NULL, &found);
-
-			if (entry == NULL)
-				break;			/* the table is smaller than it was */
-			*entry = e;
+			limit_cxt = AllocSetContextCreate(CacheMemoryContext, "unkey rate-limit cache",
+											  ALLOCSET_DEFAULT_SIZES);
+			RegisterXactCallback(ResetOnAbort, NULL);
+			RegisterSubXactCallback(ResetOnSubAbort, NULL);
+			CacheRegisterRelcacheCallback(ResetOnRelcache, (Datum) 0);
 		}
+		ctl.keysize = keysize;
+		ctl.entrysize = entrysize;
+		ctl.hcxt = limit_cxt;
+		*table = hash_create(name, 64, &ctl, HASH_ELEM | HASH_CONTEXT | flags);
 	}
-	FreeFile(f);
-	unlink(RL_DUMP_FILE);
+	return *table;
 }
 
-/* Write the header and every counter; false if a write failed */
+/*
+ * Does the pattern match the whole string?  '*' matches any run of bytes,
+ * the empty one too; every other byte matches itself.  Greedy with one
+ * backtrack point, so it runs in O(len(pattern) * len(string)) at worst.
+ */
 static bool
-RLWrite(FILE *f, void *arg)
+WildcardMatch(const char *p, int plen, const char *s, int slen)
 {
-	HASH_SEQ_STATUS hs;
-	RLEntry    *e;
-	int32		header[3] = {RL_DUMP_MAGIC, PG_VERSION_NUM / 100, hash_get_num_entries(rl_hash)};
+	int			pi = 0,
+				si = 0,
+				star = -1,
+				mark = 0;
 
-	if (fwrite(header, sizeof(header), 1, f) != 1)
-		return false;
-	hash_seq_init(&hs, rl_hash);
-	while ((e = hash_seq_search(&hs)) != NULL)
+	while (si < slen)
 	{
-		if (fwrite(e, sizeof(*e), 1, f) != 1)
+		if (pi < plen && p[pi] == '*')
 		{
-			hash_seq_term(&hs);
+			star = pi++;
+			mark = si;
+		}
+		else if (pi < plen && p[pi] == s[si])
+		{
+			pi++;
+			si++;
+		}
+		else if (star >= 0)
+		{
+			pi = star + 1;
+			si = ++mark;
+		}
+		else
 			return false;
-		}
 	}
-	return true;
+	while (pi < plen && p[pi] == '*')
+		pi++;
+	return pi == plen;
 }
 
-/* At a clean shutdown of the postmaster, write the counters out */
-static void
-RLShmemShutdown(int code, Datum arg)
+/* Exact overrides bytewise; wildcards by specificity, then bytewise */
+static int
+CompareOverrides(const void *x, const void *y)
 {
-	if (code != 0 || !unkey_ratelimit_save || rl_hash == NULL)
-		return;
-	UnkeySaveFile(RL_DUMP_FILE, RLWrite, NULL);
+	const Override *a = x;
+	const Override *b = y;
+
+	if ((a->stars > 0) != (b->stars > 0))
+		return a->stars > 0 ? 1 : -1;
+	if (a->stars > 0 && a->literal != b->literal)
+		return b->literal - a->literal; /* more literal characters first */
+	if (a->stars > 0 && a->stars != b->stars)
+		return a->stars - b->stars; /* then fewer stars */
+	return UnkeyCompareBytes(a->identifier, a->len, b->identifier, b->len);
 }
 
-/* Create or attach to the table; the postmaster also loads the saved counters */
-static void
-RLShmemStartup(void)
+/* The overrides of a namespace, from the cache or read and cached */
+static OverrideSet *
+Overrides(const char *nsid)
 {
+	OverrideSet *set;
+	OverrideSet fresh;
+	Snapshot	snap;
+	Datum	   *v;
+	bool	   *isnull;
+	int			n;
 	bool		found;
-	HASHCTL		info;
+	MemoryContext old;
 
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-
-	rl_shared = NULL;
-	rl_hash = NULL;
-
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	rl_shared = ShmemInitStruct("unkey rate limiter", sizeof(RLShared), &found);
-	if (!found)
-	{
-		rl_shared->locks = GetNamedLWLockTranche(RL_TRANCHE);
-		SpinLockInit(&rl_shared->mutex);
-		rl_shared->evicted_expired = rl_shared->evicted_live = rl_shared->eviction_runs = 0;
-	}
-	info.keysize = sizeof(RLKey);
-	info.entrysize = sizeof(RLEntry);
-	info.num_partitions = RL_PARTITIONS;
-	rl_hash = ShmemInitHash("unkey rate-limit counters",
-							unkey_ratelimit_max_entries, unkey_ratelimit_max_entries,
-							&info, HASH_ELEM | HASH_BLOBS | HASH_PARTITION | HASH_FIXED_SIZE);
-	LWLockRelease(AddinShmemInitLock);
-
-	if (!IsUnderPostmaster)
-	{
-		on_shmem_exit(RLShmemShutdown, (Datum) 0);
-		if (!found)
-			RLLoad();
-	}
-}
-
-/* Define the limiter's settings and hooks; called from _PG_init */
-void
-UnkeyRateLimitInit(void)
-{
-	/* without preloading there is no limiter, and a postmaster setting is fatal */
-	if (!process_shared_preload_libraries_in_progress)
-		return;
-
-	DefineCustomIntVariable("unkey.ratelimit_max_entries",
-							gettext_noop("Maximum number of rate-limit counters kept in shared memory."),
-							NULL,
-							&unkey_ratelimit_max_entries,
-							100000, 1000, INT_MAX / 2,
-							PGC_POSTMASTER, 0,
-							NULL, NULL, NULL);
-	DefineCustomBoolVariable("unkey.ratelimit_save",
-							 gettext_noop("Save rate-limit counters across clean server restarts."),
-							 NULL,
-							 &unkey_ratelimit_save,
-							 true,
-							 PGC_SIGHUP, 0,
-							 NULL, NULL, NULL);
-
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = RLShmemRequest;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = RLShmemStartup;
-}
-
-/* Both windows of an entry have ended: it no longer affects any decision */
-static inline bool
-RLExpired(const RLEntry *e, int64 now_ms)
-{
-	return e->seq < now_ms / e->key.duration_ms - 1;
-}
-
-/* Order entries by last use, oldest first */
-static int
-RLCompareLastUse(const void *a, const void *b)
-{
-	int64		x = (*(RLEntry *const *) a)->last_ms;
-	int64		y = (*(RLEntry *const *) b)->last_ms;
-
-	return (x > y) - (x < y);
-}
-
-/*
- * Make room: evict every expired entry, then, if that freed less than a
- * twentieth of the table, the least recently used live ones.  Takes every
- * partition lock; the caller holds none.
- */
-static void
-RLEvict(int64 now_ms)
-{
-	HASH_SEQ_STATUS hs;
-	RLEntry    *e;
-	int64		expired = 0;
-	int64		live = 0;
-	long		want = Max(unkey_ratelimit_max_entries / 20, 1);
-	long		n;
-	RLEntry   **all;
-
-	/* allocate before locking: nothing may fail inside */
-	all = palloc_extended(sizeof(RLEntry *) * (Size) unkey_ratelimit_max_entries, MCXT_ALLOC_HUGE);
-
-	RLLockAll();
-	hash_seq_init(&hs, rl_hash);
-	while ((e = hash_seq_search(&hs)) != NULL)
-		if (RLExpired(e, now_ms))
-		{
-			hash_search(rl_hash, &e->key, HASH_REMOVE, NULL);
-			expired++;
-		}
-
-	if (expired < want)
-	{
-		n = 0;
-		hash_seq_init(&hs, rl_hash);
-		while ((e = hash_seq_search(&hs)) != NULL)
-			all[n++] = e;
-		qsort(all, n, sizeof(RLEntry *), RLCompareLastUse);
-		for (long i = 0; i < n && expired + live < want; i++)
-		{
-			hash_search(rl_hash, &all[i]->key, HASH_REMOVE, NULL);
-			live++;
-		}
-	}
-	RLUnlockAll();
-	pfree(all);
-
-	SpinLockAcquire(&rl_shared->mutex);
-	rl_shared->evicted_expired += expired;
-	rl_shared->evicted_live += live;
-	rl_shared->eviction_runs++;
-	SpinLockRelease(&rl_shared->mutex);
-}
-
-/* a + b, saturating at INT64_MAX: counts and costs are never negative */
-static inline int64
-AddSat(int64 a, int64 b)
-{
-	int64		r;
-
-	return pg_add_s64_overflow(a, b, &r) ? PG_INT64_MAX : r;
-}
-
-/* Compare partitions, for locking them in order */
-static int
-RLCompareInt(const void *a, const void *b)
-{
-	return *(const int *) a - *(const int *) b;
-}
-
-/* Check and, if every limit passes, count: one attempt under the locks */
-static bool
-RLTry(RLRequest *reqs, int n, int64 now_ms, bool *all_passed)
-{
-	uint32		hashes[RL_MAX_BATCH];
-	int			parts[RL_MAX_BATCH];
-	int			nparts = 0;
-	bool		passed = true;
-	bool		stored = true;
-
-	for (int i = 0; i < n; i++)
-	{
-		hashes[i] = get_hash_value(rl_hash, &reqs[i].key);
-		parts[nparts++] = RLPartition(hashes[i]);
-	}
-	qsort(parts, nparts, sizeof(int), RLCompareInt);
-	for (int i = 0; i < nparts; i++)
-		if (i == 0 || parts[i] != parts[i - 1])
-			LWLockAcquire(&rl_shared->locks[parts[i]].lock, LW_EXCLUSIVE);
+	if (override_sets != NULL &&
+		(set = hash_search(override_sets, nsid, HASH_FIND, NULL)) != NULL)
+		return set;
 
 	/*
-	 * Decide every limit on its current counts (§5.2).  A counter's time
-	 * never goes back: a call whose clock reads earlier than the counter's
-	 * last use (it read the clock before a call that got the lock first, or
-	 * the system clock stepped back) is decided as of that last use.
+	 * Read, and detoast, first: both may open relations and so reset the
+	 * caches.  Then build the set in limit_cxt, and only then enter it.
 	 */
+	snap = RegisterSnapshot(GetTransactionSnapshot());
+	n = UnkeyFetch(UNKEY_OVERRIDES, CStringGetTextDatum(nsid), snap, &v, &isnull);
 	for (int i = 0; i < n; i++)
 	{
-		RLRequest  *r = &reqs[i];
-		int64		d = r->key.duration_ms;
-		RLEntry    *e = hash_search_with_hash_value(rl_hash, &r->key, hashes[i], HASH_FIND, NULL);
-		int64		t = (e != NULL && e->last_ms > now_ms) ? e->last_ms : now_ms;
-		int64		seq = t / d;
-		int64		cur = 0;
-		int64		prev = 0;
-		double		elapsed = (double) (t - seq * d) / (double) d;
-		double		weighted;
-
-		if (e != NULL && e->seq == seq)
-		{
-			cur = e->cur;
-			prev = e->prev;
-		}
-		else if (e != NULL && e->seq == seq - 1)
-			prev = e->cur;
-
-		weighted = (double) prev * (1.0 - elapsed);
-		if (weighted >= 9.2e18)
-			weighted = 9.2e18;	/* the cast below must stay defined */
-		r->effective = AddSat(AddSat(cur, (int64) weighted), r->cost);
-		r->passed = r->limit > 0 && r->effective <= r->limit;
-		r->reset_ms = (seq + 1) * d;
-		passed = passed && r->passed;
+		v[i * 4 + 0] = CStringGetDatum(TextDatumGetCString(v[i * 4 + 0]));
+		v[i * 4 + 1] = CStringGetDatum(TextDatumGetCString(v[i * 4 + 1]));
 	}
+	UnregisterSnapshot(snap);
 
-	/* count them only if all passed; a denied request counts nowhere */
-	for (int i = 0; passed && i < n; i++)
+	CacheTable(&override_sets, "unkey overrides", ID_BYTES, sizeof(OverrideSet), HASH_STRINGS);
+	old = MemoryContextSwitchTo(limit_cxt);
+	fresh.overrides = palloc0(sizeof(Override) * (n + 1));
+	fresh.nexact = fresh.nwild = 0;
+	for (int i = 0; i < n; i++)
 	{
-		RLRequest  *r = &reqs[i];
-		int64		t = now_ms;
-		int64		seq;
-		bool		found;
-		RLEntry    *e;
+		Override   *o = &fresh.overrides[i];
 
-		if (r->cost == 0)
-			continue;
-		e = hash_search_with_hash_value(rl_hash, &r->key, hashes[i], HASH_ENTER_NULL, &found);
-		if (e != NULL && found && e->last_ms > t)
-			t = e->last_ms;
-		seq = t / r->key.duration_ms;
-		if (e == NULL)
-		{
-			stored = false;		/* the table is full: undo, evict, retry */
-			for (int j = 0; j < i; j++)
-			{
-				RLEntry    *u = hash_search_with_hash_value(rl_hash, &reqs[j].key, hashes[j],
-															HASH_FIND, NULL);
-
-				if (u != NULL && reqs[j].cost > 0)
-					u->cur -= reqs[j].cost;
-			}
-			break;
-		}
-		if (!found)
-		{
-			e->seq = seq;
-			e->cur = e->prev = 0;
-			e->last_ms = t;
-		}
-		else if (e->seq == seq - 1)
-		{
-			e->prev = e->cur;
-			e->cur = 0;
-		}
-		else if (e->seq != seq)
-			e->prev = e->cur = 0;
-		e->seq = seq;
-		e->cur = AddSat(e->cur, r->cost);
-		e->last_ms = t;
+		o->id = pstrdup(DatumGetCString(v[i * 4 + 0]));
+		o->identifier = pstrdup(DatumGetCString(v[i * 4 + 1]));
+		o->len = strlen(o->identifier);
+		o->limit = DatumGetInt64(v[i * 4 + 2]);
+		o->duration_ms = DatumGetInt64(v[i * 4 + 3]);
+		for (int c = 0; c < o->len; c++)
+			o->stars += (o->identifier[c] == '*');
+		o->literal = o->len - o->stars;
+		if (o->stars > 0)
+			fresh.nwild++;
+		else
+			fresh.nexact++;
 	}
+	qsort(fresh.overrides, n, sizeof(Override), CompareOverrides);
+	MemoryContextSwitchTo(old);
 
-	for (int i = nparts - 1; i >= 0; i--)
-		if (i == 0 || parts[i] != parts[i - 1])
-			LWLockRelease(&rl_shared->locks[parts[i]].lock);
+	set = hash_search(override_sets, nsid, HASH_ENTER, &found);
+	set->nexact = fresh.nexact;
+	set->nwild = fresh.nwild;
+	set->overrides = fresh.overrides;
+	return set;
+}
 
-	*all_passed = passed;
-	return stored;
+/* The override for an identifier: exact, else the most specific wildcard */
+static Override *
+MatchOverride(OverrideSet *set, const char *id, int idlen)
+{
+	int			lo = 0,
+				hi = set->nexact - 1;
+
+	/*
+	 * An exact match compares the identifier with every override string,
+	 * patterns included, so an identifier that literally is "*@x.com"
+	 * matches that row exactly (Unkey does the same).
+	 */
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+		Override   *o = &set->overrides[mid];
+		int			c = UnkeyCompareBytes(o->identifier, o->len, id, idlen);
+
+		if (c == 0)
+			return o;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	for (int i = set->nexact; i < set->nexact + set->nwild; i++)
+	{
+		Override   *o = &set->overrides[i];
+
+		if (o->len == idlen && memcmp(o->identifier, id, idlen) == 0)
+			return o;
+	}
+	for (int i = set->nexact; i < set->nexact + set->nwild; i++)
+	{
+		Override   *o = &set->overrides[i];
+
+		if (WildcardMatch(o->identifier, o->len, id, idlen))
+			return o;
+	}
+	return NULL;
+}
+
+/* Read a namespace by name, else (for rlns_ ids) by id; false if neither */
+static bool
+ReadNamespace(const char *name, NamespaceEntry *ns)
+{
+	Snapshot	snap = RegisterSnapshot(GetTransactionSnapshot());
+	Datum	   *v;
+	bool	   *isnull;
+	bool		found = (UnkeyFetch(UNKEY_NAMESPACES_BY_NAME, CStringGetTextDatum(name),
+									snap, &v, &isnull) == 1);
+
+	if (!found && strncmp(name, "rlns_", 5) == 0)
+		found = (UnkeyFetch(UNKEY_NAMESPACES_BY_ID, CStringGetTextDatum(name),
+							snap, &v, &isnull) == 1);
+	UnregisterSnapshot(snap);
+	if (found)
+	{
+		strlcpy(ns->id, TextDatumGetCString(v[0]), ID_BYTES);
+		ns->deleted = !isnull[1];
+	}
+	return found;
+}
+
+/* Create a namespace on first use; a concurrent creator wins harmlessly */
+static void
+CreateNamespace(const char *name)
+{
+	Oid			types[2] = {TEXTOID, TIMESTAMPTZOID};
+	Datum		args[2];
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot create rate-limit namespace \"%s\" during recovery", name)));
+	args[0] = CStringGetTextDatum(name);
+	args[1] = TimestampTzGetDatum(UnkeyNow());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "unkey: SPI_connect failed");
+	if (SPI_execute_with_args("INSERT INTO unkey.ratelimit_namespaces (id, name, created_at)"
+							  " VALUES (unkey._new_id('rlns'), $1, $2)"
+							  " ON CONFLICT (name) DO NOTHING",
+							  2, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "unkey: could not create a rate-limit namespace");
+	SPI_finish();
+	CommandCounterIncrement();
+}
+
+/* The id of a namespace (by name or id) into id, created on first use; PT410 if deleted */
+static void
+NamespaceId(const char *name, char *id)
+{
+	NamespaceEntry *ns = NULL;
+	NamespaceEntry fresh;
+
+	if (namespaces != NULL)
+		ns = hash_search(namespaces, name, HASH_FIND, NULL);
+	if (ns == NULL)
+	{
+		/* read (and perhaps create) first: this may reset the caches */
+		if (!ReadNamespace(name, &fresh))
+		{
+			CreateNamespace(name);
+			if (!ReadNamespace(name, &fresh))
+				elog(ERROR, "unkey: rate-limit namespace \"%s\" vanished", name);
+		}
+		ns = hash_search(CacheTable(&namespaces, "unkey namespaces", NS_KEY_BYTES,
+									sizeof(NamespaceEntry), HASH_STRINGS),
+						 name, HASH_ENTER, NULL);
+		strlcpy(ns->id, fresh.id, ID_BYTES);
+		ns->deleted = fresh.deleted;
+	}
+	if (ns->deleted)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNKEY_GONE),
+				 errmsg("rate-limit namespace \"%s\" has been deleted", name)));
+	strlcpy(id, ns->id, ID_BYTES);
+}
+
+/* Raise 22023 unless a namespace or identifier is 1..512 characters */
+static void
+CheckName(const char *what, text *t)
+{
+	if (!UnkeyCharsBetween(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), 1, MAX_NAME_CHARS))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be 1 to %d characters", what, MAX_NAME_CHARS)));
 }
 
 /*
- * UnkeyRateLimit: check n limits all-or-nothing and count them if all pass.
- *
- * Fills each request's passed, remaining and reset_ms.  remaining follows
- * §5.2 and §5.4: limit - effective when counted, the room that was left when
- * the batch failed but this limit alone would have passed, 0 when denied.
+ * Validate one standalone limit, resolve its namespace and override, and
+ * fill the request.  Returns the override's id, or NULL.
  */
-bool
-UnkeyRateLimit(RLRequest *reqs, int n, int64 now_ms)
+static char *
+PrepareLimit(text *nst, text *idt, int64 limit, int64 duration_ms, int64 cost,
+			 RLRequest *r, int64 *limit_out, char *nsid)
 {
-	bool		passed = false;
+	char	   *name;
+	Override   *o;
 
-	UnkeyRequireLimiter();
-	if (n > RL_MAX_BATCH)
+	CheckName("namespace", nst);
+	CheckName("identifier", idt);
+	if (limit < RATELIMIT_MIN_LIMIT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("at most %d rate limits can be checked at once", RL_MAX_BATCH)));
-	if (n == 0)
-		return true;
-	/* one counter twice in a batch would be checked once and counted twice */
-	for (int i = 0; i < n; i++)
-		for (int j = 0; j < i; j++)
-			if (memcmp(&reqs[i].key, &reqs[j].key, sizeof(RLKey)) == 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("the same rate limit is given twice in one call")));
+				 errmsg("limit must be at least 1")));
+	if (duration_ms < RATELIMIT_MIN_DURATION_MS || duration_ms > RATELIMIT_MAX_DURATION_MS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("duration must be between 1 second and 30 days")));
+	if (cost < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cost must be zero or more")));
 
-	for (int attempt = 0; !RLTry(reqs, n, now_ms, &passed); attempt++)
+	name = text_to_cstring(nst);
+	NamespaceId(name, nsid);
+	o = MatchOverride(Overrides(nsid), VARDATA_ANY(idt), VARSIZE_ANY_EXHDR(idt));
+	if (o != NULL)
 	{
-		if (attempt >= 3)
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("the rate-limit table is full"),
-					 errhint("Raise unkey.ratelimit_max_entries.")));
-		RLEvict(now_ms);
+		limit = o->limit;
+		duration_ms = o->duration_ms;
 	}
-
-	for (int i = 0; i < n; i++)
-	{
-		RLRequest  *r = &reqs[i];
-
-		if (!r->passed)
-			r->remaining = 0;
-		else if (passed)
-			r->remaining = Max(0, r->limit - r->effective);
-		else
-			r->remaining = Max(0, AddSat(r->limit - r->effective, r->cost));
-	}
-	return passed;
+	UnkeyRateLimitKey(&r->key, "ns", nsid, strlen(nsid),
+					  VARDATA_ANY(idt), VARSIZE_ANY_EXHDR(idt), duration_ms);
+	r->limit = limit;
+	r->cost = cost;
+	*limit_out = limit;
+	return o ? pstrdup(o->id) : NULL;
 }
 
-PG_FUNCTION_INFO_V1(unkey_ratelimit_info);
-
-/* unkey_ratelimit_info(): the table's size and what eviction has done */
-Datum
-unkey_ratelimit_info(PG_FUNCTION_ARGS)
+/* Record the event of one standalone limit (not on a standby, which cannot write it) */
+static void
+EmitLimitEvent(const char *nsid, text *nst, text *idt, RLRequest *r, int64 limit,
+			   const char *override_id, TimestampTz now, instr_time started)
 {
-	TupleDesc	desc;
+	UnkeyEvent	e;
+	instr_time	elapsed;
+
+	if (RecoveryInProgress())
+		return;
+	memset(&e, 0, sizeof(e));
+	e.kind = UNKEY_EVENT_RATELIMIT;
+	e.nstr = EV_R_NSTR;
+	e.time = now;
+	e.flag = r->passed;
+	e.num[0] = limit;
+	e.num[1] = r->remaining;
+	e.num[2] = r->reset_ms;
+	e.num[3] = r->cost;
+	UnkeyEventRequestId(&e, EV_R_REQUEST_ID);
+	e.str[EV_R_NAMESPACE_ID] = nsid;
+	e.len[EV_R_NAMESPACE_ID] = strlen(nsid);
+	e.str[EV_R_NAMESPACE] = VARDATA_ANY(nst);
+	e.len[EV_R_NAMESPACE] = VARSIZE_ANY_EXHDR(nst);
+	e.str[EV_R_IDENTIFIER] = VARDATA_ANY(idt);
+	e.len[EV_R_IDENTIFIER] = VARSIZE_ANY_EXHDR(idt);
+	e.str[EV_R_OVERRIDE_ID] = override_id;
+	e.len[EV_R_OVERRIDE_ID] = override_id ? strlen(override_id) : 0;
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, started);
+	e.latency_ms = INSTR_TIME_GET_MILLISEC(elapsed);
+	UnkeyEmitEvent(&e);
+}
+
+/* The (success, limit, remaining, reset, override_id) row of one limit */
+static HeapTuple
+ResultRow(TupleDesc desc, RLRequest *r, int64 limit, char *override_id)
+{
 	Datum		values[5];
 	bool		nulls[5] = {false};
-	long		entries;
 
+	values[0] = BoolGetDatum(r->passed);
+	values[1] = Int64GetDatum(limit);
+	values[2] = Int64GetDatum(r->remaining);
+	values[3] = TimestampTzGetDatum(UnkeyFromUnixMs(r->reset_ms));
+	values[4] = override_id ? CStringGetTextDatum(override_id) : (Datum) 0;
+	nulls[4] = (override_id == NULL);
+	return heap_form_tuple(desc, values, nulls);
+}
+
+/* Raise 22023 naming the argument that is NULL */
+static void
+NotNull(FunctionCallInfo fcinfo, int n, const char *const *names)
+{
+	for (int i = 0; i < n; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not be null", names[i])));
+}
+
+PG_FUNCTION_INFO_V1(unkey_ratelimit);
+
+/* unkey_ratelimit(namespace, identifier, limit, duration, cost) */
+Datum
+unkey_ratelimit(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"namespace", "identifier", "limit", "duration", "cost"};
+	RLRequest	r;
+	int64		limit;
+	char	   *override_id;
+	char		nsid[ID_BYTES];
+	TimestampTz now;
+	instr_time	started;
+
+	INSTR_TIME_SET_CURRENT(started);
+	NotNull(fcinfo, 5, names);
 	UnkeyRequireLimiter();
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
 
-	RLLockAll();
-	entries = hash_get_num_entries(rl_hash);
-	RLUnlockAll();
+	override_id = PrepareLimit(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1), PG_GETARG_INT64(2),
+							   UnkeyIntervalMs(PG_GETARG_INTERVAL_P(3)), PG_GETARG_INT64(4),
+							   &r, &limit, nsid);
+	now = UnkeyNow();
+	UnkeyRateLimit(&r, 1, UnkeyUnixMs(now));
+	EmitLimitEvent(nsid, PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1), &r, limit, override_id, now, started);
+	PG_RETURN_DATUM(HeapTupleGetDatum(ResultRow(UnkeyResultDesc(fcinfo), &r, limit, override_id)));
+}
 
-	values[0] = Int64GetDatum(entries);
-	values[1] = Int64GetDatum(unkey_ratelimit_max_entries);
-	SpinLockAcquire(&rl_shared->mutex);
-	values[2] = Int64GetDatum(rl_shared->evicted_expired);
-	values[3] = Int64GetDatum(rl_shared->evicted_live);
-	values[4] = Int64GetDatum(rl_shared->eviction_runs);
-	SpinLockRelease(&rl_shared->mutex);
+PG_FUNCTION_INFO_V1(unkey_ratelimit_batch);
 
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+/*
+ * unkey._ratelimit_batch(namespaces, identifiers, limits, durations_ms, costs)
+ *
+ * All-or-nothing over every element (§5.4); one result row per element, in
+ * order.  unkey_ratelimit_many parses its JSON into these arrays.
+ */
+Datum
+unkey_ratelimit_batch(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"namespaces", "identifiers", "limits", "durations", "costs"};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum	   *cols[5];
+	bool	   *colnulls[5];
+	int			counts[5];
+	Oid			types[5] = {TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID};
+	RLRequest  *reqs;
+	int64	   *limits;
+	char	  **overrides;
+	char	  (*nsids)[ID_BYTES];
+	int			n;
+	TimestampTz now;
+	instr_time	started;
+
+	INSTR_TIME_SET_CURRENT(started);
+	NotNull(fcinfo, 5, names);
+	UnkeyRequireLimiter();
+	for (int a = 0; a < 5; a++)
+	{
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(a), types[a],
+						  types[a] == TEXTOID ? -1 : 8, types[a] != TEXTOID,
+						  types[a] == TEXTOID ? TYPALIGN_INT : TYPALIGN_DOUBLE,
+						  &cols[a], &colnulls[a], &counts[a]);
+		if (counts[a] != counts[0])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the arrays must have the same length")));
+		for (int i = 0; i < counts[a]; i++)
+			if (colnulls[a][i])
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("%s must not contain null", names[a])));
+	}
+	n = counts[0];
+	reqs = palloc0(sizeof(RLRequest) * Max(n, 1));
+	limits = palloc(sizeof(int64) * Max(n, 1));
+	overrides = palloc(sizeof(char *) * Max(n, 1));
+	nsids = palloc(ID_BYTES * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		overrides[i] = PrepareLimit(DatumGetTextPP(cols[0][i]), DatumGetTextPP(cols[1][i]),
+									DatumGetInt64(cols[2][i]), DatumGetInt64(cols[3][i]),
+									DatumGetInt64(cols[4][i]), &reqs[i], &limits[i], nsids[i]);
+
+	now = UnkeyNow();
+	UnkeyRateLimit(reqs, n, UnkeyUnixMs(now));
+	for (int i = 0; i < n; i++)
+		EmitLimitEvent(nsids[i], DatumGetTextPP(cols[0][i]), DatumGetTextPP(cols[1][i]), &reqs[i],
+					   limits[i], overrides[i], now, started);
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < n; i++)
+		tuplestore_puttuple(rsinfo->setResult,
+							ResultRow(rsinfo->setDesc, &reqs[i], limits[i], overrides[i]));
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(unkey_wildcard_match);
+
+/* unkey._wildcard_match(pattern, identifier): the override matcher, for tests */
+Datum
+unkey_wildcard_match(PG_FUNCTION_ARGS)
+{
+	text	   *p = PG_GETARG_TEXT_PP(0);
+	text	   *s = PG_GETARG_TEXT_PP(1);
+
+	PG_RETURN_BOOL(WildcardMatch(VARDATA_ANY(p), VARSIZE_ANY_EXHDR(p),
+								 VARDATA_ANY(s), VARSIZE_ANY_EXHDR(s)));
+}
+
+PG_FUNCTION_INFO_V1(unkey_invalidate);
+
+/*
+ * unkey._invalidate(rel regclass): at commit, tell every backend that rel
+ * changed, so they drop the caches built from it.
+ */
+Datum
+unkey_invalidate(PG_FUNCTION_ARGS)
+{
+	CacheInvalidateRelcacheByRelid(PG_GETARG_OID(0));
+	PG_RETURN_VOID();
 }

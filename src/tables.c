@@ -12,7 +12,9 @@
  * and the columns it reads once, and forgets them when a relcache
  * invalidation names one of them (or all relations), so DROP EXTENSION and
  * CREATE EXTENSION in a running session are safe.  Rows are read with the
- * caller's MVCC snapshot and AccessShareLock, like any SELECT.
+ * caller's MVCC snapshot and AccessShareLock, like any SELECT.  Callers that
+ * cache what they read register their own relcache callback, and can ask
+ * here for the OID of a table to recognise its invalidations.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,7 +32,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-#include "unkey.h"
+#include "keys.h"
 
 #define MAX_COLS 12
 
@@ -47,7 +49,7 @@ typedef struct TableInfo
 	AttrNumber	attnums[MAX_COLS];
 } TableInfo;
 
-/* The order of keys' columns must match KeyColumn in unkey.h */
+/* The order of keys' columns must match KeyColumn in keys.h */
 static TableInfo tables[UNKEY_NTABLES] = {
 	[UNKEY_KEYS] = {"keys", "keys_pkey",
 		{"id", "api_id", "name", "identity_id", "meta", "expires", "enabled",
@@ -76,12 +78,7 @@ static bool tables_valid = false;
 static uint64 invalidations = 0;	/* counts the callbacks, to detect one mid-resolve */
 static bool callback_registered = false;
 
-/*
- * Forget the cached OIDs when one of our relations (or every relation)
- * changes, and with them the rate-limit caches built from those tables: the
- * functions that change namespaces and overrides send a relcache
- * invalidation for their table at commit for exactly this purpose.
- */
+/* Forget the cached OIDs when one of our relations (or every relation) changes */
 static void
 InvalidateTables(Datum arg, Oid relid)
 {
@@ -94,8 +91,14 @@ InvalidateTables(Datum arg, Oid relid)
 	{
 		tables_valid = false;
 		invalidations++;
-		UnkeyResetLimitCaches();
 	}
+}
+
+/* Table t's OID as last resolved (or InvalidOid); resolves nothing, so relcache callbacks may ask */
+Oid
+UnkeyTableRelid(UnkeyTable t)
+{
+	return tables[t].relid;
 }
 
 /* Look up a relation of schema unkey by name, or fail clearly */

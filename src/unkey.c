@@ -1,13 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * unkey.c
- *	  Module entry point: libsodium initialisation, settings and the clock.
+ *	  Module entry point: the magic block, and _PG_init, which initialises
+ *	  libsodium and then each subsystem, pgvector-style.
  *
- * The clock is the one place that decides what "now" means for expiry and
- * refill.  Tests pin it with the superuser-only setting unkey.test_now, so
- * that day and month boundaries can be crossed deterministically; an
- * ordinary role can neither set it nor see it, so it cannot be used to
- * revive an expired key or to trigger a refill early.
+ * Each subsystem defines its own settings and hooks in its XxxInit();
+ * the limiter and the event pipeline define theirs only when the library
+ * is preloaded, since their shared memory is requested at server start.
  *
  *-------------------------------------------------------------------------
  */
@@ -16,96 +15,17 @@
 #include <sodium.h>
 
 #include "fmgr.h"
-#include "funcapi.h"
-#include "mb/pg_wchar.h"
-#include "miscadmin.h"
-#include "utils/builtins.h"
-#include "utils/datetime.h"
 #include "utils/guc.h"
-#include "utils/timestamp.h"
-#include "storage/fd.h"
-#include <unistd.h>
 
-#include "unkey.h"
+#include "events.h"
+#include "limiter.h"
+#include "utils.h"
 
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
-/* the raw setting, and its parsed value when set */
-static char *unkey_test_now_string = NULL;
-static bool unkey_now_pinned = false;
-static TimestampTz unkey_now_value = 0;
-
-/* Parse unkey.test_now without throwing, as a GUC check hook must */
-static bool
-check_test_now(char **newval, void **extra, GucSource source)
-{
-	char		workbuf[MAXDATELEN + MAXDATEFIELDS];
-	char	   *field[MAXDATEFIELDS];
-	int			ftype[MAXDATEFIELDS];
-	int			nf;
-	int			dtype;
-	struct pg_tm tt;
-	fsec_t		fsec;
-	int			tz;
-	TimestampTz *parsed;
-
-	if (*newval == NULL || (*newval)[0] == '\0')
-		return true;
-
-	if (strlen(*newval) >= MAXDATELEN ||
-		ParseDateTime(*newval, workbuf, sizeof(workbuf), field, ftype,
-					  MAXDATEFIELDS, &nf) != 0 ||
-		DecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz) != 0 ||
-		dtype != DTK_DATE)
-	{
-		GUC_check_errdetail("unkey.test_now must be empty or a timestamp with time zone.");
-		return false;
-	}
-
-	parsed = (TimestampTz *) malloc(sizeof(TimestampTz));
-	if (parsed == NULL)
-		return false;
-	if (tm2timestamp(&tt, fsec, &tz, parsed) != 0)
-	{
-		free(parsed);
-		GUC_check_errdetail("unkey.test_now is out of range.");
-		return false;
-	}
-	*extra = parsed;
-	return true;
-}
-
-/* Install the parsed value so UnkeyNow() costs nothing */
-static void
-assign_test_now(const char *newval, void *extra)
-{
-	unkey_now_pinned = (extra != NULL);
-	unkey_now_value = extra ? *(TimestampTz *) extra : 0;
-}
-
-/* The current time for expiry and refill decisions */
-TimestampTz
-UnkeyNow(void)
-{
-	return unkey_now_pinned ? unkey_now_value : GetCurrentTimestamp();
-}
-
-char	   *unkey_request_id = NULL;	/* unkey.request_id */
-
-/* The request id to record with an event, if the application set one */
-void
-UnkeyEventRequestId(UnkeyEvent *e, int s)
-{
-	if (unkey_request_id != NULL && unkey_request_id[0] != '\0')
-	{
-		e->str[s] = unkey_request_id;
-		e->len[s] = strlen(unkey_request_id);
-	}
-}
-
-/* Initialise libsodium and define settings when the library loads */
+/* Initialise libsodium, which keys and the limiter use, then every subsystem */
 void
 _PG_init(void)
 {
@@ -114,134 +34,9 @@ _PG_init(void)
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("unkey: could not initialise libsodium")));
 
-	DefineCustomStringVariable("unkey.test_now",
-							   gettext_noop("Pins the clock unkey uses for expiry and refill (tests only)."),
-							   gettext_noop("Empty means the real clock. Only superusers can set it."),
-							   &unkey_test_now_string,
-							   "",
-							   PGC_SUSET,
-							   GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
-							   check_test_now, assign_test_now, NULL);
-
-	DefineCustomStringVariable("unkey.request_id",
-							   gettext_noop("The application's request id, recorded with each event."),
-							   gettext_noop("Set it per transaction (SET LOCAL), e.g. from PostgREST's pre-request function."),
-							   &unkey_request_id,
-							   "",
-							   PGC_USERSET,
-							   GUC_NOT_IN_SAMPLE,
-							   NULL, NULL, NULL);
-
-	UnkeyRateLimitInit();
-	UnkeyEventsInit();
+	UtilsInit();
+	LimiterInit();
+	EventsInit();
 
 	MarkGUCPrefixReserved("unkey");
-}
-
-PG_FUNCTION_INFO_V1(unkey_now);
-
-/* SQL access to the clock, so SQL and C agree on "now" */
-Datum
-unkey_now(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_TIMESTAMPTZ(UnkeyNow());
-}
-
-PG_FUNCTION_INFO_V1(unkey_actor);
-
-/*
- * The role that called into the extension, for the audit log.  Our entry
- * points are SECURITY DEFINER, so current_user inside them is the owner;
- * the outer user is the caller's own current_user, including a SET ROLE
- * such as the one PostgREST issues for each request.
- */
-Datum
-unkey_actor(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_TEXT_P(cstring_to_text(GetUserNameFromId(GetOuterUserId(), false)));
-}
-
-/*
- * Is the text min..max characters long?  A character is at least one byte,
- * so for min <= 1 the byte length alone answers whenever it is within max;
- * only longer strings are counted.
- */
-bool
-UnkeyCharsBetween(const char *s, int bytes, int min, int max)
-{
-	int			chars;
-
-	if (min <= 1 && bytes <= max)
-		return bytes >= min;
-	chars = pg_mbstrlen_with_len(s, bytes);
-	return chars >= min && chars <= max;
-}
-
-/* Bytewise order of two strings, as COLLATE "C" sorts names */
-int
-UnkeyCompareBytes(const char *a, int alen, const char *b, int blen)
-{
-	int			r = memcmp(a, b, Min(alen, blen));
-
-	return r != 0 ? r : (alen > blen) - (alen < blen);
-}
-
-/* qsort comparator for text Datums, in the same bytewise order */
-int
-UnkeyCompareTexts(const void *a, const void *b)
-{
-	text	   *x = DatumGetTextPP(*(const Datum *) a);
-	text	   *y = DatumGetTextPP(*(const Datum *) b);
-
-	return UnkeyCompareBytes(VARDATA_ANY(x), VARSIZE_ANY_EXHDR(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(y));
-}
-
-/*
- * Save state to a file atomically, as the postmaster exits: the writer fills
- * a temporary file that replaces path only when complete.  Failures are
- * logged, never raised, and leave no partial file behind.
- */
-void
-UnkeySaveFile(const char *path, bool (*writer) (FILE *f, void *arg), void *arg)
-{
-	char		tmp[MAXPGPATH];
-	FILE	   *f;
-	bool		ok = false;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = AllocateFile(tmp, PG_BINARY_W);
-	if (f != NULL)
-	{
-		ok = writer(f, arg);
-		if (FreeFile(f) != 0)
-			ok = false;
-	}
-	if (ok)
-	{
-		(void) durable_rename(tmp, path, LOG);
-		return;
-	}
-	ereport(LOG,
-			(errcode_for_file_access(),
-			 errmsg("could not write file \"%s\": %m", tmp)));
-	unlink(tmp);
-}
-
-/* The blessed result row type of a function, cached for the call site */
-TupleDesc
-UnkeyResultDesc(FunctionCallInfo fcinfo)
-{
-	TupleDesc	desc = (TupleDesc) fcinfo->flinfo->fn_extra;
-
-	if (desc == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-
-		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-			elog(ERROR, "unkey: return type must be a row type");
-		desc = BlessTupleDesc(CreateTupleDescCopy(desc));
-		fcinfo->flinfo->fn_extra = desc;
-		MemoryContextSwitchTo(old);
-	}
-	return desc;
 }

@@ -49,8 +49,19 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "permquery.h"
-#include "unkey.h"
+#include "credits.h"
+#include "events.h"
+#include "keys.h"
+#include "limiter.h"
+#include "permissions.h"
+#include "ratelimit.h"
+#include "utils.h"
+
+/* Bounds from Unkey's API, see README "Limits" */
+#define UNKEY_MAX_KEY_CHARS 512
+#define UNKEY_MAX_TAGS 20
+#define UNKEY_MAX_TAG_CHARS 512
+#define UNKEY_MAX_LIMIT_ASKS 100
 
 /* Outcome codes */
 typedef enum VerifyCode
@@ -344,8 +355,8 @@ ParseLimitAsks(Jsonb *jb, LimitAsk **out)
 	if (!JB_ROOT_IS_ARRAY(jb) || JB_ROOT_IS_SCALAR(jb))
 		BadLimits("must be a JSON array");
 	n = JsonContainerSize(&jb->root);
-	if (n > 100)
-		BadLimits("at most 100 entries");
+	if (n > UNKEY_MAX_LIMIT_ASKS)
+		BadLimits(psprintf("at most %d entries", UNKEY_MAX_LIMIT_ASKS));
 	asks = palloc0(sizeof(LimitAsk) * (n + 1));
 	for (int i = 0; i < n; i++)
 	{
@@ -382,7 +393,7 @@ ParseLimitAsks(Jsonb *jb, LimitAsk **out)
 		has_duration = getKeyJsonValueFromContainer(obj, "duration", 8, &v) != NULL;
 		if (has_duration)
 		{
-			asks[i].duration_ms = JsonInt(&v, "duration", UNKEY_MIN_DURATION_MS, UNKEY_MAX_DURATION_MS);
+			asks[i].duration_ms = JsonInt(&v, "duration", RATELIMIT_MIN_DURATION_MS, RATELIMIT_MAX_DURATION_MS);
 			known++;
 		}
 		if (has_limit != has_duration)
@@ -540,7 +551,7 @@ CheckKeyLimits(KeyData *k, Datum hash, LimitAsk *asks, int nasks, int64 now_ms, 
 		}
 		else if (c == NULL)
 			ereport(ERROR,
-					(errcode_for_sqlstate("PT412"),
+					(errcode(ERRCODE_UNKEY_PRECONDITION_FAILED),
 					 errmsg("ratelimit \"%s\" was requested but does not exist for key \"%s\" %s",
 							asks[i].name, key_id,
 							identity_id ? psprintf("nor its identity \"%s\"", identity_id)

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * keygen.c
+ * keys.c
  *	  Key and id generation, and key hashing, with libsodium.
  *
  * A key is prefix || '_' || base58(random bytes), with Bitcoin's base58
@@ -19,10 +19,14 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 
-#include "unkey.h"
+#include "keys.h"
 
 static const char base58_alphabet[] =
 "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+/* The random part of a key, in bytes, as Unkey bounds it (README "Limits") */
+#define UNKEY_MIN_BYTE_LENGTH 16
+#define UNKEY_MAX_BYTE_LENGTH 255
 
 /* Random bytes behind every generated id: 128 bits, unique by construction */
 #define UNKEY_ID_BYTES 16
