@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * ratelimit.c
- *	  unkey_ratelimit: namespaces, overrides and the standalone limiter.
+ *	  unkey_ratelimit: namespaces, overrides and the standalone limiter;
+ *	  and the checks of Unkey's bounds for a rate limit (ratelimit.h).
  *
  * A call names a namespace (by name or rlns_ id, created on first use) and an
  * identifier.  An override for that identifier, exact first, else the most
@@ -392,6 +393,65 @@ CheckName(const char *what, text *t)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be 1 to %d characters", what, MAX_NAME_CHARS)));
+}
+
+/* Raise 22023 unless a rate limit's name (NULL: missing) is 3..128 characters */
+void
+RatelimitCheckName(const char *name, int bytes)
+{
+	if (name == NULL ||
+		!UnkeyCharsBetween(name, bytes, RATELIMIT_MIN_NAME_CHARS, RATELIMIT_MAX_NAME_CHARS))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ratelimit name must be %d to %d characters",
+						RATELIMIT_MIN_NAME_CHARS, RATELIMIT_MAX_NAME_CHARS),
+				 errhint("Pass a name of %d to %d characters.",
+						 RATELIMIT_MIN_NAME_CHARS, RATELIMIT_MAX_NAME_CHARS)));
+}
+
+/* Raise 22023 unless a rate limit's limit is at least 1 */
+void
+RatelimitCheckLimit(int64 limit)
+{
+	if (limit < RATELIMIT_MIN_LIMIT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ratelimit limit must be at least %d", RATELIMIT_MIN_LIMIT),
+				 errhint("Pass a limit of %d or more.", RATELIMIT_MIN_LIMIT)));
+}
+
+/* Raise 22023 unless a rate limit's duration is 1 second to 30 days */
+void
+RatelimitCheckDuration(int64 duration_ms)
+{
+	if (duration_ms < RATELIMIT_MIN_DURATION_MS || duration_ms > RATELIMIT_MAX_DURATION_MS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ratelimit duration must be %d to " INT64_FORMAT " milliseconds",
+						RATELIMIT_MIN_DURATION_MS, RATELIMIT_MAX_DURATION_MS),
+				 errhint("Pass a duration between 1 second and 30 days.")));
+}
+
+PG_FUNCTION_INFO_V1(unkey_check_ratelimit_config);
+
+/*
+ * unkey._check_ratelimit_config(name, limit, duration_ms): the SQL side's
+ * check of a named rate-limit config, so that SQL and verification enforce
+ * the same bounds with the same errors.  Not STRICT: a NULL name or limit
+ * is an error like any value out of bounds, while a NULL duration_ms means
+ * "not given here", for callers that take the duration as an interval and
+ * check it with unkey._duration_ms.
+ */
+Datum
+unkey_check_ratelimit_config(PG_FUNCTION_ARGS)
+{
+	text	   *name = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
+
+	RatelimitCheckName(name ? VARDATA_ANY(name) : NULL, name ? VARSIZE_ANY_EXHDR(name) : 0);
+	RatelimitCheckLimit(PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1));
+	if (!PG_ARGISNULL(2))
+		RatelimitCheckDuration(PG_GETARG_INT64(2));
+	PG_RETURN_VOID();
 }
 
 /*

@@ -1,11 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * ratelimit.h
- *	  Unkey's bounds for a rate limit, defined once.
+ *	  Unkey's bounds for a rate limit, defined once, and their checks
+ *	  (ratelimit.c).
  *
- * They apply to a named config of a key or identity, to an inline limit
- * given to verification, and to a standalone limit.  The limiter itself
- * refuses any duration outside them.
+ * They apply to a named config of a key or identity, and to an inline
+ * limit given to verification; the SQL side checks the same through
+ * unkey._check_ratelimit_config, so both raise the same errors.  The
+ * limiter itself refuses any duration outside them.
  *
  *-------------------------------------------------------------------------
  */
@@ -19,5 +21,10 @@
 #define RATELIMIT_MIN_LIMIT 1
 #define RATELIMIT_MIN_DURATION_MS 1000	/* 1 second */
 #define RATELIMIT_MAX_DURATION_MS INT64CONST(2592000000)	/* 30 days */
+
+/* Raise 22023, with the field's message and a hint, when out of bounds (NULL name: missing) */
+extern void RatelimitCheckName(const char *name, int bytes);
+extern void RatelimitCheckLimit(int64 limit);
+extern void RatelimitCheckDuration(int64 duration_ms);
 
 #endif							/* UNKEY_RATELIMIT_H */

@@ -313,7 +313,7 @@ typedef struct LimitCheck
 	bool		auto_apply;
 } LimitCheck;
 
-/* Raise 22023 for the ratelimits argument */
+/* Raise 22023 for the shape of the ratelimits argument */
 static void
 BadLimits(const char *detail)
 {
@@ -322,22 +322,33 @@ BadLimits(const char *detail)
 			 errmsg("invalid ratelimits: %s", detail)));
 }
 
-/* A JSON number as an int64 within [min, max], or 22023 */
-static int64
-JsonInt(JsonbValue *v, const char *field, int64 min, int64 max)
+/* A JSON number as an int64; false unless it is an integer in bigint's range */
+static bool
+JsonInt(JsonbValue *v, int64 *out)
 {
 	char	   *str;
 	char	   *end;
 	long long	n;
 
 	if (v->type != jbvNumeric)
-		BadLimits(psprintf("%s must be a number", field));
+		return false;
 	str = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
 	errno = 0;
 	n = strtoll(str, &end, 10);
-	if (*end != '\0' || errno != 0 || n < min || n > max)
-		BadLimits(psprintf("%s must be an integer from " INT64_FORMAT " to " INT64_FORMAT,
-						   field, min, max));
+	if (*end != '\0' || errno != 0)
+		return false;
+	*out = n;
+	return true;
+}
+
+/* A limit's or duration's JSON value as an int64, or 22023 */
+static int64
+JsonBigint(JsonbValue *v, const char *field)
+{
+	int64		n;
+
+	if (!JsonInt(v, &n))
+		BadLimits(psprintf("%s must be an integer in the range of bigint", field));
 	return n;
 }
 
@@ -370,9 +381,10 @@ ParseLimitAsks(Jsonb *jb, LimitAsk **out)
 		if (item->type != jbvBinary || !JsonContainerIsObject(item->val.binary.data))
 			BadLimits("each entry must be an object");
 		obj = item->val.binary.data;
-		if (!getKeyJsonValueFromContainer(obj, "name", 4, &v) || v.type != jbvString ||
-			!UnkeyCharsBetween(v.val.string.val, v.val.string.len, 3, 255))
-			BadLimits("name must be a string of 3 to 255 characters");
+		if (!getKeyJsonValueFromContainer(obj, "name", 4, &v) || v.type != jbvString)
+			RatelimitCheckName(NULL, 0);	/* raises: a name is required */
+		else
+			RatelimitCheckName(v.val.string.val, v.val.string.len);
 		asks[i].name = pnstrdup(v.val.string.val, v.val.string.len);
 		known++;
 		for (int j = 0; j < i; j++)
@@ -381,19 +393,22 @@ ParseLimitAsks(Jsonb *jb, LimitAsk **out)
 		asks[i].cost = 1;
 		if (getKeyJsonValueFromContainer(obj, "cost", 4, &v))
 		{
-			asks[i].cost = JsonInt(&v, "cost", 0, PG_INT64_MAX);
+			if (!JsonInt(&v, &asks[i].cost) || asks[i].cost < 0)
+				BadLimits(psprintf("cost must be an integer from 0 to " INT64_FORMAT, PG_INT64_MAX));
 			known++;
 		}
 		has_limit = getKeyJsonValueFromContainer(obj, "limit", 5, &v) != NULL;
 		if (has_limit)
 		{
-			asks[i].limit = JsonInt(&v, "limit", 1, PG_INT64_MAX);
+			asks[i].limit = JsonBigint(&v, "limit");
+			RatelimitCheckLimit(asks[i].limit);
 			known++;
 		}
 		has_duration = getKeyJsonValueFromContainer(obj, "duration", 8, &v) != NULL;
 		if (has_duration)
 		{
-			asks[i].duration_ms = JsonInt(&v, "duration", RATELIMIT_MIN_DURATION_MS, RATELIMIT_MAX_DURATION_MS);
+			asks[i].duration_ms = JsonBigint(&v, "duration");
+			RatelimitCheckDuration(asks[i].duration_ms);
 			known++;
 		}
 		if (has_limit != has_duration)
