@@ -114,7 +114,8 @@ unkey_hist_quantile(PG_FUNCTION_ARGS)
 	if (!(q >= 0.0 && q <= 1.0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("quantile must be between 0 and 1")));
+				 errmsg("quantile must be between 0 and 1"),
+				 errhint("Pass a quantile such as 0.5 or 0.99.")));
 	HistRead(PG_GETARG_ARRAYTYPE_P(0), c);
 	for (int i = 0; i < UNKEY_HIST_BUCKETS; i++)
 		total += c[i];

@@ -378,7 +378,8 @@ EvStartWorker(int slot, Oid dboid)
 	if (!RegisterDynamicBackgroundWorker(&w, NULL))
 		ereport(WARNING,
 				(errmsg("unkey: could not start the event writer"),
-				 errhint("Raise max_worker_processes; events stay buffered until a writer starts.")));
+				 errdetail("Events stay buffered until a writer starts."),
+				 errhint("Raise max_worker_processes.")));
 }
 
 /*
@@ -505,7 +506,8 @@ EvStoreNow(const UnkeyEvent *e, int slot)
 			LWLockRelease(EvLock(slot));
 		}
 		ereport(WARNING,
-				(errmsg("unkey: the event of this call was not recorded: the transaction is read-only")));
+				(errmsg("unkey: the event of this call was not recorded: the transaction is read-only"),
+				 errhint("Call it in a read-write transaction on the primary to record its event.")));
 		return;
 	}
 	if (slot >= 0)
@@ -1004,7 +1006,8 @@ unkey_flush_events(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("events were not written within %d seconds", EV_FLUSH_WAIT_MS / 1000),
-					 errhint("Check the server log and unkey_events_info(); the event writer needs a free background worker slot (max_worker_processes).")));
+					 errdetail("The event writer needs a free background worker slot."),
+					 errhint("Check the server log and unkey_events_info(), and raise max_worker_processes if no writer runs.")));
 		}
 		(void) ConditionVariableTimedSleep(&s->flushed, 100, PG_WAIT_EXTENSION);
 	}

@@ -124,7 +124,9 @@ unkey_generate_key(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("byte_length must be between %d and %d",
-						UNKEY_MIN_BYTE_LENGTH, UNKEY_MAX_BYTE_LENGTH)));
+						UNKEY_MIN_BYTE_LENGTH, UNKEY_MAX_BYTE_LENGTH),
+				 errhint("Pass a byte_length between %d and %d.",
+						 UNKEY_MIN_BYTE_LENGTH, UNKEY_MAX_BYTE_LENGTH)));
 
 	PG_RETURN_TEXT_P(PrefixedRandom(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), nbytes));
 }

@@ -514,7 +514,8 @@ UnkeyRateLimit(RLRequest *reqs, int n, int64 now_ms)
 	if (n > RL_MAX_BATCH)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("at most %d rate limits can be checked at once", RL_MAX_BATCH)));
+				 errmsg("at most %d rate limits can be checked at once", RL_MAX_BATCH),
+				 errhint("Split the limits into calls of at most %d.", RL_MAX_BATCH)));
 	if (n == 0)
 		return true;
 	/* one counter twice in a batch would be checked once and counted twice */
@@ -523,7 +524,8 @@ UnkeyRateLimit(RLRequest *reqs, int n, int64 now_ms)
 			if (memcmp(&reqs[i].key, &reqs[j].key, sizeof(RLKey)) == 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("the same rate limit is given twice in one call")));
+						 errmsg("the same rate limit is given twice in one call"),
+						 errhint("Give each rate limit once, with the sum of its costs.")));
 
 	for (int attempt = 0; !RLTry(reqs, n, now_ms, &passed); attempt++)
 	{

@@ -58,7 +58,8 @@ UnkeyParsePermissionQuery(text *query, PQItem *items)
 	if (n < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNTAX_ERROR),
-				 errmsg("invalid permission query: %s", message)));
+				 errmsg("invalid permission query: %s", message),
+				 errhint("Join permission names with AND and OR, and group them with parentheses.")));
 	return n;
 }
 

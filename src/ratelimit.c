@@ -340,7 +340,8 @@ CreateNamespace(const char *name)
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot create rate-limit namespace \"%s\" during recovery", name)));
+				 errmsg("cannot create rate-limit namespace \"%s\" during recovery", name),
+				 errhint("Connect to the primary, where a namespace is created on first use.")));
 	args[0] = CStringGetTextDatum(name);
 	args[1] = TimestampTzGetDatum(UnkeyNow());
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -381,7 +382,8 @@ NamespaceId(const char *name, char *id)
 	if (ns->deleted)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNKEY_GONE),
-				 errmsg("rate-limit namespace \"%s\" has been deleted", name)));
+				 errmsg("rate-limit namespace \"%s\" has been deleted", name),
+				 errhint("Use another namespace name.")));
 	strlcpy(id, ns->id, ID_BYTES);
 }
 
@@ -392,7 +394,8 @@ CheckName(const char *what, text *t)
 	if (!UnkeyCharsBetween(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), 1, MAX_NAME_CHARS))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be 1 to %d characters", what, MAX_NAME_CHARS)));
+				 errmsg("%s must be 1 to %d characters", what, MAX_NAME_CHARS),
+				 errhint("Pass a %s of 1 to %d characters.", what, MAX_NAME_CHARS)));
 }
 
 /* Raise 22023 unless a rate limit's name (NULL: missing) is 3..128 characters */
@@ -470,15 +473,18 @@ PrepareLimit(text *nst, text *idt, int64 limit, int64 duration_ms, int64 cost,
 	if (limit < RATELIMIT_MIN_LIMIT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("limit must be at least 1")));
+				 errmsg("limit must be at least 1"),
+				 errhint("Pass a limit of 1 or more.")));
 	if (duration_ms < RATELIMIT_MIN_DURATION_MS || duration_ms > RATELIMIT_MAX_DURATION_MS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("duration must be between 1 second and 30 days")));
+				 errmsg("duration must be between 1 second and 30 days"),
+				 errhint("Pass a duration between 1 second and 30 days.")));
 	if (cost < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("cost must be zero or more")));
+				 errmsg("cost must be zero or more"),
+				 errhint("Pass a cost of 0 or more.")));
 
 	name = text_to_cstring(nst);
 	NamespaceId(name, nsid);
@@ -554,7 +560,8 @@ NotNull(FunctionCallInfo fcinfo, int n, const char *const *names)
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("%s must not be null", names[i])));
+					 errmsg("%s must not be null", names[i]),
+					 errhint("Pass a value for %s.", names[i])));
 }
 
 PG_FUNCTION_INFO_V1(unkey_ratelimit);
@@ -621,12 +628,14 @@ unkey_ratelimit_batch(PG_FUNCTION_ARGS)
 		if (counts[a] != counts[0])
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("the arrays must have the same length")));
+					 errmsg("the arrays must have the same length"),
+					 errhint("Pass one element in each array per limit.")));
 		for (int i = 0; i < counts[a]; i++)
 			if (colnulls[a][i])
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("%s must not contain null", names[a])));
+						 errmsg("%s must not contain null", names[a]),
+						 errhint("Remove the nulls from %s.", names[a])));
 	}
 	n = counts[0];
 	reqs = palloc0(sizeof(RLRequest) * Max(n, 1));

@@ -111,7 +111,7 @@ UnkeyRelid(const char *name, Oid nsp)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation unkey.%s does not exist", name),
-				 errhint("Is the extension installed in this database?")));
+				 errhint("Install the extension in this database with CREATE EXTENSION unkey.")));
 	return relid;
 }
 

@@ -134,7 +134,8 @@ UnkeyIntervalMs(Interval *iv)
 	if (iv->time % 1000 != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("duration must be a whole number of milliseconds")));
+				 errmsg("duration must be a whole number of milliseconds"),
+				 errhint("Round the duration to milliseconds.")));
 	return iv->time / 1000 + ((int64) iv->month * DAYS_PER_MONTH + iv->day) * (USECS_PER_DAY / 1000);
 }
 

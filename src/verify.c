@@ -148,22 +148,26 @@ CheckTags(ArrayType *tags)
 	if (ARR_NDIM(tags) > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("tags must be a one-dimensional array")));
+				 errmsg("tags must be a one-dimensional array"),
+				 errhint("Pass tags as a flat text array.")));
 	deconstruct_array(tags, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	if (n > UNKEY_MAX_TAGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("tags must have at most %d entries", UNKEY_MAX_TAGS)));
+				 errmsg("tags must have at most %d entries", UNKEY_MAX_TAGS),
+				 errhint("Pass at most %d tags.", UNKEY_MAX_TAGS)));
 	for (int i = 0; i < n; i++)
 	{
 		if (nulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("tags must not contain null")));
+					 errmsg("tags must not contain null"),
+					 errhint("Remove the nulls from tags.")));
 		if (!UnkeyCharsBetween(VARDATA_ANY(elems[i]), VARSIZE_ANY_EXHDR(elems[i]), 1, UNKEY_MAX_TAG_CHARS))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("each tag must be 1 to %d characters", UNKEY_MAX_TAG_CHARS)));
+					 errmsg("each tag must be 1 to %d characters", UNKEY_MAX_TAG_CHARS),
+					 errhint("Pass tags of 1 to %d characters.", UNKEY_MAX_TAG_CHARS)));
 	}
 }
 
@@ -319,7 +323,8 @@ BadLimits(const char *detail)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid ratelimits: %s", detail)));
+			 errmsg("invalid ratelimits: %s", detail),
+			 errhint("Pass a JSON array of objects, one per rate limit, each with a name and optionally cost, limit and duration.")));
 }
 
 /* A JSON number as an int64; false unless it is an integer in bigint's range */
@@ -570,7 +575,8 @@ CheckKeyLimits(KeyData *k, Datum hash, LimitAsk *asks, int nasks, int64 now_ms, 
 					 errmsg("ratelimit \"%s\" was requested but does not exist for key \"%s\" %s",
 							asks[i].name, key_id,
 							identity_id ? psprintf("nor its identity \"%s\"", identity_id)
-							: "and the key has no identity")));
+							: "and the key has no identity"),
+					 errhint("Configure the rate limit on the key or its identity, or give its limit and duration inline.")));
 		else
 		{
 			checks[n] = *c;
@@ -721,16 +727,19 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("key must not be null")));
+				 errmsg("key must not be null"),
+				 errhint("Pass the key to verify.")));
 	key = PG_GETARG_TEXT_PP(0);
 	if (!UnkeyCharsBetween(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), 1, UNKEY_MAX_KEY_CHARS))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("key must be 1 to %d characters", UNKEY_MAX_KEY_CHARS)));
+				 errmsg("key must be 1 to %d characters", UNKEY_MAX_KEY_CHARS),
+				 errhint("Pass a key of 1 to %d characters.", UNKEY_MAX_KEY_CHARS)));
 	if (PG_ARGISNULL(3) || PG_GETARG_INT64(3) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("cost must be zero or more")));
+				 errmsg("cost must be zero or more"),
+				 errhint("Pass a cost of 0 or more.")));
 	cost = PG_GETARG_INT64(3);
 	if (!PG_ARGISNULL(4))
 		nasks = ParseLimitAsks(PG_GETARG_JSONB_P(4), &asks);
