@@ -253,6 +253,153 @@ SELECT outcome, count(*), sum(spent_credits) AS spent,
 -- still no plant called
 SELECT count(*) AS plant_calls FROM public.hijack_calls;
 
+----------------------------------------------------------------------------
+-- overloads inside schema unkey: a role that may create there (a grant no one
+-- should give, and CREATE EXTENSION refuses) plants a look-alike of every
+-- private helper: the exact shape of 0.1.0's hole (four text arguments for
+-- the VARIADIC _audit), every text as varchar, bigint as integer, integer as
+-- smallint and float8 as numeric (what an untyped literal would resolve to),
+-- and each one without its defaulted arguments.  Our functions call helpers
+-- with exact types and every argument, so none of them is ever called.
+----------------------------------------------------------------------------
+GRANT CREATE ON SCHEMA unkey TO regress_attacker;
+SET ROLE regress_attacker;
+CREATE FUNCTION unkey._audit(text, text, text, text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO public.hijack_calls VALUES ('unkey._audit(text, text, text, text)');
+END
+$$;
+DO $$
+DECLARE
+	f record;
+	args text;
+	planted integer := 0;
+BEGIN
+	FOR f IN SELECT p.oid, p.proname, p.pronargs, p.pronargdefaults, p.prorettype, p.proretset,
+					pg_catalog.pg_get_function_result(p.oid) AS result,
+					p.proargtypes::regtype[]::text[] AS types,
+					p.proallargtypes IS NOT NULL AS has_out
+			   FROM pg_catalog.pg_proc p
+			  WHERE p.pronamespace = 'unkey'::regnamespace AND p.prokind = 'f'
+				AND p.proowner <> 'regress_attacker'::regrole
+				AND (p.proname LIKE '\_%' OR p.proname IN ('unkey_get_role', 'unkey_get_permission'))
+	LOOP
+		FOREACH args IN ARRAY ARRAY[
+			(SELECT pg_catalog.string_agg(CASE t WHEN 'text' THEN 'varchar' WHEN 'text[]' THEN 'varchar[]'
+											 WHEN 'bigint' THEN 'integer' WHEN 'integer' THEN 'smallint'
+											 WHEN 'double precision' THEN 'numeric' ELSE t END, ', ' ORDER BY n)
+			   FROM pg_catalog.unnest(f.types) WITH ORDINALITY u(t, n)),
+			CASE WHEN f.pronargdefaults > 0 THEN
+				(SELECT coalesce(pg_catalog.string_agg(t, ', ' ORDER BY n), '')
+				   FROM pg_catalog.unnest(f.types) WITH ORDINALITY u(t, n)
+				  WHERE n <= f.pronargs - f.pronargdefaults) END]
+		LOOP
+			CONTINUE WHEN args IS NULL OR args = pg_catalog.array_to_string(f.types, ', ');
+			BEGIN
+				EXECUTE pg_catalog.format(
+					'CREATE FUNCTION unkey.%I(%s) RETURNS %s LANGUAGE plpgsql AS $b$'
+					' BEGIN INSERT INTO public.hijack_calls VALUES (%L); RETURN%s; END $b$',
+					f.proname, args, f.result, pg_catalog.format('unkey.%s(%s)', f.proname, args),
+					CASE WHEN f.proretset OR f.has_out OR f.prorettype = 'void'::regtype THEN '' ELSE ' NULL' END);
+				planted := planted + 1;
+			EXCEPTION WHEN duplicate_function THEN
+				NULL;
+			END;
+		END LOOP;
+	END LOOP;
+	RAISE NOTICE 'planted % look-alikes', planted;
+END
+$$;
+RESET ROLE;
+REVOKE CREATE ON SCHEMA unkey FROM regress_attacker;
+-- a plant records its call (so an empty record below means something)
+SELECT unkey._audit('a', 'b', 'c', 'd');
+SELECT plant FROM public.hijack_calls;
+DELETE FROM public.hijack_calls;
+
+-- every function that calls a helper, as the admin would call it
+DO $$
+DECLARE
+	api text := unkey.unkey_create_api('overloads', ARRAY['10.0.0.0/8'], false, 'ov', 16);
+	k unkey.created_key;
+	k2 unkey.created_key;
+	iid text;
+BEGIN
+	PERFORM unkey.unkey_get_api(api);
+	PERFORM unkey.unkey_set_api_delete_protection(api, false);
+	PERFORM unkey.unkey_create_permission('Overload read', 'ov.read', 'read');
+	PERFORM unkey.unkey_get_permission('ov.read');
+	PERFORM unkey.unkey_list_permissions();
+	PERFORM unkey.unkey_create_role('ov-reader', 'reads', ARRAY['ov.read', 'ov.list']);
+	PERFORM unkey.unkey_create_role('ov-writer');
+	PERFORM unkey.unkey_get_role('ov-reader');
+	PERFORM unkey.unkey_list_roles();
+	PERFORM unkey.unkey_set_role_permissions('ov-writer', ARRAY['ov.write']);
+	k := unkey.unkey_create_key(api, 'ov', 16, 'overload', 'ov-identity', '{"a": 1}', NULL, 10, 'monthly', 10, 31,
+								'[{"name": "requests", "limit": 100, "duration": 60000, "autoApply": true}]',
+								ARRAY['ov-reader'], ARRAY['ov.extra'], true, false);
+	PERFORM unkey.unkey_add_key_permissions(k.key_id, ARRAY['ov.more']);
+	PERFORM unkey.unkey_remove_key_permissions(k.key_id, ARRAY['ov.more']);
+	PERFORM unkey.unkey_set_key_permissions(k.key_id, ARRAY['ov.extra']);
+	PERFORM unkey.unkey_add_key_roles(k.key_id, ARRAY['ov-writer']);
+	PERFORM unkey.unkey_remove_key_roles(k.key_id, ARRAY['ov-writer']);
+	PERFORM unkey.unkey_set_key_roles(k.key_id, ARRAY['ov-reader']);
+	PERFORM unkey.unkey_set_key_ratelimit(k.key_id, 'tokens', 1000, '1 hour', false);
+	PERFORM unkey.unkey_get_key_ratelimits(k.key_id);
+	PERFORM unkey.unkey_delete_key_ratelimit(k.key_id, 'tokens');
+	PERFORM unkey.unkey_set_identity_ratelimit('ov-identity', 'daily', 5000, '1 day', true);
+	PERFORM unkey.unkey_get_identity_ratelimits('ov-identity');
+	PERFORM unkey.unkey_delete_identity_ratelimit('ov-identity', 'daily');
+	PERFORM unkey.unkey_verify_key(k.key, api, 'ov.read OR ov.extra', 1, '[{"name": "requests"}]', ARRAY['t'], '10.1.2.3');
+	PERFORM unkey.unkey_ratelimit('ov-ns', 'u1', 10, '1 minute', 1);
+	PERFORM unkey.unkey_ratelimit_many('[{"namespace": "ov-ns", "identifier": "u2", "limit": 5, "duration": 60000}]');
+	PERFORM unkey.unkey_set_override('ov-ns', 'vip*', 100, '1 minute');
+	PERFORM unkey.unkey_get_override('ov-ns', 'vip*');
+	PERFORM unkey.unkey_list_overrides('ov-ns');
+	PERFORM unkey.unkey_delete_override('ov-ns', 'vip*');
+	PERFORM unkey.unkey_list_namespaces();
+	PERFORM unkey.unkey_delete_namespace('ov-ns');
+	PERFORM unkey.unkey_get_key(k.key_id);
+	PERFORM unkey.unkey_whoami(k.key);
+	PERFORM unkey.unkey_get_key_by_hash(unkey.unkey_hash_key(k.key));
+	PERFORM unkey.unkey_list_keys(api, 10, NULL, 'ov-identity');
+	PERFORM unkey.unkey_update_key(k.key_id, '{"name": "renamed", "external_id": "ov-other", "meta": {"b": 2},
+		"expires": 4102444800000, "enabled": true, "credits": 20, "refill_interval": "daily", "refill_amount": 20,
+		"refill_day": null, "ratelimits": [], "roles": ["ov-writer"], "permissions": ["ov.read"]}');
+	PERFORM unkey.unkey_update_credits(k.key_id, 'increment', 5);
+	PERFORM unkey.unkey_update_credits(k.key_id, 'decrement', 1);
+	PERFORM unkey.unkey_update_credits(k.key_id, 'set', 7);
+	k2 := unkey.unkey_reroll_key(k.key_id, '1 hour');
+	PERFORM unkey.unkey_migrate_keys(api, '[{"hash": "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=", "name": "m",
+		"external_id": "ov-migrated", "credits": 3, "roles": ["ov-reader"], "ratelimits": []}]');
+	iid := unkey.unkey_create_identity('ov-new', '{"c": 3}', '[{"name": "burst", "limit": 5, "duration": 1000}]');
+	PERFORM unkey.unkey_get_identity(iid);
+	PERFORM unkey.unkey_list_identities(10, NULL);
+	PERFORM unkey.unkey_update_identity('ov-new', '{}', '[]');
+	PERFORM unkey.unkey_delete_identity(iid);
+	PERFORM unkey.unkey_flush_events();
+	PERFORM unkey.unkey_get_verifications(api, unkey.now() - interval '1 day', NULL, ARRAY['day', 'key'],
+										  NULL, NULL, NULL, 'total', 'desc', 10);
+	PERFORM unkey.unkey_set_retention('30 days');
+	PERFORM unkey.unkey_apply_retention();
+	PERFORM unkey.unkey_set_retention(NULL);
+	PERFORM unkey.unkey_refill_keys();
+	PERFORM unkey.unkey_delete_key(k2.key_id, false);
+	PERFORM unkey.unkey_delete_key(k.key_id, true);
+	PERFORM unkey.unkey_delete_permission('ov.list');
+	PERFORM unkey.unkey_delete_role('ov-writer');
+	PERFORM unkey.unkey_delete_api(api);
+END
+$$;
+-- and the errors, which go through the helpers too
+SELECT regress.err($$SELECT unkey.unkey_create_api('')$$);
+SELECT regress.err($$SELECT unkey.unkey_get_key('key_none')$$);
+SELECT regress.err($$SELECT unkey.unkey_update_key('key_none', '{}')$$);
+SELECT regress.err($$SELECT unkey.unkey_set_identity_ratelimit('nobody', 'x', 1, '1 minute')$$);
+SELECT count(*) AS plant_calls FROM public.hijack_calls;
+SELECT plant, count(*) FROM public.hijack_calls GROUP BY plant ORDER BY plant;
+-- the ownership rule holds again once the plants are dropped (below)
+
 -- clean up: DROP OWNED removes the plants, the temp tables and the grants
 DROP OWNED BY regress_attacker, regress_hijack_admin;
 SELECT count(*) AS plants_left

@@ -45,6 +45,15 @@ SELECT func AS unpinned_search_path, proconfig
 -- the analytics function compiles nothing: JIT costs more than its query
 SELECT func, proconfig FROM ext_functions WHERE proconfig <> '{"search_path=pg_catalog, pg_temp"}'::text[];
 
+-- no function can be captured by an overload: none is VARIADIC, and none
+-- takes a polymorphic or pseudo type (anyelement, "any", unknown, ...)
+SELECT p.oid::regprocedure AS capturable
+  FROM pg_proc p
+ WHERE p.pronamespace = 'unkey'::regnamespace
+   AND (p.provariadic <> 0
+		OR EXISTS (SELECT FROM unnest(p.proargtypes::oid[]) a JOIN pg_type t ON t.oid = a WHERE t.typtype = 'p'))
+ ORDER BY 1;
+
 -- the entry points that run with the owner's rights
 SELECT func AS security_definer, lanname
   FROM ext_functions WHERE prosecdef ORDER BY func COLLATE "C";

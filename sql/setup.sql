@@ -6,15 +6,22 @@ SELECT extname, extversion, nspname
  WHERE extname = 'unkey';
 SHOW shared_preload_libraries;
 
--- regress.err(sql) runs a statement and shows 'SQLSTATE: message', or 'ok':
--- error cases then read as one line each, with the code they must raise
+-- regress.err(sql) runs a statement and shows 'SQLSTATE: message (hint: ...)',
+-- or 'ok': error cases then read as one line each, with the code they must
+-- raise and the hint that tells the caller what to do
 CREATE SCHEMA regress;
 CREATE FUNCTION regress.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	hint text;
 BEGIN
 	EXECUTE stmt;
 	RETURN 'ok';
 EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
+	GET STACKED DIAGNOSTICS hint = PG_EXCEPTION_HINT;
+	-- qualified: the hijack test calls this under a search_path full of plants
+	RETURN pg_catalog.concat(SQLSTATE, ': ', SQLERRM,
+							 CASE WHEN pg_catalog.length(hint) OPERATOR(pg_catalog.>) 0
+								  THEN pg_catalog.concat(' (hint: ', hint, ')') END);
 END
 $$;
 GRANT USAGE ON SCHEMA regress TO PUBLIC;

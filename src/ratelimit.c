@@ -395,7 +395,7 @@ CheckName(const char *what, text *t)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be 1 to %d characters", what, MAX_NAME_CHARS),
-				 errhint("Pass a %s of 1 to %d characters.", what, MAX_NAME_CHARS)));
+				 errhint("Give the %s 1 to %d characters.", what, MAX_NAME_CHARS)));
 }
 
 /* Raise 22023 unless a rate limit's name (NULL: missing) is 3..128 characters */
@@ -455,6 +455,22 @@ unkey_check_ratelimit_config(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(2))
 		RatelimitCheckDuration(PG_GETARG_INT64(2));
 	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(unkey_duration_ms);
+
+/*
+ * unkey._duration_ms(duration): a duration argument of the SQL side as
+ * milliseconds, within the same bounds as every other rate limit's (NULL is
+ * out of bounds, not a NULL answer)
+ */
+Datum
+unkey_duration_ms(PG_FUNCTION_ARGS)
+{
+	int64		ms = PG_ARGISNULL(0) ? 0 : UnkeyIntervalMs(PG_GETARG_INTERVAL_P(0));
+
+	RatelimitCheckDuration(ms);
+	PG_RETURN_INT64(ms);
 }
 
 /*

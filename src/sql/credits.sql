@@ -51,23 +51,28 @@ DECLARE
 	balance bigint;
 BEGIN
 	IF operation IS NULL OR operation NOT IN ('set', 'increment', 'decrement') THEN
-		RAISE EXCEPTION 'operation must be set, increment or decrement' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'operation must be set, increment or decrement'::text,
+							 'Pass ''set'', ''increment'' or ''decrement''.'::text);
 	END IF;
 	IF value < 0 THEN
-		RAISE EXCEPTION 'value must not be negative' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'value must not be negative'::text,
+							 'Pass 0 or more; use ''decrement'' to lower the balance.'::text);
 	END IF;
 	IF operation <> 'set' AND value IS NULL THEN
-		RAISE EXCEPTION 'value must be given to % credits', operation USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, format('value must be given to %s credits', operation),
+							 'Pass the number of credits to add or take.'::text);
 	END IF;
 	-- the row lock orders this against concurrent verifications spending credits
 	k := unkey._lock_key(key_id);
 	IF operation <> 'set' AND k.remaining IS NULL THEN
-		RAISE EXCEPTION 'cannot % the credits of a key with unlimited credits', operation USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, format('cannot %s the credits of a key with unlimited credits', operation),
+							 'Use ''set'' to give the key a balance first.'::text);
 	END IF;
 	-- any refill that is due happens first, as the next verification would apply it
 	balance := unkey._credits_now(k.remaining, k.refill_amount, k.refill_day, k.last_refill_at, ts);
 	IF operation = 'increment' AND balance::numeric + value > 9223372036854775807 THEN
-		RAISE EXCEPTION 'credits would exceed the bigint range' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'credits would exceed the bigint range'::text,
+							 'Set a smaller balance, or make the key unlimited with ''set'' and a NULL value.'::text);
 	END IF;
 	k := unkey._apply_key_changes(k, jsonb_build_object('credits',
 		 CASE operation
@@ -76,9 +81,9 @@ BEGIN
 			 ELSE greatest(balance - value, 0)
 		 END), ts);
 	PERFORM unkey._store_key(k);
-	PERFORM unkey._audit('key.update',
+	PERFORM unkey._audit('key.update'::text,
 						 format('Updated key %s, set remaining to %s', k.id, coalesce(k.remaining::text, 'unlimited')),
-						 'key', k.id);
+						 ARRAY['key', k.id]);
 	RETURN ROW(k.remaining, k.refill_interval, k.refill_amount, k.refill_day)::unkey.key_credits;
 END
 $$;

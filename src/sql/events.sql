@@ -117,7 +117,7 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	PERFORM unkey._ensure_partitions('verification_events', t);
+	PERFORM unkey._ensure_partitions('verification_events'::text, t);
 	-- tags come as array literals, one per event
 	INSERT INTO unkey.verification_events (time, request_id, key_hash, api_id, key_id, identity_id,
 										   external_id, outcome, tags, spent_credits, latency)
@@ -158,7 +158,7 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	PERFORM unkey._ensure_partitions('ratelimit_events', t);
+	PERFORM unkey._ensure_partitions('ratelimit_events'::text, t);
 	INSERT INTO unkey.ratelimit_events (time, request_id, namespace_id, namespace, identifier, passed,
 										"limit", remaining, reset, cost, override_id, latency)
 	SELECT e.t, e.r, e.ni, e.n, e.i, e.p, e.lim, e.rem, e.rs, e.c, e.o, e.l
@@ -218,7 +218,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	IF retention <= interval '0' THEN
-		RAISE EXCEPTION 'retention must be positive, or NULL to keep events forever' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'retention must be positive, or NULL to keep events forever'::text,
+							 'Pass an interval such as ''90 days'', or NULL to keep events forever.'::text);
 	END IF;
 	DELETE FROM unkey.event_settings;
 	IF retention IS NOT NULL THEN
@@ -353,44 +354,54 @@ DECLARE
 	descending boolean;
 BEGIN
 	IF start IS NULL THEN
-		RAISE EXCEPTION 'start must be given' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'start must be given'::text,
+							 'Pass the start of the range; the end defaults to now.'::text);
 	END IF;
 	IF NOT isfinite(start) OR NOT isfinite(stop) THEN
-		RAISE EXCEPTION 'start and end must be finite' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'start and end must be finite'::text,
+							 'Pass real timestamps, not infinity.'::text);
 	END IF;
 	IF stop <= start THEN
-		RAISE EXCEPTION 'end must be after start' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'end must be after start'::text,
+							 'Swap them, or widen the range.'::text);
 	END IF;
 	IF EXISTS (SELECT FROM unnest(groups) g
 				WHERE g IS NULL OR g NOT IN ('key', 'identity', 'tag', 'tags', 'hour', 'day', 'month')) THEN
-		RAISE EXCEPTION 'group_by takes key, identity, tag, tags, hour, day and month' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'group_by takes key, identity, tag, tags, hour, day and month'::text,
+							 'Pass an array such as ''{day,key}''.'::text);
 	END IF;
 	IF (SELECT count(*) FROM unnest(groups) g WHERE g IN ('hour', 'day', 'month')) > 1 THEN
-		RAISE EXCEPTION 'group_by takes at most one of hour, day and month' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'group_by takes at most one of hour, day and month'::text,
+							 'Pick one time unit.'::text);
 	END IF;
 	IF by_tag AND by_tags THEN
-		RAISE EXCEPTION 'group_by takes tag or tags, not both' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'group_by takes tag or tags, not both'::text,
+							 'tag counts each tag apart, tags each whole set of tags: pick one.'::text);
 	END IF;
 	IF sort_by NOT IN ('time', 'total', 'valid', 'not_found', 'forbidden', 'usage_exceeded', 'rate_limited',
 					   'disabled', 'insufficient_permissions', 'expired')
 	   OR (sort_by = 'time' AND unit IS NULL) THEN
-		RAISE EXCEPTION 'order_by must be time (with a time group), total or an outcome' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'order_by must be time (with a time group), total or an outcome'::text,
+							 'Order by time (with hour, day or month in group_by), total, or an outcome such as valid.'::text);
 	END IF;
 	IF "order" IS NOT NULL AND "order" NOT IN ('asc', 'desc') THEN
-		RAISE EXCEPTION 'order must be asc or desc' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'order must be asc or desc'::text,
+							 'Pass ''asc'' or ''desc''.'::text);
 	END IF;
 	IF "limit" < 1 THEN
-		RAISE EXCEPTION 'limit must be at least 1' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'limit must be at least 1'::text,
+							 'Pass a limit of 1 or more.'::text);
 	END IF;
 	IF NOT EXISTS (SELECT FROM unkey.apis a WHERE a.id = unkey_get_verifications.api_id) THEN
-		RAISE EXCEPTION 'api not found' USING ERRCODE = 'PT404';
+		PERFORM unkey._raise('not_found'::text, 'api not found'::text,
+							 'Check the API id (api_...); a deleted API cannot be used.'::text);
 	END IF;
 	descending := coalesce("order" = 'desc', sort_by <> 'time');
 	first := date_trunc(gran, start, 'UTC');
 	-- a time series has one row per bucket and group: keep it to a size a dashboard can use
 	IF unit IS NOT NULL AND extract(epoch FROM stop - first) / extract(epoch FROM ('1 ' || unit)::interval) > 10000 THEN
-		RAISE EXCEPTION 'the range holds more than 10000 %', unit || 's'
-			USING ERRCODE = '22023', HINT = 'Group by a longer unit, or ask for a shorter range.';
+		PERFORM unkey._raise('invalid_parameter_value'::text, format('the range holds more than 10000 %s', unit || 's'),
+							 'Group by a longer unit, or ask for a shorter range.'::text);
 	END IF;
 
 	RETURN QUERY

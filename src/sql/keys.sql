@@ -127,8 +127,8 @@ BEGIN
 		BEGIN
 			result := result || entry::inet;
 		EXCEPTION WHEN invalid_text_representation THEN
-			RAISE EXCEPTION 'ip_whitelist entry "%" is not an address or CIDR range', entry
-				USING ERRCODE = '22023';
+			PERFORM unkey._raise('invalid_parameter_value'::text, format('ip_whitelist entry "%s" is not an address or CIDR range', entry),
+								 'Give IPv4 or IPv6 addresses or CIDR ranges, such as 10.0.0.0/8 or 2001:db8::/32.'::text);
 		END;
 	END LOOP;
 	RETURN nullif(result, '{}');
@@ -147,26 +147,30 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	new_id text := unkey._new_id('api');
+	new_id text := unkey._new_id('api'::text);
 BEGIN
 	IF name IS NULL OR char_length(name) NOT BETWEEN 1 AND 255 THEN
-		RAISE EXCEPTION 'name must be 1 to 255 characters' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'name must be 1 to 255 characters'::text,
+							 'Pass a name of 1 to 255 characters.'::text);
 	END IF;
 	IF delete_protection IS NULL THEN
-		RAISE EXCEPTION 'delete_protection must not be null' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'delete_protection must not be null'::text,
+							 'Pass true or false.'::text);
 	END IF;
 	IF default_prefix IS NOT NULL AND default_prefix !~ '^[A-Za-z0-9_]{1,16}$' THEN
-		RAISE EXCEPTION 'default_prefix must be 1 to 16 characters of [A-Za-z0-9_]' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'default_prefix must be 1 to 16 characters of [A-Za-z0-9_]'::text,
+							 'Use letters, digits and underscores only, such as sk_live, or NULL for no prefix.'::text);
 	END IF;
 	IF default_byte_length IS NOT NULL AND default_byte_length NOT BETWEEN 16 AND 255 THEN
-		RAISE EXCEPTION 'default_byte_length must be between 16 and 255' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'default_byte_length must be between 16 and 255'::text,
+							 '16 bytes (128 bits of entropy) is the default and enough for most keys.'::text);
 	END IF;
 
 	INSERT INTO unkey.apis (id, name, ip_whitelist, delete_protection,
 							default_prefix, default_byte_length, created_at)
 	VALUES (new_id, name, unkey._parse_ip_whitelist(ip_whitelist), delete_protection,
 			default_prefix, coalesce(default_byte_length, 16), unkey.now());
-	PERFORM unkey._audit('api.create', format('Created API %s', new_id), 'api', new_id);
+	PERFORM unkey._audit('api.create'::text, format('Created API %s', new_id), ARRAY['api', new_id]);
 	RETURN new_id;
 END
 $$;
@@ -186,7 +190,8 @@ BEGIN
 	  FROM unkey.apis a
 	 WHERE a.id = unkey_get_api.api_id AND a.deleted_at IS NULL;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'api not found' USING ERRCODE = 'PT404';
+		PERFORM unkey._raise('not_found'::text, 'api not found'::text,
+							 'Check the API id (api_...); a deleted API cannot be used.'::text);
 	END IF;
 	RETURN result;
 END
@@ -200,16 +205,18 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	IF enabled IS NULL THEN
-		RAISE EXCEPTION 'enabled must not be null' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'enabled must not be null'::text,
+							 'Pass true or false.'::text);
 	END IF;
 	UPDATE unkey.apis a
 	   SET delete_protection = unkey_set_api_delete_protection.enabled, updated_at = unkey.now()
 	 WHERE a.id = unkey_set_api_delete_protection.api_id AND a.deleted_at IS NULL;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'api not found' USING ERRCODE = 'PT404';
+		PERFORM unkey._raise('not_found'::text, 'api not found'::text,
+							 'Check the API id (api_...); a deleted API cannot be used.'::text);
 	END IF;
-	PERFORM unkey._audit('api.update', format('Turned delete protection of API %s %s', api_id,
-						 CASE WHEN enabled THEN 'on' ELSE 'off' END), 'api', api_id);
+	PERFORM unkey._audit('api.update'::text, format('Turned delete protection of API %s %s', api_id,
+						 CASE WHEN enabled THEN 'on' ELSE 'off' END), ARRAY['api', api_id]);
 END
 $$;
 COMMENT ON FUNCTION unkey.unkey_set_api_delete_protection(text, boolean) IS 'turn an API''s delete protection on or off';
@@ -227,15 +234,15 @@ BEGIN
 	 WHERE a.id = unkey_delete_api.api_id AND a.deleted_at IS NULL
 	   FOR UPDATE;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'api not found' USING ERRCODE = 'PT404';
+		PERFORM unkey._raise('not_found'::text, 'api not found'::text,
+							 'Check the API id (api_...); a deleted API cannot be used.'::text);
 	END IF;
 	IF protected THEN
-		RAISE EXCEPTION 'api is protected from deletion'
-			USING ERRCODE = 'PT412',
-				  HINT = 'Disable it first with unkey_set_api_delete_protection(api_id, false).';
+		PERFORM unkey._raise('precondition_failed'::text, 'api is protected from deletion'::text,
+							 'Disable it first with unkey_set_api_delete_protection(api_id, false).'::text);
 	END IF;
 	UPDATE unkey.apis a SET deleted_at = unkey.now() WHERE a.id = unkey_delete_api.api_id;
-	PERFORM unkey._audit('api.delete', format('Deleted API %s', api_id), 'api', api_id);
+	PERFORM unkey._audit('api.delete'::text, format('Deleted API %s', api_id), ARRAY['api', api_id]);
 END
 $$;
 COMMENT ON FUNCTION unkey.unkey_delete_api(text) IS 'soft-delete an API; its keys then verify as NOT_FOUND; PT412 if delete-protected';
@@ -248,7 +255,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	IF external_id IS NULL OR external_id !~ '^[A-Za-z0-9_.-]{1,255}$' THEN
-		RAISE EXCEPTION 'external_id must be 1 to 255 characters of [A-Za-z0-9_.-]' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'external_id must be 1 to 255 characters of [A-Za-z0-9_.-]'::text,
+							 'Use 1 to 255 letters, digits, underscores, dots or hyphens, such as user_42.'::text);
 	END IF;
 	RETURN external_id;
 END
@@ -273,7 +281,7 @@ BEGIN
 		EXIT WHEN found_id IS NOT NULL;
 		-- ON CONFLICT waits for a concurrent inserter; the next pass then sees its row
 		INSERT INTO unkey.identities (id, external_id, created_at)
-		VALUES (unkey._new_id('id'), external_id, unkey.now())
+		VALUES (unkey._new_id('id'::text), external_id, unkey.now())
 		ON CONFLICT ON CONSTRAINT identities_external_id_key DO NOTHING
 		RETURNING id INTO found_id;
 		EXIT WHEN found_id IS NOT NULL;
@@ -300,7 +308,8 @@ BEGIN
 		SELECT i.id INTO found_id FROM unkey.identities i WHERE i.id = found_id FOR UPDATE;
 	END IF;
 	IF found_id IS NULL THEN
-		RAISE EXCEPTION 'identity not found' USING ERRCODE = 'PT404';
+		PERFORM unkey._raise('not_found'::text, 'identity not found'::text,
+							 'Pass the identity id (id_...) or its external id; unkey_list_identities lists them.'::text);
 	END IF;
 	RETURN found_id;
 END
@@ -315,7 +324,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	IF ratelimits IS NOT NULL THEN
-		PERFORM unkey._replace_ratelimits('key_ratelimits', 'key_hash', h, ratelimits);
+		PERFORM unkey._replace_ratelimits(h, NULL::text, ratelimits);
 	END IF;
 	IF roles IS NOT NULL THEN
 		DELETE FROM unkey.key_roles kr WHERE kr.key_hash = h;
@@ -337,35 +346,45 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	IF k.name IS NOT NULL AND char_length(k.name) NOT BETWEEN 1 AND 255 THEN
-		RAISE EXCEPTION 'name must be 1 to 255 characters' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'name must be 1 to 255 characters'::text,
+							 'Pass a name of 1 to 255 characters.'::text);
 	END IF;
-	PERFORM unkey._check_meta(k.meta);
+	PERFORM unkey._check_meta(k.meta, 'meta'::text);
 	IF k.enabled IS NULL THEN
-		RAISE EXCEPTION 'enabled must not be null' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'enabled must not be null'::text,
+							 'Pass true or false.'::text);
 	END IF;
 	IF k.remaining < 0 THEN
-		RAISE EXCEPTION 'credits must not be negative' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'credits must not be negative'::text,
+							 'Pass 0 or more credits, or NULL for unlimited.'::text);
 	END IF;
 	IF k.refill_interval IS NOT NULL AND k.refill_interval NOT IN ('daily', 'monthly') THEN
-		RAISE EXCEPTION 'refill_interval must be daily or monthly' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'refill_interval must be daily or monthly'::text,
+							 'Pass ''daily'' or ''monthly'', or NULL for no refill.'::text);
 	END IF;
 	IF (k.refill_interval IS NULL) <> (k.refill_amount IS NULL) THEN
-		RAISE EXCEPTION 'refill_interval and refill_amount must be given together' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'refill_interval and refill_amount must be given together'::text,
+							 'Give both to refill the key, or neither.'::text);
 	END IF;
 	IF k.refill_amount < 1 THEN
-		RAISE EXCEPTION 'refill_amount must be at least 1' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'refill_amount must be at least 1'::text,
+							 'refill_amount is the balance a refill sets: pass 1 or more.'::text);
 	END IF;
 	IF k.refill_interval IS NOT NULL AND k.remaining IS NULL THEN
-		RAISE EXCEPTION 'credits must be given when refill_interval is set' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'credits must be given when refill_interval is set'::text,
+							 'A refill sets the balance, so give the starting credits too.'::text);
 	END IF;
 	IF k.refill_interval = 'monthly' AND k.refill_day IS NULL THEN
-		RAISE EXCEPTION 'refill_day must be given when refill_interval is monthly' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'refill_day must be given when refill_interval is monthly'::text,
+							 'Pass refill_day 1 to 31; 31 refills on the last day of shorter months.'::text);
 	END IF;
 	IF k.refill_day IS NOT NULL AND k.refill_interval IS DISTINCT FROM 'monthly' THEN
-		RAISE EXCEPTION 'refill_day is only allowed when refill_interval is monthly' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'refill_day is only allowed when refill_interval is monthly'::text,
+							 'Leave refill_day out for a daily refill.'::text);
 	END IF;
 	IF k.refill_day NOT BETWEEN 1 AND 31 THEN
-		RAISE EXCEPTION 'refill_day must be between 1 and 31' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'refill_day must be between 1 and 31'::text,
+							 'Pass 1 to 31; 31 refills on the last day of shorter months.'::text);
 	END IF;
 END
 $$;
@@ -379,7 +398,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	k.key_hash := unkey._key_hash(key);
-	k.id := unkey._new_id('key');
+	k.id := unkey._new_id('key'::text);
 	k.start := left(key, coalesce(char_length(k.prefix) + 1, 0) + 4);
 	RETURN k;
 END
@@ -417,13 +436,16 @@ BEGIN
 	SELECT * INTO api FROM unkey.apis a
 	 WHERE a.id = unkey_create_key.api_id AND a.deleted_at IS NULL;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'api not found' USING ERRCODE = 'PT404';
+		PERFORM unkey._raise('not_found'::text, 'api not found'::text,
+							 'Check the API id (api_...); a deleted API cannot be used.'::text);
 	END IF;
 	IF prefix IS NOT NULL AND prefix !~ '^[A-Za-z0-9_]{1,16}$' THEN
-		RAISE EXCEPTION 'prefix must be 1 to 16 characters of [A-Za-z0-9_]' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'prefix must be 1 to 16 characters of [A-Za-z0-9_]'::text,
+							 'Use letters, digits and underscores only, such as sk_live, or NULL for the API''s default.'::text);
 	END IF;
 	IF byte_length IS NOT NULL AND byte_length NOT BETWEEN 16 AND 255 THEN
-		RAISE EXCEPTION 'byte_length must be between 16 and 255' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'byte_length must be between 16 and 255'::text,
+							 '16 bytes (128 bits of entropy) is the default and enough for most keys.'::text);
 	END IF;
 	k.name := name;
 	k.meta := meta;
@@ -438,7 +460,8 @@ BEGIN
 	END IF;
 	PERFORM unkey._role_ids(roles);
 	IF recoverable THEN
-		RAISE EXCEPTION 'recoverable keys are not supported yet' USING ERRCODE = '0A000';
+		PERFORM unkey._raise('feature_not_supported'::text, 'recoverable keys are not supported yet'::text,
+							 'Create the key with recoverable => false and show it to its owner once.'::text);
 	END IF;
 	IF external_id IS NOT NULL THEN
 		PERFORM unkey._check_external_id(external_id);
@@ -457,7 +480,7 @@ BEGIN
 
 	INSERT INTO unkey.keys VALUES (k.*);
 	PERFORM unkey._set_key_links(k.key_hash, ratelimits, roles, permissions);
-	PERFORM unkey._audit('key.create', format('Created key %s in API %s', k.id, api.id), 'key', k.id, 'api', api.id);
+	PERFORM unkey._audit('key.create'::text, format('Created key %s in API %s', k.id, api.id), ARRAY['key', k.id, 'api', api.id]);
 	RETURN ROW(k.id, new_key)::unkey.created_key;
 END
 $$;
@@ -470,7 +493,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	IF permanent IS NULL THEN
-		RAISE EXCEPTION 'permanent must not be null' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'permanent must not be null'::text,
+							 'Pass false for a soft delete, or true to erase the key row.'::text);
 	END IF;
 	IF permanent THEN
 		-- frees the hash; links and rate-limit configs go with the row
@@ -481,10 +505,11 @@ BEGIN
 		 WHERE k.id = unkey_delete_key.key_id AND k.deleted_at IS NULL;
 	END IF;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'key not found' USING ERRCODE = 'PT404';
+		PERFORM unkey._raise('not_found'::text, 'key not found'::text,
+							 'Check the key id (key_...); a deleted key, or a key of a deleted API, cannot be used.'::text);
 	END IF;
-	PERFORM unkey._audit('key.delete', format('Deleted key %s%s', key_id, CASE WHEN permanent THEN ' permanently' ELSE '' END),
-						 'key', key_id);
+	PERFORM unkey._audit('key.delete'::text, format('Deleted key %s%s', key_id, CASE WHEN permanent THEN ' permanently' ELSE '' END),
+						 ARRAY['key', key_id]);
 END
 $$;
 COMMENT ON FUNCTION unkey.unkey_delete_key(text, boolean) IS 'delete a key: soft by default (the hash stays taken), permanent frees the hash';
@@ -500,7 +525,8 @@ DECLARE
 BEGIN
 	SELECT k.key_hash INTO h FROM unkey.keys k WHERE k.id = key_id AND k.deleted_at IS NULL;
 	IF h IS NULL THEN
-		RAISE EXCEPTION 'key not found' USING ERRCODE = 'PT404';
+		PERFORM unkey._raise('not_found'::text, 'key not found'::text,
+							 'Check the key id (key_...); a deleted key, or a key of a deleted API, cannot be used.'::text);
 	END IF;
 	RETURN h;
 END
@@ -525,7 +551,8 @@ BEGIN
 	 WHERE kk.id = key_id AND kk.deleted_at IS NULL
 	   FOR UPDATE OF kk;
 	IF k.key_hash IS NULL THEN
-		RAISE EXCEPTION 'key not found' USING ERRCODE = 'PT404';
+		PERFORM unkey._raise('not_found'::text, 'key not found'::text,
+							 'Check the key id (key_...); a deleted key, or a key of a deleted API, cannot be used.'::text);
 	END IF;
 	RETURN k;
 END

@@ -105,9 +105,8 @@ BEGIN
 	IF jsonb_typeof(v) <> kind
 	   OR (kind = 'number' AND (v::numeric <> trunc(v::numeric)
 								OR v::numeric NOT BETWEEN -9223372036854775808 AND 9223372036854775807)) THEN
-		RAISE EXCEPTION '% must be %', field,
-			CASE kind WHEN 'number' THEN 'an integer or null' WHEN 'boolean' THEN 'true or false'
-			ELSE 'a ' || kind || ' or null' END USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, format('%s must be %s', field, CASE kind WHEN 'number' THEN 'an integer or null' WHEN 'boolean' THEN 'true or false' ELSE 'a ' || kind || ' or null' END),
+							 'Give the field a value of that type, or leave it out to keep it unchanged.'::text);
 	END IF;
 	IF kind = 'number' THEN
 		RETURN trunc(v::numeric)::text;		-- 1.0 and 1e2 are integers too
@@ -131,7 +130,8 @@ BEGIN
 	END IF;
 	IF jsonb_typeof(v) <> 'array'
 	   OR EXISTS (SELECT 1 FROM jsonb_array_elements(v) e WHERE jsonb_typeof(e) <> 'string') THEN
-		RAISE EXCEPTION '% must be an array of strings or null', field USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, format('%s must be an array of strings or null', field),
+							 'Pass an array of names, [] to remove all, or leave the field out to keep them.'::text);
 	END IF;
 	RETURN ARRAY(SELECT jsonb_array_elements_text(v));
 END
@@ -156,14 +156,16 @@ DECLARE
 	day bigint;
 BEGIN
 	IF jsonb_typeof(changes) IS DISTINCT FROM 'object' THEN
-		RAISE EXCEPTION 'changes must be a JSON object' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'changes must be a JSON object'::text,
+							 'Pass an object such as {"name": "prod", "credits": 100}.'::text);
 	END IF;
 	SELECT string_agg(f, ', ' ORDER BY f) INTO unknown
 	  FROM jsonb_object_keys(changes) f
 	 WHERE f <> ALL (ARRAY['name', 'external_id', 'meta', 'expires', 'enabled', 'credits', 'refill_interval',
 						   'refill_amount', 'refill_day', 'ratelimits', 'roles', 'permissions']);
 	IF unknown IS NOT NULL THEN
-		RAISE EXCEPTION 'unknown field: %', unknown USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, format('unknown field: %s', unknown),
+							 'The fields are the unkey_create_key parameter names: name, external_id, meta, expires, enabled, credits, refill_interval, refill_amount, refill_day, ratelimits, roles and permissions.'::text);
 	END IF;
 
 	-- bring the balance up to date first, as the next verification would
@@ -173,10 +175,10 @@ BEGIN
 	END IF;
 
 	IF changes ? 'name' THEN
-		k.name := unkey._json_field(changes, 'name', 'string');
+		k.name := unkey._json_field(changes, 'name'::text, 'string'::text);
 	END IF;
 	IF changes ? 'external_id' THEN
-		ext := unkey._json_field(changes, 'external_id', 'string');
+		ext := unkey._json_field(changes, 'external_id'::text, 'string'::text);
 		k.identity_id := NULL;
 		IF ext IS NOT NULL THEN
 			PERFORM unkey._check_external_id(ext);
@@ -194,17 +196,18 @@ BEGIN
 							 WHEN 'number' THEN to_timestamp(v::numeric / 1000)
 						 END;
 			IF jsonb_typeof(v) NOT IN ('null', 'string', 'number') OR NOT isfinite(k.expires) THEN
-				RAISE EXCEPTION USING ERRCODE = '22023';
+				RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value';	-- answered just below
 			END IF;
 		EXCEPTION WHEN data_exception THEN
-			RAISE EXCEPTION 'expires must be a timestamp, Unix milliseconds or null' USING ERRCODE = '22023';
+			PERFORM unkey._raise('invalid_parameter_value'::text, 'expires must be a timestamp, Unix milliseconds or null'::text,
+								 'Pass an ISO 8601 timestamp, Unix milliseconds, or null for no expiry.'::text);
 		END;
 	END IF;
 	IF changes ? 'enabled' THEN
-		k.enabled := unkey._json_field(changes, 'enabled', 'boolean')::boolean;
+		k.enabled := unkey._json_field(changes, 'enabled'::text, 'boolean'::text)::boolean;
 	END IF;
 	IF changes ? 'credits' THEN
-		k.remaining := unkey._json_field(changes, 'credits', 'number')::bigint;
+		k.remaining := unkey._json_field(changes, 'credits'::text, 'number'::text)::bigint;
 		-- unlimited credits leave nothing to refill
 		IF k.remaining IS NULL THEN
 			k.refill_interval := NULL;
@@ -214,7 +217,7 @@ BEGIN
 	END IF;
 	-- null clears the whole refill; daily has no refill day; absent parts stay
 	IF changes ? 'refill_interval' THEN
-		k.refill_interval := unkey._json_field(changes, 'refill_interval', 'string');
+		k.refill_interval := unkey._json_field(changes, 'refill_interval'::text, 'string'::text);
 		IF k.refill_interval IS NULL THEN
 			k.refill_amount := NULL;
 		END IF;
@@ -223,12 +226,13 @@ BEGIN
 		END IF;
 	END IF;
 	IF changes ? 'refill_amount' THEN
-		k.refill_amount := unkey._json_field(changes, 'refill_amount', 'number')::bigint;
+		k.refill_amount := unkey._json_field(changes, 'refill_amount'::text, 'number'::text)::bigint;
 	END IF;
 	IF changes ? 'refill_day' THEN
-		day := unkey._json_field(changes, 'refill_day', 'number')::bigint;
+		day := unkey._json_field(changes, 'refill_day'::text, 'number'::text)::bigint;
 		IF day NOT BETWEEN 1 AND 31 THEN
-			RAISE EXCEPTION 'refill_day must be between 1 and 31' USING ERRCODE = '22023';
+			PERFORM unkey._raise('invalid_parameter_value'::text, 'refill_day must be between 1 and 31'::text,
+								 'Pass 1 to 31; 31 refills on the last day of shorter months.'::text);
 		END IF;
 		k.refill_day := day;
 	END IF;
@@ -238,8 +242,8 @@ BEGIN
 	IF jsonb_typeof(changes -> 'ratelimits') IS DISTINCT FROM 'null' AND changes ? 'ratelimits' THEN
 		PERFORM unkey._check_ratelimits(changes -> 'ratelimits');
 	END IF;
-	PERFORM unkey._role_ids(unkey._json_text_array(changes, 'roles'));
-	PERFORM unkey._json_text_array(changes, 'permissions');
+	PERFORM unkey._role_ids(unkey._json_text_array(changes, 'roles'::text));
+	PERFORM unkey._json_text_array(changes, 'permissions'::text);
 
 	IF ext IS NOT NULL THEN
 		k.identity_id := unkey._upsert_identity(ext);
@@ -256,8 +260,8 @@ LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT unkey._set_key_links(h, nullif(changes -> 'ratelimits', 'null'),
-								unkey._json_text_array(changes, 'roles'),
-								unkey._json_text_array(changes, 'permissions'))
+								unkey._json_text_array(changes, 'roles'::text),
+								unkey._json_text_array(changes, 'permissions'::text))
 $$;
 COMMENT ON FUNCTION unkey._apply_key_links(bytea, jsonb) IS 'private: store the sets of a JSON change set';
 
@@ -289,8 +293,8 @@ BEGIN
 		   k.enabled, k.expires,
 		   unkey._credits_now(k.remaining, k.refill_amount, k.refill_day, k.last_refill_at, unkey.now()),
 		   k.refill_interval, k.refill_amount, k.refill_day, k.last_refill_at,
-		   unkey._get_ratelimits('key_ratelimits', 'key_hash', k.key_hash),
-		   unkey._key_grants(k.key_hash, 'roles'), unkey._key_grants(k.key_hash, 'permissions'),
+		   unkey._get_ratelimits(k.key_hash, NULL::text),
+		   unkey._key_grants(k.key_hash, 'roles'::text), unkey._key_grants(k.key_hash, 'permissions'::text),
 		   k.created_at, k.updated_at,
 		   -- from the rollups of the verification events, not written by verification
 		   (SELECT max(r.last_time) FROM unkey.verification_rollups r
@@ -301,7 +305,8 @@ BEGIN
 	  LEFT JOIN unkey.identities i ON i.id = k.identity_id
 	 WHERE k.key_hash = h AND k.deleted_at IS NULL;
 	IF result.key_id IS NULL THEN
-		RAISE EXCEPTION 'key not found' USING ERRCODE = 'PT404';
+		PERFORM unkey._raise('not_found'::text, 'key not found'::text,
+							 'Check the key id (key_...); a deleted key, or a key of a deleted API, cannot be used.'::text);
 	END IF;
 	RETURN result;
 END
@@ -322,7 +327,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	IF key IS NULL OR char_length(key) NOT BETWEEN 1 AND 512 THEN
-		RAISE EXCEPTION 'key must be 1 to 512 characters' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'key must be 1 to 512 characters'::text,
+							 'Pass the whole key as it was shown when it was created.'::text);
 	END IF;
 	RETURN unkey._key_info(unkey._key_hash(key));
 END
@@ -338,7 +344,8 @@ DECLARE
 	h bytea := unkey._decode_hash(hash);
 BEGIN
 	IF h IS NULL THEN
-		RAISE EXCEPTION 'hash must be the base64 or hex form of a SHA-256' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'hash must be the base64 or hex form of a SHA-256'::text,
+							 'Pass the SHA-256 of the whole key as 44 characters of base64 (as Unkey shows it) or 64 hex digits.'::text);
 	END IF;
 	RETURN unkey._key_info(h);
 END
@@ -357,7 +364,8 @@ DECLARE
 	ids text[];
 BEGIN
 	IF NOT EXISTS (SELECT FROM unkey.apis a WHERE a.id = unkey_list_keys.api_id AND a.deleted_at IS NULL) THEN
-		RAISE EXCEPTION 'api not found' USING ERRCODE = 'PT404';
+		PERFORM unkey._raise('not_found'::text, 'api not found'::text,
+							 'Check the API id (api_...); a deleted API cannot be used.'::text);
 	END IF;
 	-- keyset pagination on (api_id, id): one more row than asked says whether there are more
 	SELECT array_agg(p.key_hash ORDER BY p.id), array_agg(p.id ORDER BY p.id) INTO hashes, ids
@@ -386,10 +394,10 @@ BEGIN
 	k := unkey._apply_key_changes(unkey._lock_key(key_id), changes, ts);
 	PERFORM unkey._store_key(k);
 	PERFORM unkey._apply_key_links(k.key_hash, changes);
-	PERFORM unkey._audit('key.update',
+	PERFORM unkey._audit('key.update'::text,
 						 format('Updated key %s: %s', k.id,
 								(SELECT string_agg(f, ', ' ORDER BY f) FROM jsonb_object_keys(changes) f)),
-						 'key', k.id);
+						 ARRAY['key', k.id]);
 	RETURN unkey._key_info(k.key_hash);
 END
 $$;
@@ -407,7 +415,8 @@ DECLARE
 	new_key text;
 BEGIN
 	IF expiration IS NULL OR expiration < interval '0' THEN
-		RAISE EXCEPTION 'expiration must be zero or positive' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'expiration must be zero or positive'::text,
+							 'Pass ''0'' to expire the old key at once, or how long it stays valid, such as ''1 hour''.'::text);
 	END IF;
 	-- lock the old key: a concurrent verification spends before or after the copy, never during it
 	old := unkey._lock_key(key_id);
@@ -427,7 +436,7 @@ BEGIN
 	SELECT k.key_hash, p.permission_id FROM unkey.key_permissions p WHERE p.key_hash = old.key_hash;
 
 	UPDATE unkey.keys kk SET expires = ts + expiration, updated_at = ts WHERE kk.key_hash = old.key_hash;
-	PERFORM unkey._audit('key.reroll', format('Rerolled key %s into %s', old.id, k.id), 'key', old.id, 'key', k.id);
+	PERFORM unkey._audit('key.reroll'::text, format('Rerolled key %s into %s', old.id, k.id), ARRAY['key', old.id, 'key', k.id]);
 	RETURN ROW(k.id, new_key)::unkey.created_key;
 END
 $$;
@@ -449,18 +458,22 @@ DECLARE
 	ids text[] := '{}';
 	state text;
 	msg text;
+	hint text;
 BEGIN
 	SELECT a.id INTO live_api FROM unkey.apis a WHERE a.id = unkey_migrate_keys.api_id AND a.deleted_at IS NULL;
 	IF live_api IS NULL THEN
-		RAISE EXCEPTION 'api not found' USING ERRCODE = 'PT404';
+		PERFORM unkey._raise('not_found'::text, 'api not found'::text,
+							 'Check the API id (api_...); a deleted API cannot be used.'::text);
 	END IF;
 	IF jsonb_typeof(keys) IS DISTINCT FROM 'array' OR jsonb_array_length(keys) NOT BETWEEN 1 AND 1000 THEN
-		RAISE EXCEPTION 'keys must be a JSON array of 1 to 1000 keys' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'keys must be a JSON array of 1 to 1000 keys'::text,
+							 'Split the keys into calls of at most 1,000.'::text);
 	END IF;
 	FOR item, n IN SELECT e.value, e.ordinality - 1 FROM jsonb_array_elements(keys) WITH ORDINALITY e LOOP
 		BEGIN
 			IF jsonb_typeof(item) <> 'object' OR jsonb_typeof(item -> 'hash') IS DISTINCT FROM 'string' THEN
-				RAISE EXCEPTION 'must be an object with a hash string' USING ERRCODE = '22023';
+				PERFORM unkey._raise('invalid_parameter_value'::text, 'must be an object with a hash string'::text,
+									 'Each key takes "hash" and optionally the fields of unkey_update_key.'::text);
 			END IF;
 			k := NULL;
 			k.key_hash := unkey._decode_hash(item ->> 'hash');
@@ -469,7 +482,7 @@ BEGIN
 				failed := failed || (item ->> 'hash');
 				CONTINUE;
 			END IF;
-			k.id := unkey._new_id('key');
+			k.id := unkey._new_id('key'::text);
 			k.api_id := live_api;
 			k.start := '';
 			k.enabled := true;
@@ -484,14 +497,14 @@ BEGIN
 			PERFORM unkey._apply_key_links(k.key_hash, item);
 		EXCEPTION WHEN OTHERS THEN
 			-- say which key was wrong, keeping the SQLSTATE
-			GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
-			RAISE EXCEPTION 'keys[%]: %', n, msg USING ERRCODE = state;
+			GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+			RAISE EXCEPTION 'keys[%]: %', n, msg USING ERRCODE = state, HINT = hint;
 		END;
 		migrated := migrated || jsonb_build_object('hash', item ->> 'hash', 'keyId', k.id);
 		ids := ids || ARRAY['key', k.id];
 	END LOOP;
-	PERFORM unkey._audit('key.create', format('Migrated %s keys into API %s', cardinality(ids) / 2, live_api),
-						 VARIADIC ARRAY['api', live_api] || ids);
+	PERFORM unkey._audit('key.create'::text, format('Migrated %s keys into API %s', cardinality(ids) / 2, live_api),
+						 ARRAY['api', live_api] || ids);
 	RETURN ROW(to_jsonb(migrated), to_jsonb(failed))::unkey.migration_result;
 END
 $$;
@@ -504,7 +517,7 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT ROW(i.id, i.external_id, i.meta,
-			   unkey._get_ratelimits('identity_ratelimits', 'identity_id', i.id),
+			   unkey._get_ratelimits(NULL::bytea, i.id),
 			   i.created_at, i.updated_at)::unkey.identity
 	  FROM unkey.identities i WHERE i.id = identity_id
 $$;
@@ -519,21 +532,22 @@ DECLARE
 	new_id text;
 BEGIN
 	PERFORM unkey._check_external_id(external_id);
-	PERFORM unkey._check_meta(meta);
+	PERFORM unkey._check_meta(meta, 'meta'::text);
 	IF ratelimits IS NOT NULL THEN
 		PERFORM unkey._check_ratelimits(ratelimits);
 	END IF;
 	INSERT INTO unkey.identities (id, external_id, meta, created_at)
-	VALUES (unkey._new_id('id'), external_id, coalesce(meta, '{}'), unkey.now())
+	VALUES (unkey._new_id('id'::text), external_id, coalesce(meta, '{}'), unkey.now())
 	ON CONFLICT ON CONSTRAINT identities_external_id_key DO NOTHING
 	RETURNING id INTO new_id;
 	IF new_id IS NULL THEN
-		RAISE EXCEPTION 'an identity with external_id "%" already exists', external_id USING ERRCODE = '23505';
+		PERFORM unkey._raise('unique_violation'::text, format('an identity with external_id "%s" already exists', external_id),
+							 'Change that identity with unkey_update_identity, or pick another external id.'::text);
 	END IF;
 	IF ratelimits IS NOT NULL THEN
-		PERFORM unkey._replace_ratelimits('identity_ratelimits', 'identity_id', new_id, ratelimits);
+		PERFORM unkey._replace_ratelimits(NULL::bytea, new_id, ratelimits);
 	END IF;
-	PERFORM unkey._audit('identity.create', format('Created identity %s', new_id), 'identity', new_id);
+	PERFORM unkey._audit('identity.create'::text, format('Created identity %s', new_id), ARRAY['identity', new_id]);
 	RETURN new_id;
 END
 $$;
@@ -543,7 +557,7 @@ CREATE FUNCTION unkey.unkey_get_identity(identity text)
 RETURNS unkey.identity
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT unkey._identity_info(unkey._identity_id(identity)) $$;
+AS $$ SELECT unkey._identity_info(unkey._identity_id(identity, false)) $$;
 COMMENT ON FUNCTION unkey.unkey_get_identity(text) IS 'an identity by id or external id, with its rate limits; PT404 if missing';
 
 CREATE FUNCTION unkey.unkey_list_identities("limit" integer DEFAULT 100, cursor text DEFAULT NULL)
@@ -573,14 +587,14 @@ AS $$
 DECLARE
 	iid text := unkey._identity_id(identity, lock => true);
 BEGIN
-	PERFORM unkey._check_meta(meta);
+	PERFORM unkey._check_meta(meta, 'meta'::text);
 	-- NULL leaves a field unchanged (D13): meta '{}' clears it, ratelimits '[]' removes them all
 	UPDATE unkey.identities i SET meta = coalesce(unkey_update_identity.meta, i.meta), updated_at = unkey.now()
 	 WHERE i.id = iid;
 	IF ratelimits IS NOT NULL THEN
-		PERFORM unkey._replace_ratelimits('identity_ratelimits', 'identity_id', iid, ratelimits);
+		PERFORM unkey._replace_ratelimits(NULL::bytea, iid, ratelimits);
 	END IF;
-	PERFORM unkey._audit('identity.update', format('Updated identity %s', iid), 'identity', iid);
+	PERFORM unkey._audit('identity.update'::text, format('Updated identity %s', iid), ARRAY['identity', iid]);
 	RETURN unkey._identity_info(iid);
 END
 $$;
@@ -597,7 +611,7 @@ BEGIN
 	-- unlink its keys first: they keep working, without the identity's rate limits
 	UPDATE unkey.keys k SET identity_id = NULL, updated_at = unkey.now() WHERE k.identity_id = iid;
 	DELETE FROM unkey.identities i WHERE i.id = iid;
-	PERFORM unkey._audit('identity.delete', format('Deleted identity %s', iid), 'identity', iid);
+	PERFORM unkey._audit('identity.delete'::text, format('Deleted identity %s', iid), ARRAY['identity', iid]);
 END
 $$;
 COMMENT ON FUNCTION unkey.unkey_delete_identity(text) IS 'delete an identity and its rate limits; its keys are unlinked and keep working';

@@ -84,16 +84,17 @@ DECLARE
 	result text[];
 BEGIN
 	IF array_position(slugs, NULL) IS NOT NULL THEN
-		RAISE EXCEPTION 'permissions must not contain null' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'permissions must not contain null'::text,
+							 'Remove the NULL elements from the array.'::text);
 	END IF;
 	SELECT p INTO bad FROM unnest(slugs) p WHERE p !~ '^[A-Za-z0-9_:.*-]{1,128}$' LIMIT 1;
 	IF bad IS NOT NULL THEN
-		RAISE EXCEPTION 'permission "%" must be 1 to 128 characters of [A-Za-z0-9_:.*-]', bad
-			USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, format('permission "%s" must be 1 to 128 characters of [A-Za-z0-9_:.*-]', bad),
+							 'Use 1 to 128 letters, digits or _ : . * - such as documents.read.'::text);
 	END IF;
 	-- a concurrent creator of the same slug wins harmlessly
 	INSERT INTO unkey.permissions (id, name, slug, created_at)
-	SELECT unkey._new_id('perm'), p, p, unkey.now() FROM (SELECT DISTINCT p FROM unnest(slugs) p) s
+	SELECT unkey._new_id('perm'::text), p, p, unkey.now() FROM (SELECT DISTINCT p FROM unnest(slugs) p) s
 	ON CONFLICT (slug) DO NOTHING;
 	SELECT coalesce(array_agg(x.id), '{}') INTO result FROM unkey.permissions x WHERE x.slug = ANY (slugs);
 	RETURN result;
@@ -112,12 +113,14 @@ DECLARE
 	result text[];
 BEGIN
 	IF array_position(names, NULL) IS NOT NULL THEN
-		RAISE EXCEPTION 'roles must not contain null' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'roles must not contain null'::text,
+							 'Remove the NULL elements from the array.'::text);
 	END IF;
 	SELECT r INTO missing FROM unnest(names) r
 	 WHERE NOT EXISTS (SELECT FROM unkey.roles x WHERE x.name = r) LIMIT 1;
 	IF missing IS NOT NULL THEN
-		RAISE EXCEPTION 'role "%" not found', missing USING ERRCODE = 'PT404';
+		PERFORM unkey._raise('not_found'::text, format('role "%s" not found', missing),
+							 'Create the role with unkey_create_role first; unkey_list_roles lists the roles.'::text);
 	END IF;
 	SELECT coalesce(array_agg(x.id), '{}') INTO result FROM unkey.roles x WHERE x.name = ANY (names);
 	RETURN result;
@@ -131,24 +134,28 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	new_id text := unkey._new_id('perm');
+	new_id text := unkey._new_id('perm'::text);
 BEGIN
 	IF name IS NULL OR char_length(name) NOT BETWEEN 1 AND 512 THEN
-		RAISE EXCEPTION 'name must be 1 to 512 characters' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'name must be 1 to 512 characters'::text,
+							 'Pass a name of 1 to 512 characters.'::text);
 	END IF;
 	IF slug IS NULL OR slug !~ '^[A-Za-z0-9_:.*-]{1,128}$' THEN
-		RAISE EXCEPTION 'slug must be 1 to 128 characters of [A-Za-z0-9_:.*-]' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'slug must be 1 to 128 characters of [A-Za-z0-9_:.*-]'::text,
+							 'Use 1 to 128 letters, digits or _ : . * - such as documents.read.'::text);
 	END IF;
 	IF char_length(description) > 512 THEN
-		RAISE EXCEPTION 'description must be at most 512 characters' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'description must be at most 512 characters'::text,
+							 'Shorten the description to at most 512 characters.'::text);
 	END IF;
 	INSERT INTO unkey.permissions (id, name, slug, description, created_at)
 	VALUES (new_id, name, slug, description, unkey.now())
 	ON CONFLICT ON CONSTRAINT permissions_slug_key DO NOTHING;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'a permission with slug "%" already exists', slug USING ERRCODE = '23505';
+		PERFORM unkey._raise('unique_violation'::text, format('a permission with slug "%s" already exists', slug),
+							 'Use the existing permission, or pick another slug.'::text);
 	END IF;
-	PERFORM unkey._audit('permission.create', format('Created permission %s', slug), 'permission', new_id);
+	PERFORM unkey._audit('permission.create'::text, format('Created permission %s', slug), ARRAY['permission', new_id]);
 	RETURN new_id;
 END
 $$;
@@ -166,7 +173,8 @@ BEGIN
 	  FROM unkey.permissions p WHERE p.id = permission OR p.slug = permission
 	 ORDER BY p.id = permission DESC LIMIT 1;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'permission not found' USING ERRCODE = 'PT404';
+		PERFORM unkey._raise('not_found'::text, 'permission not found'::text,
+							 'Pass the permission id (perm_...) or its slug; unkey_list_permissions lists them.'::text);
 	END IF;
 	RETURN result;
 END
@@ -193,7 +201,7 @@ DECLARE
 BEGIN
 	-- its links to roles and keys go with it
 	DELETE FROM unkey.permissions p WHERE p.id = perm.permission_id;
-	PERFORM unkey._audit('permission.delete', format('Deleted permission %s', perm.slug), 'permission', perm.permission_id);
+	PERFORM unkey._audit('permission.delete'::text, format('Deleted permission %s', perm.slug), ARRAY['permission', perm.permission_id]);
 END
 $$;
 COMMENT ON FUNCTION unkey.unkey_delete_permission(text) IS 'delete a permission and remove it from every role and key';
@@ -204,25 +212,28 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	new_id text := unkey._new_id('role');
+	new_id text := unkey._new_id('role'::text);
 BEGIN
 	IF name IS NULL OR char_length(name) NOT BETWEEN 1 AND 128 THEN
-		RAISE EXCEPTION 'name must be 1 to 128 characters' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'name must be 1 to 128 characters'::text,
+							 'Pass a name of 1 to 128 characters.'::text);
 	END IF;
 	IF char_length(description) > 512 THEN
-		RAISE EXCEPTION 'description must be at most 512 characters' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'description must be at most 512 characters'::text,
+							 'Shorten the description to at most 512 characters.'::text);
 	END IF;
 	INSERT INTO unkey.roles (id, name, description, created_at)
 	VALUES (new_id, name, description, unkey.now())
 	ON CONFLICT ON CONSTRAINT roles_name_key DO NOTHING;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'a role named "%" already exists', name USING ERRCODE = '23505';
+		PERFORM unkey._raise('unique_violation'::text, format('a role named "%s" already exists', name),
+							 'Use the existing role, or pick another name.'::text);
 	END IF;
 	IF permissions IS NOT NULL THEN
 		INSERT INTO unkey.role_permissions (role_id, permission_id)
 		SELECT new_id, unnest(unkey._permission_ids(permissions));
 	END IF;
-	PERFORM unkey._audit('role.create', format('Created role %s', name), 'role', new_id);
+	PERFORM unkey._audit('role.create'::text, format('Created role %s', name), ARRAY['role', new_id]);
 	RETURN new_id;
 END
 $$;
@@ -244,7 +255,8 @@ BEGIN
 	  FROM unkey.roles r WHERE r.id = role OR r.name = role
 	 ORDER BY r.id = role DESC LIMIT 1;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'role not found' USING ERRCODE = 'PT404';
+		PERFORM unkey._raise('not_found'::text, 'role not found'::text,
+							 'Pass the role id (role_...) or its name; unkey_list_roles lists them.'::text);
 	END IF;
 	RETURN result;
 END
@@ -270,7 +282,7 @@ DECLARE
 BEGIN
 	-- its links to permissions and keys go with it
 	DELETE FROM unkey.roles x WHERE x.id = r.role_id;
-	PERFORM unkey._audit('role.delete', format('Deleted role %s', r.name), 'role', r.role_id);
+	PERFORM unkey._audit('role.delete'::text, format('Deleted role %s', r.name), ARRAY['role', r.role_id]);
 END
 $$;
 COMMENT ON FUNCTION unkey.unkey_delete_role(text) IS 'delete a role and remove it from every key';
@@ -285,13 +297,14 @@ DECLARE
 	ids text[];
 BEGIN
 	IF permissions IS NULL THEN
-		RAISE EXCEPTION 'permissions must not be null' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'permissions must not be null'::text,
+							 'Pass ''{}'' to remove every permission.'::text);
 	END IF;
 	ids := unkey._permission_ids(permissions);
 	DELETE FROM unkey.role_permissions rp WHERE rp.role_id = rid AND rp.permission_id <> ALL (ids);
 	INSERT INTO unkey.role_permissions (role_id, permission_id)
 	SELECT rid, unnest(ids) ON CONFLICT DO NOTHING;
-	PERFORM unkey._audit('role.update', format('Set the permissions of role %s', rid), 'role', rid);
+	PERFORM unkey._audit('role.update'::text, format('Set the permissions of role %s', rid), ARRAY['role', rid]);
 	RETURN (unkey.unkey_get_role(rid)).permissions;
 END
 $$;
@@ -308,7 +321,8 @@ DECLARE
 	ids text[];
 BEGIN
 	IF names IS NULL THEN
-		RAISE EXCEPTION '% must not be null', kind USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, format('%s must not be null', kind),
+							 'Pass ''{}'' for none.'::text);
 	END IF;
 	IF kind = 'roles' THEN
 		ids := unkey._role_ids(names);
@@ -338,33 +352,30 @@ BEGIN
 									 CASE kind WHEN 'roles' THEN 'role' ELSE 'permission' END)
 						 END,
 						 format('%s %s of key %s: %s', initcap(action), kind, key_id, array_to_string(names, ', ')),
-						 'key', key_id);
+						 ARRAY['key', key_id]);
 	RETURN unkey._key_grants(h, kind);
 END
 $$;
 COMMENT ON FUNCTION unkey._change_key_grants(text, text[], text, text) IS 'private: add, remove or set the direct permissions or the roles of a key';
 
-CREATE FUNCTION unkey.unkey_add_key_permissions(key_id text, permissions text[]) RETURNS text[]
+-- unkey_add_, unkey_remove_ and unkey_set_ key_permissions and key_roles:
+-- one template over the three actions and the two kinds
+DO $$
+DECLARE
+	w text[];
+BEGIN
+	FOREACH w SLICE 1 IN ARRAY ARRAY[
+		['add', 'permissions', 'grant permissions to a key (missing slugs are created)'],
+		['remove', 'permissions', 'take permissions from a key'],
+		['set', 'permissions', 'replace the direct permissions of a key ({} clears)'],
+		['add', 'roles', 'give roles to a key (they must exist)'],
+		['remove', 'roles', 'take roles from a key'],
+		['set', 'roles', 'replace the roles of a key ({} clears)']] LOOP
+		EXECUTE format($f$
+CREATE FUNCTION unkey.unkey_%1$s_key_%2$s(key_id text, %2$s text[]) RETURNS text[]
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT unkey._change_key_grants(key_id, permissions, 'permissions', 'add') $$;
-COMMENT ON FUNCTION unkey.unkey_add_key_permissions(text, text[]) IS 'grant permissions to a key (missing slugs are created)';
-CREATE FUNCTION unkey.unkey_remove_key_permissions(key_id text, permissions text[]) RETURNS text[]
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT unkey._change_key_grants(key_id, permissions, 'permissions', 'remove') $$;
-COMMENT ON FUNCTION unkey.unkey_remove_key_permissions(text, text[]) IS 'take permissions from a key';
-CREATE FUNCTION unkey.unkey_set_key_permissions(key_id text, permissions text[]) RETURNS text[]
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT unkey._change_key_grants(key_id, permissions, 'permissions', 'set') $$;
-COMMENT ON FUNCTION unkey.unkey_set_key_permissions(text, text[]) IS 'replace the direct permissions of a key ({} clears)';
-CREATE FUNCTION unkey.unkey_add_key_roles(key_id text, roles text[]) RETURNS text[]
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT unkey._change_key_grants(key_id, roles, 'roles', 'add') $$;
-COMMENT ON FUNCTION unkey.unkey_add_key_roles(text, text[]) IS 'give roles to a key (they must exist)';
-CREATE FUNCTION unkey.unkey_remove_key_roles(key_id text, roles text[]) RETURNS text[]
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT unkey._change_key_grants(key_id, roles, 'roles', 'remove') $$;
-COMMENT ON FUNCTION unkey.unkey_remove_key_roles(text, text[]) IS 'take roles from a key';
-CREATE FUNCTION unkey.unkey_set_key_roles(key_id text, roles text[]) RETURNS text[]
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT unkey._change_key_grants(key_id, roles, 'roles', 'set') $$;
-COMMENT ON FUNCTION unkey.unkey_set_key_roles(text, text[]) IS 'replace the roles of a key ({} clears)';
+AS $b$ SELECT unkey._change_key_grants(key_id, %2$s, %2$L::text, %1$L::text) $b$;
+COMMENT ON FUNCTION unkey.unkey_%1$s_key_%2$s(text, text[]) IS %3$L$f$, w[1], w[2], w[3]);
+	END LOOP;
+END
+$$;

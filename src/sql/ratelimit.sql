@@ -84,21 +84,13 @@ RETURNS SETOF unkey.ratelimit_result
 	AS 'MODULE_PATHNAME', 'unkey_ratelimit_batch' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION unkey._ratelimit_batch(text[], text[], bigint[], bigint[], bigint[]) IS 'private: check several standalone limits all-or-nothing';
 
--- A duration argument as milliseconds, validated: 1 second to 30 days, whole ms
+CREATE FUNCTION unkey._check_ratelimit_config(name text, "limit" bigint, duration_ms bigint) RETURNS void
+	AS 'MODULE_PATHNAME', 'unkey_check_ratelimit_config' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION unkey._check_ratelimit_config(text, bigint, bigint) IS 'private: Unkey''s bounds for a named rate limit, the same checks as in verification (duration_ms NULL: checked elsewhere)';
+
+-- A duration argument as milliseconds, checked: whole ms, 1 second to 30 days
 CREATE FUNCTION unkey._duration_ms(duration interval) RETURNS bigint
-LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	ms numeric := extract(epoch FROM duration) * 1000;
-BEGIN
-	IF duration IS NULL OR ms <> trunc(ms) OR ms NOT BETWEEN 1000 AND 2592000000 THEN
-		RAISE EXCEPTION 'duration must be between 1 second and 30 days, in whole milliseconds'
-			USING ERRCODE = '22023';
-	END IF;
-	RETURN ms::bigint;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'unkey_duration_ms' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION unkey._duration_ms(interval) IS 'private: validate a duration and convert it to milliseconds';
 
 -- Validate a ratelimits argument: [{"name","limit","duration" (ms),"autoApply"}]
@@ -112,60 +104,64 @@ DECLARE
 	names text[] := '{}';
 BEGIN
 	IF jsonb_typeof(ratelimits) <> 'array' THEN
-		RAISE EXCEPTION 'ratelimits must be a JSON array' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'ratelimits must be a JSON array'::text,
+							 'Pass an array such as [{"name": "requests", "limit": 100, "duration": 60000}].'::text);
 	END IF;
 	IF jsonb_array_length(ratelimits) > 50 THEN
-		RAISE EXCEPTION 'ratelimits must have at most 50 entries' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'ratelimits must have at most 50 entries'::text,
+							 'A key or an identity has at most 50 rate limits.'::text);
 	END IF;
 	FOR rl IN SELECT value FROM jsonb_array_elements(ratelimits) LOOP
 		IF jsonb_typeof(rl) <> 'object' OR rl - ARRAY['name', 'limit', 'duration', 'autoApply'] <> '{}' THEN
-			RAISE EXCEPTION 'each ratelimit must be an object with name, limit, duration and optional autoApply'
-				USING ERRCODE = '22023';
-		END IF;
-		IF jsonb_typeof(rl -> 'name') IS DISTINCT FROM 'string'
-		   OR char_length(rl ->> 'name') NOT BETWEEN 3 AND 128 THEN
-			RAISE EXCEPTION 'ratelimit name must be 3 to 128 characters' USING ERRCODE = '22023';
+			PERFORM unkey._raise('invalid_parameter_value'::text, 'each ratelimit must be an object with name, limit, duration and optional autoApply'::text,
+								 'Each entry takes "name", "limit", "duration" (ms) and optionally "autoApply", and nothing else.'::text);
 		END IF;
 		IF (rl ->> 'name') = ANY (names) THEN
-			RAISE EXCEPTION 'ratelimit name "%" is given twice', rl ->> 'name' USING ERRCODE = '22023';
+			PERFORM unkey._raise('invalid_parameter_value'::text, format('ratelimit name "%s" is given twice', rl ->> 'name'),
+								 'Give each limit a name of its own.'::text);
 		END IF;
 		names := names || (rl ->> 'name');
-		IF jsonb_typeof(rl -> 'limit') IS DISTINCT FROM 'number'
-		   OR (rl ->> 'limit')::numeric <> trunc((rl ->> 'limit')::numeric)
-		   OR (rl ->> 'limit')::numeric NOT BETWEEN 1 AND 9223372036854775807 THEN
-			RAISE EXCEPTION 'ratelimit limit must be an integer of at least 1' USING ERRCODE = '22023';
+		IF EXISTS (SELECT FROM unnest(ARRAY[rl -> 'limit', rl -> 'duration']) v
+					WHERE CASE WHEN jsonb_typeof(v) = 'number'
+							   THEN v::numeric <> trunc(v::numeric)
+									OR v::numeric NOT BETWEEN -9223372036854775808 AND 9223372036854775807
+							   ELSE true END) THEN
+			PERFORM unkey._raise('invalid_parameter_value'::text, 'ratelimit limit and duration must be integers'::text,
+								 'Pass whole numbers; durations are milliseconds.'::text);
 		END IF;
-		IF jsonb_typeof(rl -> 'duration') IS DISTINCT FROM 'number'
-		   OR (rl ->> 'duration')::numeric <> trunc((rl ->> 'duration')::numeric)
-		   OR (rl ->> 'duration')::numeric NOT BETWEEN 1000 AND 2592000000 THEN
-			RAISE EXCEPTION 'ratelimit duration must be an integer number of milliseconds from 1000 to 2592000000'
-				USING ERRCODE = '22023';
-		END IF;
+		PERFORM unkey._check_ratelimit_config(CASE WHEN jsonb_typeof(rl -> 'name') = 'string' THEN rl ->> 'name' END,
+											  (rl ->> 'limit')::bigint, (rl ->> 'duration')::bigint);
 		IF rl ? 'autoApply' AND jsonb_typeof(rl -> 'autoApply') <> 'boolean' THEN
-			RAISE EXCEPTION 'ratelimit autoApply must be a boolean' USING ERRCODE = '22023';
+			PERFORM unkey._raise('invalid_parameter_value'::text, 'ratelimit autoApply must be a boolean'::text,
+								 'Pass true or false, or leave it out.'::text);
 		END IF;
 	END LOOP;
 END
 $$;
 COMMENT ON FUNCTION unkey._check_ratelimits(jsonb) IS 'private: validate rate-limit configs';
 
--- Replace all named rate limits of a key or identity; owner_tab is a fixed table name, never user input
-CREATE FUNCTION unkey._replace_ratelimits(owner_tab text, owner_col text, owner anyelement, ratelimits jsonb)
+-- Replace all named rate limits of a key (key_hash) or an identity (identity_id);
+-- the other argument is NULL, so the statement on its table matches nothing
+CREATE FUNCTION unkey._replace_ratelimits(key_hash bytea, identity_id text, ratelimits jsonb)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	PERFORM unkey._check_ratelimits(ratelimits);
-	EXECUTE format('DELETE FROM unkey.%I r WHERE r.%I = $1', owner_tab, owner_col) USING owner;
-	EXECUTE format('INSERT INTO unkey.%I (%I, name, "limit", duration_ms, auto_apply)'
-				   ' SELECT $1, rl ->> ''name'', (rl ->> ''limit'')::bigint, (rl ->> ''duration'')::bigint,'
-				   ' coalesce((rl ->> ''autoApply'')::boolean, false) FROM jsonb_array_elements($2) rl',
-				   owner_tab, owner_col)
-	USING owner, ratelimits;
+	DELETE FROM unkey.key_ratelimits r WHERE r.key_hash = _replace_ratelimits.key_hash;
+	DELETE FROM unkey.identity_ratelimits r WHERE r.identity_id = _replace_ratelimits.identity_id;
+	INSERT INTO unkey.key_ratelimits (key_hash, name, "limit", duration_ms, auto_apply)
+	SELECT _replace_ratelimits.key_hash, c.name, c."limit", c.duration, coalesce(c."autoApply", false)
+	  FROM jsonb_to_recordset(ratelimits) c(name text, "limit" bigint, duration bigint, "autoApply" boolean)
+	 WHERE _replace_ratelimits.key_hash IS NOT NULL;
+	INSERT INTO unkey.identity_ratelimits (identity_id, name, "limit", duration_ms, auto_apply)
+	SELECT _replace_ratelimits.identity_id, c.name, c."limit", c.duration, coalesce(c."autoApply", false)
+	  FROM jsonb_to_recordset(ratelimits) c(name text, "limit" bigint, duration bigint, "autoApply" boolean)
+	 WHERE _replace_ratelimits.identity_id IS NOT NULL;
 END
 $$;
-COMMENT ON FUNCTION unkey._replace_ratelimits(text, text, anyelement, jsonb) IS 'private: set the whole list of named rate limits of a key or identity';
+COMMENT ON FUNCTION unkey._replace_ratelimits(bytea, text, jsonb) IS 'private: set the whole list of named rate limits of a key or identity';
 
 CREATE FUNCTION unkey.unkey_ratelimit(
 	namespace	text,
@@ -196,7 +192,8 @@ DECLARE
 BEGIN
 	IF jsonb_typeof(requests) IS DISTINCT FROM 'array'
 	   OR jsonb_array_length(requests) NOT BETWEEN 1 AND 100 THEN
-		RAISE EXCEPTION 'requests must be a JSON array of 1 to 100 limits' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'requests must be a JSON array of 1 to 100 limits'::text,
+							 'Pass 1 to 100 limit objects in one array.'::text);
 	END IF;
 	FOR r IN SELECT value FROM jsonb_array_elements(requests) LOOP
 		i := i + 1;
@@ -207,8 +204,8 @@ BEGIN
 		   OR jsonb_typeof(r -> 'limit') IS DISTINCT FROM 'number'
 		   OR jsonb_typeof(r -> 'duration') IS DISTINCT FROM 'number'
 		   OR (r ? 'cost' AND jsonb_typeof(r -> 'cost') <> 'number') THEN
-			RAISE EXCEPTION 'request % must be an object with namespace, identifier, limit, duration (ms) and optional cost', i
-				USING ERRCODE = '22023';
+			PERFORM unkey._raise('invalid_parameter_value'::text, format('request %s must be an object with namespace, identifier, limit, duration (ms) and optional cost', i),
+								 'Each request takes "namespace", "identifier", "limit", "duration" (ms) and optionally "cost".'::text);
 		END IF;
 		IF (r ->> 'limit')::numeric <> trunc((r ->> 'limit')::numeric)
 		   OR (r ->> 'duration')::numeric <> trunc((r ->> 'duration')::numeric)
@@ -216,7 +213,8 @@ BEGIN
 		   OR abs((r ->> 'limit')::numeric) > 9223372036854775807
 		   OR abs((r ->> 'duration')::numeric) > 9223372036854775807
 		   OR abs(coalesce((r ->> 'cost')::numeric, 1)) > 9223372036854775807 THEN
-			RAISE EXCEPTION 'request %: limit, duration and cost must be integers', i USING ERRCODE = '22023';
+			PERFORM unkey._raise('invalid_parameter_value'::text, format('request %s: limit, duration and cost must be integers', i),
+								 'Pass whole numbers; durations are milliseconds.'::text);
 		END IF;
 		nss := nss || (r ->> 'namespace');
 		ids := ids || (r ->> 'identifier');
@@ -259,7 +257,8 @@ BEGIN
 	 WHERE (n.name = namespace OR n.id = namespace) AND n.deleted_at IS NULL
 	 ORDER BY n.name = namespace DESC LIMIT 1;
 	IF found_id IS NULL THEN
-		RAISE EXCEPTION 'namespace not found' USING ERRCODE = 'PT404';
+		PERFORM unkey._raise('not_found'::text, 'namespace not found'::text,
+							 'Pass the namespace name or its id (rlns_...); unkey_list_namespaces lists them.'::text);
 	END IF;
 	RETURN found_id;
 END
@@ -286,8 +285,8 @@ DECLARE
 BEGIN
 	UPDATE unkey.ratelimit_namespaces n SET deleted_at = unkey.now() WHERE n.id = ns_id;
 	PERFORM unkey._invalidate('unkey.ratelimit_namespaces'::regclass);
-	PERFORM unkey._audit('ratelimitNamespace.delete', format('Deleted namespace %s', namespace),
-						 'ratelimitNamespace', ns_id);
+	PERFORM unkey._audit('ratelimitNamespace.delete'::text, format('Deleted namespace %s', namespace),
+						 ARRAY['ratelimitNamespace', ns_id]);
 END
 $$;
 COMMENT ON FUNCTION unkey.unkey_delete_namespace(text) IS 'soft-delete a namespace: later calls on it raise PT410';
@@ -302,20 +301,22 @@ DECLARE
 	result text;
 BEGIN
 	IF identifier IS NULL OR char_length(identifier) NOT BETWEEN 1 AND 512 THEN
-		RAISE EXCEPTION 'identifier must be 1 to 512 characters' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'identifier must be 1 to 512 characters'::text,
+							 'Pass an identifier of 1 to 512 characters.'::text);
 	END IF;
 	IF "limit" IS NULL OR "limit" < 0 THEN
-		RAISE EXCEPTION 'limit must be zero or more' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'limit must be zero or more'::text,
+							 'A limit of 0 denies every request.'::text);
 	END IF;
 	ns_id := unkey._namespace_id(namespace);
 	INSERT INTO unkey.ratelimit_overrides AS o (id, namespace_id, identifier, "limit", duration_ms, created_at)
-	VALUES (unkey._new_id('rlor'), ns_id, identifier, "limit", unkey._duration_ms(duration), unkey.now())
+	VALUES (unkey._new_id('rlor'::text), ns_id, identifier, "limit", unkey._duration_ms(duration), unkey.now())
 	ON CONFLICT ON CONSTRAINT ratelimit_overrides_namespace_id_identifier_key DO UPDATE
 		SET "limit" = EXCLUDED."limit", duration_ms = EXCLUDED.duration_ms, updated_at = EXCLUDED.created_at
 	RETURNING o.id INTO result;
 	PERFORM unkey._invalidate('unkey.ratelimit_overrides'::regclass);
-	PERFORM unkey._audit('ratelimit.set_override', format('Set override %s in namespace %s', result, namespace),
-						 'ratelimitNamespace', ns_id, 'ratelimitOverride', result);
+	PERFORM unkey._audit('ratelimit.set_override'::text, format('Set override %s in namespace %s', result, namespace),
+						 ARRAY['ratelimitNamespace', ns_id, 'ratelimitOverride', result]);
 	RETURN result;
 END
 $$;
@@ -334,7 +335,8 @@ BEGIN
 	  FROM unkey.ratelimit_overrides o
 	 WHERE o.namespace_id = unkey._namespace_id(namespace) AND o.identifier = unkey_get_override.identifier;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'override not found' USING ERRCODE = 'PT404';
+		PERFORM unkey._raise('not_found'::text, 'override not found'::text,
+							 'unkey_list_overrides(namespace) lists the overrides of a namespace.'::text);
 	END IF;
 	RETURN result;
 END
@@ -368,134 +370,126 @@ BEGIN
 	 WHERE o.namespace_id = unkey._namespace_id(namespace) AND o.identifier = unkey_delete_override.identifier
 	RETURNING o.id INTO gone;
 	IF gone IS NULL THEN
-		RAISE EXCEPTION 'override not found' USING ERRCODE = 'PT404';
+		PERFORM unkey._raise('not_found'::text, 'override not found'::text,
+							 'unkey_list_overrides(namespace) lists the overrides of a namespace.'::text);
 	END IF;
 	PERFORM unkey._invalidate('unkey.ratelimit_overrides'::regclass);
-	PERFORM unkey._audit('ratelimit.delete_override', format('Deleted override %s in namespace %s', gone, namespace),
-						 'ratelimitNamespace', unkey._namespace_id(namespace), 'ratelimitOverride', gone);
+	PERFORM unkey._audit('ratelimit.delete_override'::text, format('Deleted override %s in namespace %s', gone, namespace),
+						 ARRAY['ratelimitNamespace', unkey._namespace_id(namespace), 'ratelimitOverride', gone]);
 END
 $$;
 COMMENT ON FUNCTION unkey.unkey_delete_override(text, text) IS 'remove an override';
 
--- Validate one named rate-limit config of a key or identity
-CREATE FUNCTION unkey._check_ratelimit(name text, "limit" bigint)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	IF name IS NULL OR char_length(name) NOT BETWEEN 3 AND 128 THEN
-		RAISE EXCEPTION 'ratelimit name must be 3 to 128 characters' USING ERRCODE = '22023';
-	END IF;
-	IF "limit" IS NULL OR "limit" < 1 THEN
-		RAISE EXCEPTION 'ratelimit limit must be at least 1' USING ERRCODE = '22023';
-	END IF;
-END
-$$;
-COMMENT ON FUNCTION unkey._check_ratelimit(text, bigint) IS 'private: validate a named rate-limit config';
-
--- Key and identity configs share these three; owner_tab is a fixed table name, never user input
-CREATE FUNCTION unkey._set_ratelimit(owner_tab text, owner_col text, owner anyelement, name text,
-									 "limit" bigint, duration interval, auto_apply boolean)
-RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	others bigint;
-BEGIN
-	PERFORM unkey._check_ratelimit(name, "limit");
-	EXECUTE format('SELECT count(*) FROM unkey.%I r WHERE r.%I = $1 AND r.name <> $2', owner_tab, owner_col)
-	INTO others USING owner, name;
-	IF others >= 50 THEN
-		RAISE EXCEPTION 'at most 50 rate limits per key or identity' USING ERRCODE = '22023';
-	END IF;
-	EXECUTE format('INSERT INTO unkey.%I AS r (%I, name, "limit", duration_ms, auto_apply)'
-				   ' VALUES ($1, $2, $3, $4, $5) ON CONFLICT ON CONSTRAINT %I DO UPDATE'
-				   ' SET "limit" = EXCLUDED."limit", duration_ms = EXCLUDED.duration_ms,'
-				   ' auto_apply = EXCLUDED.auto_apply', owner_tab, owner_col, owner_tab || '_pkey')
-	USING owner, name, "limit", unkey._duration_ms(duration), coalesce(auto_apply, false);
-END
-$$;
-COMMENT ON FUNCTION unkey._set_ratelimit(text, text, anyelement, text, bigint, interval, boolean) IS 'private: upsert a named rate limit of a key or identity';
-
-CREATE FUNCTION unkey._get_ratelimits(owner_tab text, owner_col text, owner anyelement)
+-- The named rate limits of a key (key_hash) or an identity (identity_id), as
+-- JSON; the other argument is NULL, so its half of the union reads nothing
+CREATE FUNCTION unkey._get_ratelimits(key_hash bytea, identity_id text)
 RETURNS jsonb
-LANGUAGE plpgsql STABLE
+LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	result jsonb;
-BEGIN
-	EXECUTE format('SELECT coalesce(jsonb_agg(jsonb_build_object(''name'', r.name, ''limit'', r."limit",'
-				   ' ''duration'', r.duration_ms, ''autoApply'', r.auto_apply) ORDER BY r.name COLLATE "C"), ''[]'')'
-				   ' FROM unkey.%I r WHERE r.%I = $1', owner_tab, owner_col)
-	INTO result USING owner;
-	RETURN result;
-END
+SELECT coalesce(jsonb_agg(jsonb_build_object('name', r.name, 'limit', r."limit", 'duration', r.duration_ms,
+											 'autoApply', r.auto_apply) ORDER BY r.name COLLATE "C"), '[]')
+  FROM (SELECT k.name, k."limit", k.duration_ms, k.auto_apply FROM unkey.key_ratelimits k WHERE k.key_hash = $1
+		UNION ALL
+		SELECT i.name, i."limit", i.duration_ms, i.auto_apply FROM unkey.identity_ratelimits i WHERE i.identity_id = $2) r
 $$;
-COMMENT ON FUNCTION unkey._get_ratelimits(text, text, anyelement) IS 'private: the named rate limits of a key or identity, as JSON';
+COMMENT ON FUNCTION unkey._get_ratelimits(bytea, text) IS 'private: the named rate limits of a key or identity, as JSON';
 
-CREATE FUNCTION unkey._delete_ratelimit(owner_tab text, owner_col text, owner anyelement, name text)
+-- Set or delete a named rate limit of a key (by id) or an identity (by id or
+-- external id), and audit it: the one mechanism behind the four functions
+-- that change key and identity limits
+CREATE FUNCTION unkey._change_ratelimit(action text, owner_type text, owner text, name text,
+										"limit" bigint, duration interval, auto_apply boolean)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	deleted integer;
+	h bytea;
+	iid text;
+	target text := owner;
+	n bigint;
+	m bigint;
 BEGIN
-	EXECUTE format('DELETE FROM unkey.%I r WHERE r.%I = $1 AND r.name = $2', owner_tab, owner_col)
-	USING owner, name;
-	GET DIAGNOSTICS deleted = ROW_COUNT;
-	IF deleted = 0 THEN
-		RAISE EXCEPTION 'ratelimit not found' USING ERRCODE = 'PT404';
+	IF owner_type = 'key' THEN
+		h := (unkey._lock_key(owner)).key_hash;
+	ELSE
+		iid := unkey._identity_id(owner, true);
+		target := iid;
 	END IF;
+	IF action = 'delete' THEN
+		DELETE FROM unkey.key_ratelimits r WHERE r.key_hash = h AND r.name = _change_ratelimit.name;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		DELETE FROM unkey.identity_ratelimits r WHERE r.identity_id = iid AND r.name = _change_ratelimit.name;
+		GET DIAGNOSTICS m = ROW_COUNT;
+		IF n + m = 0 THEN
+			PERFORM unkey._raise('not_found'::text, 'ratelimit not found'::text,
+								 format('The %s has no rate limit named "%s"; unkey_get_%s_ratelimits lists its limits.',
+										owner_type, name, owner_type));
+		END IF;
+	ELSE
+		PERFORM unkey._check_ratelimit_config(name, "limit", NULL::bigint);
+		IF (SELECT count(*) FROM unkey.key_ratelimits r WHERE r.key_hash = h AND r.name <> _change_ratelimit.name)
+		   + (SELECT count(*) FROM unkey.identity_ratelimits r
+			   WHERE r.identity_id = iid AND r.name <> _change_ratelimit.name) >= 50 THEN
+			PERFORM unkey._raise('invalid_parameter_value'::text, 'at most 50 rate limits per key or identity'::text,
+								 'Delete a rate limit first, or change one that exists by its name.'::text);
+		END IF;
+		INSERT INTO unkey.key_ratelimits AS r (key_hash, name, "limit", duration_ms, auto_apply)
+		SELECT h, _change_ratelimit.name, _change_ratelimit."limit", unkey._duration_ms(duration),
+			   coalesce(auto_apply, false)
+		 WHERE h IS NOT NULL
+		ON CONFLICT ON CONSTRAINT key_ratelimits_pkey DO UPDATE
+		   SET "limit" = EXCLUDED."limit", duration_ms = EXCLUDED.duration_ms, auto_apply = EXCLUDED.auto_apply;
+		INSERT INTO unkey.identity_ratelimits AS r (identity_id, name, "limit", duration_ms, auto_apply)
+		SELECT iid, _change_ratelimit.name, _change_ratelimit."limit", unkey._duration_ms(duration),
+			   coalesce(auto_apply, false)
+		 WHERE iid IS NOT NULL
+		ON CONFLICT ON CONSTRAINT identity_ratelimits_pkey DO UPDATE
+		   SET "limit" = EXCLUDED."limit", duration_ms = EXCLUDED.duration_ms, auto_apply = EXCLUDED.auto_apply;
+	END IF;
+	PERFORM unkey._audit(owner_type || '.update',
+						 format('%s rate limit %s of %s %s', CASE action WHEN 'delete' THEN 'Deleted' ELSE 'Set' END,
+								name, owner_type, target),
+						 ARRAY[owner_type, target]);
 END
 $$;
-COMMENT ON FUNCTION unkey._delete_ratelimit(text, text, anyelement, text) IS 'private: remove a named rate limit of a key or identity';
+COMMENT ON FUNCTION unkey._change_ratelimit(text, text, text, text, bigint, interval, boolean) IS 'private: set or delete a named rate limit of a key or identity';
 
-CREATE FUNCTION unkey.unkey_set_key_ratelimit(key_id text, name text, "limit" bigint, duration interval,
-											  auto_apply boolean DEFAULT false)
+-- unkey_set_, unkey_get_ and unkey_delete_ key_ratelimit(s) and
+-- identity_ratelimit(s): one template each, for keys and for identities
+DO $$
+DECLARE
+	o text[];
+BEGIN
+	-- owner type, its parameter, what that is, and the owner as _get_ratelimits takes it
+	FOREACH o SLICE 1 IN ARRAY ARRAY[
+		['key', 'key_id', 'a key', 'unkey._key_hash_of(key_id), NULL::text'],
+		['identity', 'identity', 'an identity (by id or external id), shared by its keys',
+		 'NULL::bytea, unkey._identity_id(identity, false)']] LOOP
+		EXECUTE format($f$
+CREATE FUNCTION unkey.unkey_set_%1$s_ratelimit(%2$s text, name text, "limit" bigint, duration interval,
+											 auto_apply boolean DEFAULT false)
 RETURNS void LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT unkey._set_ratelimit('key_ratelimits', 'key_hash', (unkey._lock_key(key_id)).key_hash, name, "limit", duration, auto_apply); SELECT unkey._audit('key.update', format('Set rate limit %s of key %s', name, key_id), 'key', key_id) $$;
-COMMENT ON FUNCTION unkey.unkey_set_key_ratelimit(text, text, bigint, interval, boolean) IS 'add or change a named rate limit of a key';
+AS $b$ SELECT unkey._change_ratelimit('set'::text, %1$L::text, %2$s, name, "limit", duration, auto_apply) $b$;
+COMMENT ON FUNCTION unkey.unkey_set_%1$s_ratelimit(text, text, bigint, interval, boolean) IS %5$L;
 
-CREATE FUNCTION unkey.unkey_get_key_ratelimits(key_id text)
+CREATE FUNCTION unkey.unkey_get_%1$s_ratelimits(%2$s text)
 RETURNS jsonb LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT unkey._get_ratelimits('key_ratelimits', 'key_hash', unkey._key_hash_of(key_id)) $$;
-COMMENT ON FUNCTION unkey.unkey_get_key_ratelimits(text) IS 'the named rate limits of a key, as JSON (durations in ms)';
+AS $b$ SELECT unkey._get_ratelimits(%4$s) $b$;
+COMMENT ON FUNCTION unkey.unkey_get_%1$s_ratelimits(text) IS %6$L;
 
-CREATE FUNCTION unkey.unkey_delete_key_ratelimit(key_id text, name text)
+CREATE FUNCTION unkey.unkey_delete_%1$s_ratelimit(%2$s text, name text)
 RETURNS void LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT unkey._delete_ratelimit('key_ratelimits', 'key_hash', (unkey._lock_key(key_id)).key_hash, name); SELECT unkey._audit('key.update', format('Deleted rate limit %s of key %s', name, key_id), 'key', key_id) $$;
-COMMENT ON FUNCTION unkey.unkey_delete_key_ratelimit(text, text) IS 'remove a named rate limit of a key';
-
-CREATE FUNCTION unkey.unkey_set_identity_ratelimit(identity text, name text, "limit" bigint, duration interval,
-												   auto_apply boolean DEFAULT false)
-RETURNS void LANGUAGE sql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT unkey._set_ratelimit('identity_ratelimits', 'identity_id', i.id, name, "limit", duration, auto_apply),
-		   unkey._audit('identity.update', format('Set rate limit %s of identity %s', name, i.id), 'identity', i.id)
-	  FROM (SELECT unkey._identity_id(identity, lock => true) AS id) i
+AS $b$ SELECT unkey._change_ratelimit('delete'::text, %1$L::text, %2$s, name, NULL::bigint, NULL::interval, NULL::boolean) $b$;
+COMMENT ON FUNCTION unkey.unkey_delete_%1$s_ratelimit(text, text) IS %7$L$f$,
+			o[1], o[2], o[3], o[4],
+			format('add or change a named rate limit of %s', o[3]),
+			format('the named rate limits of %s, as JSON (durations in ms)', o[3]),
+			format('remove a named rate limit of %s', o[3]));
+	END LOOP;
+END
 $$;
-COMMENT ON FUNCTION unkey.unkey_set_identity_ratelimit(text, text, bigint, interval, boolean) IS 'add or change a named rate limit of an identity (by id or external id), shared by its keys';
-
-CREATE FUNCTION unkey.unkey_get_identity_ratelimits(identity text)
-RETURNS jsonb LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT unkey._get_ratelimits('identity_ratelimits', 'identity_id', unkey._identity_id(identity)) $$;
-COMMENT ON FUNCTION unkey.unkey_get_identity_ratelimits(text) IS 'the named rate limits of an identity, as JSON (durations in ms)';
-
-CREATE FUNCTION unkey.unkey_delete_identity_ratelimit(identity text, name text)
-RETURNS void LANGUAGE sql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT unkey._delete_ratelimit('identity_ratelimits', 'identity_id', i.id, name),
-		   unkey._audit('identity.update', format('Deleted rate limit %s of identity %s', name, i.id), 'identity', i.id)
-	  FROM (SELECT unkey._identity_id(identity, lock => true) AS id) i
-$$;
-COMMENT ON FUNCTION unkey.unkey_delete_identity_ratelimit(text, text) IS 'remove a named rate limit of an identity';

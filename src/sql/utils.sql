@@ -98,8 +98,13 @@ CREATE FUNCTION unkey._invalidate(rel regclass) RETURNS void
 	AS 'MODULE_PATHNAME', 'unkey_invalidate' LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION unkey._invalidate(regclass) IS 'private: at commit, make every backend drop its caches of this table';
 
--- Record a change in the audit log, in the caller's transaction; targets are (type, id) pairs
-CREATE FUNCTION unkey._audit(event text, description text, VARIADIC targets text[])
+CREATE FUNCTION unkey._raise(condition text, message text, hint text) RETURNS void
+	AS 'MODULE_PATHNAME', 'unkey_raise' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION unkey._raise(text, text, text) IS 'private: raise an error by condition name (not_found, gone, precondition_failed, invalid_parameter_value, ...), with the SQLSTATEs defined once in C';
+
+-- Record a change in the audit log, in the caller's transaction; targets is a flat
+-- array of (type, id) pairs; never VARIADIC, so no overload can capture a call
+CREATE FUNCTION unkey._audit(event text, description text, targets text[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -136,10 +141,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	IF jsonb_typeof(meta) <> 'object' THEN
-		RAISE EXCEPTION '% must be a JSON object', field USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, format('%s must be a JSON object', field),
+							 'Pass a JSON object such as {"plan": "pro"}, or NULL.'::text);
 	END IF;
 	IF octet_length(meta::text) > 1048576 THEN
-		RAISE EXCEPTION '% must be at most 1 MiB', field USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, format('%s must be at most 1 MiB', field),
+							 'Keep large data in your own tables and store a reference in meta.'::text);
 	END IF;
 	RETURN meta;
 END
@@ -154,7 +161,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	IF "limit" IS NULL OR "limit" NOT BETWEEN 1 AND 100 THEN
-		RAISE EXCEPTION 'limit must be between 1 and 100' USING ERRCODE = '22023';
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'limit must be between 1 and 100'::text,
+							 'Ask for at most 100 rows per page and pass the returned cursor for the next page.'::text);
 	END IF;
 	RETURN "limit";
 END
