@@ -347,7 +347,7 @@ CreateNamespace(const char *name)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "unkey: SPI_connect failed");
 	if (SPI_execute_with_args("INSERT INTO unkey.ratelimit_namespaces (id, name, created_at)"
-							  " VALUES (unkey._new_id('rlns'), $1, $2)"
+							  " VALUES (unkey._new_id('rlns'::pg_catalog.text), $1, $2)"
 							  " ON CONFLICT (name) DO NOTHING",
 							  2, types, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "unkey: could not create a rate-limit namespace");
