@@ -4,7 +4,7 @@ EXTVERSION = 0.2.0
 MODULE_big = unkey
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 # The install script is built from one source per subsystem (src/sql/, in
-# this order); released and upgrade scripts sit beside them, never edited
+# this order); the upgrade scripts sit beside them, never edited once released
 SQL_SOURCES = $(addprefix src/sql/,utils.sql keys.sql credits.sql permissions.sql \
 	ratelimit.sql lifecycle.sql events.sql privileges.sql)
 DATA_built = src/sql/$(EXTENSION)--$(EXTVERSION).sql

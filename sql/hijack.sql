@@ -257,10 +257,12 @@ SELECT count(*) AS plant_calls FROM public.hijack_calls;
 -- overloads inside schema unkey: a role that may create there (a grant no one
 -- should give, and CREATE EXTENSION refuses) plants a look-alike of every
 -- private helper: the exact shape of 0.1.0's hole (four text arguments for
--- the VARIADIC _audit), every text as varchar, bigint as integer, integer as
--- smallint and float8 as numeric (what an untyped literal would resolve to),
--- and each one without its defaulted arguments.  Our functions call helpers
--- with exact types and every argument, so none of them is ever called.
+-- the VARIADIC _audit), and for every helper, one argument at a time, the
+-- type an untyped literal there would prefer (text) or a near type (varchar
+-- for text, integer for bigint, smallint for integer, numeric for float8),
+-- and the helper without its defaulted arguments, all with the same argument
+-- names.  Our functions call helpers with exact types and every argument, so
+-- none of them is ever called.
 ----------------------------------------------------------------------------
 GRANT CREATE ON SCHEMA unkey TO regress_attacker;
 SET ROLE regress_attacker;
@@ -278,23 +280,31 @@ BEGIN
 	FOR f IN SELECT p.oid, p.proname, p.pronargs, p.pronargdefaults, p.prorettype, p.proretset,
 					pg_catalog.pg_get_function_result(p.oid) AS result,
 					p.proargtypes::regtype[]::text[] AS types,
+					coalesce(p.proargnames, '{}') AS names,
 					p.proallargtypes IS NOT NULL AS has_out
 			   FROM pg_catalog.pg_proc p
 			  WHERE p.pronamespace = 'unkey'::regnamespace AND p.prokind = 'f'
 				AND p.proowner <> 'regress_attacker'::regrole
 				AND (p.proname LIKE '\_%' OR p.proname IN ('unkey_get_role', 'unkey_get_permission'))
 	LOOP
-		FOREACH args IN ARRAY ARRAY[
-			(SELECT pg_catalog.string_agg(CASE t WHEN 'text' THEN 'varchar' WHEN 'text[]' THEN 'varchar[]'
-											 WHEN 'bigint' THEN 'integer' WHEN 'integer' THEN 'smallint'
-											 WHEN 'double precision' THEN 'numeric' ELSE t END, ', ' ORDER BY n)
-			   FROM pg_catalog.unnest(f.types) WITH ORDINALITY u(t, n)),
-			CASE WHEN f.pronargdefaults > 0 THEN
-				(SELECT coalesce(pg_catalog.string_agg(t, ', ' ORDER BY n), '')
-				   FROM pg_catalog.unnest(f.types) WITH ORDINALITY u(t, n)
-				  WHERE n <= f.pronargs - f.pronargdefaults) END]
+		-- one argument at a time: what an untyped literal there could resolve
+		-- to (text for anything but text), or a near type; then, with the
+		-- defaulted arguments left out; all with the same argument names
+		FOR args IN
+			SELECT (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', pg_catalog.quote_ident(f.names[n]),
+					 CASE WHEN n <> i THEN t
+						  ELSE CASE t WHEN 'text' THEN 'varchar' WHEN 'text[]' THEN 'varchar[]' WHEN 'bigint' THEN 'integer'
+									  WHEN 'integer' THEN 'smallint' WHEN 'double precision' THEN 'numeric'
+									  ELSE 'text' END END), ', ' ORDER BY n)
+					  FROM pg_catalog.unnest(f.types) WITH ORDINALITY u(t, n))
+			  FROM pg_catalog.generate_series(1, f.pronargs) i
+			UNION ALL
+			SELECT (SELECT coalesce(pg_catalog.string_agg(pg_catalog.concat_ws(' ', pg_catalog.quote_ident(f.names[n]), t),
+														  ', ' ORDER BY n), '')
+					  FROM pg_catalog.unnest(f.types) WITH ORDINALITY u(t, n)
+					 WHERE n <= f.pronargs - f.pronargdefaults)
+			 WHERE f.pronargdefaults > 0
 		LOOP
-			CONTINUE WHEN args IS NULL OR args = pg_catalog.array_to_string(f.types, ', ');
 			BEGIN
 				EXECUTE pg_catalog.format(
 					'CREATE FUNCTION unkey.%I(%s) RETURNS %s LANGUAGE plpgsql AS $b$'
@@ -302,7 +312,7 @@ BEGIN
 					f.proname, args, f.result, pg_catalog.format('unkey.%s(%s)', f.proname, args),
 					CASE WHEN f.proretset OR f.has_out OR f.prorettype = 'void'::regtype THEN '' ELSE ' NULL' END);
 				planted := planted + 1;
-			EXCEPTION WHEN duplicate_function THEN
+			EXCEPTION WHEN duplicate_function OR invalid_function_definition THEN
 				NULL;
 			END;
 		END LOOP;

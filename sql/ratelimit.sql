@@ -294,6 +294,17 @@ SELECT a, regress.err(format('SELECT unkey.unkey_verify_key(%L, ratelimits => %L
 	'[{"name": "abc"}, {"name": "abc"}]'
 ]) a;
 
+-- names: a stored config takes 3 to 128 characters, a limit given in a
+-- verification 3 to 255 (Unkey's two bounds); an inline limit on an unknown
+-- key verifies as NOT_FOUND
+SELECT * FROM unkey.unkey_create_key(:'api') \gset names_
+SELECT n, regress.err(format($$SELECT unkey.unkey_set_key_ratelimit(%L, %L, 1, '1 minute')$$,
+							 :'names_key_id', repeat('n', n))) AS config,
+	   regress.err(format('SELECT code FROM unkey.unkey_verify_key(%L, ratelimits => %L)', 'k',
+						  jsonb_build_array(jsonb_build_object('name', repeat('n', n), 'limit', 1,
+															   'duration', 60000)))) AS in_verification
+  FROM unnest(ARRAY[128, 129, 255, 256]) n;
+
 -- a full table (the tests run with unkey.ratelimit_max_entries = 1000) evicts instead of failing:
 -- first every counter whose windows have both ended, then the least recently used
 SELECT max_entries, entries <= max_entries AS within_bounds FROM unkey.unkey_ratelimit_info();

@@ -24,7 +24,7 @@
 static const char base58_alphabet[] =
 "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 
-/* The random part of a key, in bytes, as Unkey bounds it (README "Limits") */
+/* The random part of a key, in bytes, as Unkey bounds it (README, Keys) */
 #define UNKEY_MIN_BYTE_LENGTH 16
 #define UNKEY_MAX_BYTE_LENGTH 255
 

@@ -398,18 +398,18 @@ CheckName(const char *what, text *t)
 				 errhint("Give the %s 1 to %d characters.", what, MAX_NAME_CHARS)));
 }
 
-/* Raise 22023 unless a rate limit's name (NULL: missing) is 3..128 characters */
+/* Raise 22023 unless a rate limit's name (NULL: missing) is 3..max_chars characters */
 void
-RatelimitCheckName(const char *name, int bytes)
+RatelimitCheckName(const char *name, int bytes, int max_chars)
 {
 	if (name == NULL ||
-		!UnkeyCharsBetween(name, bytes, RATELIMIT_MIN_NAME_CHARS, RATELIMIT_MAX_NAME_CHARS))
+		!UnkeyCharsBetween(name, bytes, RATELIMIT_MIN_NAME_CHARS, max_chars))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("ratelimit name must be %d to %d characters",
-						RATELIMIT_MIN_NAME_CHARS, RATELIMIT_MAX_NAME_CHARS),
+						RATELIMIT_MIN_NAME_CHARS, max_chars),
 				 errhint("Pass a name of %d to %d characters.",
-						 RATELIMIT_MIN_NAME_CHARS, RATELIMIT_MAX_NAME_CHARS)));
+						 RATELIMIT_MIN_NAME_CHARS, max_chars)));
 }
 
 /* Raise 22023 unless a rate limit's limit is at least 1 */
@@ -450,7 +450,8 @@ unkey_check_ratelimit_config(PG_FUNCTION_ARGS)
 {
 	text	   *name = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
 
-	RatelimitCheckName(name ? VARDATA_ANY(name) : NULL, name ? VARSIZE_ANY_EXHDR(name) : 0);
+	RatelimitCheckName(name ? VARDATA_ANY(name) : NULL, name ? VARSIZE_ANY_EXHDR(name) : 0,
+					   RATELIMIT_MAX_NAME_CHARS);
 	RatelimitCheckLimit(PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1));
 	if (!PG_ARGISNULL(2))
 		RatelimitCheckDuration(PG_GETARG_INT64(2));

@@ -57,7 +57,7 @@
 #include "ratelimit.h"
 #include "utils.h"
 
-/* Bounds from Unkey's API, see README "Limits" */
+/* Bounds from Unkey's API (README, Verification) */
 #define UNKEY_MAX_KEY_CHARS 512
 #define UNKEY_MAX_TAGS 20
 #define UNKEY_MAX_TAG_CHARS 512
@@ -387,9 +387,9 @@ ParseLimitAsks(Jsonb *jb, LimitAsk **out)
 			BadLimits("each entry must be an object");
 		obj = item->val.binary.data;
 		if (!getKeyJsonValueFromContainer(obj, "name", 4, &v) || v.type != jbvString)
-			RatelimitCheckName(NULL, 0);	/* raises: a name is required */
+			RatelimitCheckName(NULL, 0, RATELIMIT_MAX_REQUEST_NAME_CHARS);	/* raises: a name is required */
 		else
-			RatelimitCheckName(v.val.string.val, v.val.string.len);
+			RatelimitCheckName(v.val.string.val, v.val.string.len, RATELIMIT_MAX_REQUEST_NAME_CHARS);
 		asks[i].name = pnstrdup(v.val.string.val, v.val.string.len);
 		known++;
 		for (int j = 0; j < i; j++)

@@ -10,10 +10,15 @@
 
 ensure_packages clang libclang-rt-14-dev     # for the fuzzer
 work=$(mktemp -d /tmp/unkey-check.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# 0.1.0's install script is a test fixture, not installed by make install (it
+# adopted a schema unkey that another role had created): the upgrade tests
+# need it, so it is in the extension directory only while they run
+fixture="$("$PGBIN/pg_config" --sharedir)/extension/unkey--0.1.0.sql"
+trap 'rm -rf "$work"; rm -f "$fixture"' EXIT
 
 echo "== building and installing unkey"
 stage_and_install "$work"
+install -m 644 "$work/unkey/test/upgrade/unkey--0.1.0.sql" "$fixture"
 tree="$work/unkey"
 passed=0
 failed=0

@@ -106,7 +106,7 @@ BEGIN
 	   OR (kind = 'number' AND (v::numeric <> trunc(v::numeric)
 								OR v::numeric NOT BETWEEN -9223372036854775808 AND 9223372036854775807)) THEN
 		PERFORM unkey._raise('invalid_parameter_value'::text, format('%s must be %s', field, CASE kind WHEN 'number' THEN 'an integer or null' WHEN 'boolean' THEN 'true or false' ELSE 'a ' || kind || ' or null' END),
-							 'Give the field a value of that type, or leave it out to keep it unchanged.'::text);
+							 'Give the field a value the message allows, or leave it out.'::text);
 	END IF;
 	IF kind = 'number' THEN
 		RETURN trunc(v::numeric)::text;		-- 1.0 and 1e2 are integers too

@@ -9,8 +9,8 @@
  * could plant a function that runs with our rights.  CREATE EXTENSION
  * creates the schema when it is missing; one that already exists (a pg_dump
  * restore creates it first) is accepted only when it and everything in it
- * belong to the role installing the extension and no other role may create
- * in it.  Every upgrade script runs the same check.
+ * belong to the role installing the extension or to a superuser, and no
+ * other role may create in it.  Every upgrade script runs the same check.
  */
 CREATE FUNCTION unkey._check_schema()
 RETURNS void
@@ -19,82 +19,81 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	ns oid := 'unkey'::regnamespace;
-	me oid := (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user);
 	what text;
 	who oid;
 BEGIN
-	SELECT n.nspowner INTO who FROM pg_catalog.pg_namespace n WHERE n.oid = ns;
-	IF who <> me THEN
-		RAISE EXCEPTION 'schema "unkey" is owned by role "%", not by "%" who installs the extension',
-			who::regrole, current_user
-			USING ERRCODE = '42501',
-			HINT = 'Drop or rename that schema after checking what it holds, then run CREATE EXTENSION unkey again.';
-	END IF;
-	SELECT a.grantee::regrole::text INTO what
-	  FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
-	 WHERE n.oid = ns AND a.privilege_type = 'CREATE' AND a.grantee <> me
+	-- every role that owns or may create something here, and what
+	SELECT o.what, o.role INTO what, who
+	  FROM (SELECT 'schema "unkey" is owned by', n.nspowner FROM pg_catalog.pg_namespace n WHERE n.oid = ns
+			UNION ALL
+			SELECT 'schema "unkey" grants CREATE to', a.grantee
+			  FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
+			 WHERE n.oid = ns AND a.privilege_type = 'CREATE'
+			UNION ALL
+			SELECT c.oid::regclass::text || ' is owned by', c.relowner FROM pg_catalog.pg_class c WHERE c.relnamespace = ns
+			UNION ALL
+			SELECT p.oid::regprocedure::text || ' is owned by', p.proowner FROM pg_catalog.pg_proc p WHERE p.pronamespace = ns
+			UNION ALL
+			SELECT t.oid::regtype::text || ' is owned by', t.typowner FROM pg_catalog.pg_type t WHERE t.typnamespace = ns
+			UNION ALL
+			SELECT o.oid::regoperator::text || ' is owned by', o.oprowner FROM pg_catalog.pg_operator o WHERE o.oprnamespace = ns
+			UNION ALL
+			SELECT 'collation ' || c.collname || ' is owned by', c.collowner FROM pg_catalog.pg_collation c WHERE c.collnamespace = ns
+			UNION ALL
+			SELECT 'conversion ' || c.conname || ' is owned by', c.conowner FROM pg_catalog.pg_conversion c WHERE c.connamespace = ns
+			UNION ALL
+			SELECT 'operator family ' || f.opfname || ' is owned by', f.opfowner FROM pg_catalog.pg_opfamily f WHERE f.opfnamespace = ns
+			UNION ALL
+			SELECT 'operator class ' || c.opcname || ' is owned by', c.opcowner FROM pg_catalog.pg_opclass c WHERE c.opcnamespace = ns
+			UNION ALL
+			SELECT 'text search configuration ' || c.cfgname || ' is owned by', c.cfgowner
+			  FROM pg_catalog.pg_ts_config c WHERE c.cfgnamespace = ns
+			UNION ALL
+			SELECT 'text search dictionary ' || d.dictname || ' is owned by', d.dictowner
+			  FROM pg_catalog.pg_ts_dict d WHERE d.dictnamespace = ns
+			UNION ALL
+			SELECT 'statistics ' || s.stxname || ' is owned by', s.stxowner FROM pg_catalog.pg_statistic_ext s WHERE s.stxnamespace = ns
+			UNION ALL
+			SELECT 'extension ' || e.extname || ' is owned by', e.extowner
+			  FROM pg_catalog.pg_extension e WHERE e.extnamespace = ns AND e.extname <> 'unkey') o(what, role)
+	 WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles r
+						WHERE r.oid = o.role AND (r.rolsuper OR r.rolname = current_user))
 	 LIMIT 1;
 	IF what IS NOT NULL THEN
-		RAISE EXCEPTION 'role "%" may create objects in schema "unkey"', coalesce(nullif(what, '-'), 'PUBLIC')
+		RAISE EXCEPTION '% role "%", which is neither a superuser nor "%", who installs or updates unkey',
+			what, CASE who WHEN 0 THEN 'PUBLIC' ELSE who::regrole::text END, current_user
 			USING ERRCODE = '42501',
-			HINT = 'Revoke CREATE on schema unkey from every role but the extension owner, then try again.';
-	END IF;
-	SELECT o.what, o.owner INTO what, who
-	  FROM (SELECT c.oid::regclass::text, c.relowner FROM pg_catalog.pg_class c WHERE c.relnamespace = ns
-			UNION ALL
-			SELECT p.oid::regprocedure::text, p.proowner FROM pg_catalog.pg_proc p WHERE p.pronamespace = ns
-			UNION ALL
-			SELECT t.oid::regtype::text, t.typowner FROM pg_catalog.pg_type t WHERE t.typnamespace = ns
-			UNION ALL
-			SELECT o.oid::regoperator::text, o.oprowner FROM pg_catalog.pg_operator o WHERE o.oprnamespace = ns
-			UNION ALL
-			SELECT c.collname, c.collowner FROM pg_catalog.pg_collation c WHERE c.collnamespace = ns
-			UNION ALL
-			SELECT c.conname, c.conowner FROM pg_catalog.pg_conversion c WHERE c.connamespace = ns
-			UNION ALL
-			SELECT f.opfname, f.opfowner FROM pg_catalog.pg_opfamily f WHERE f.opfnamespace = ns
-			UNION ALL
-			SELECT c.opcname, c.opcowner FROM pg_catalog.pg_opclass c WHERE c.opcnamespace = ns
-			UNION ALL
-			SELECT c.cfgname, c.cfgowner FROM pg_catalog.pg_ts_config c WHERE c.cfgnamespace = ns
-			UNION ALL
-			SELECT d.dictname, d.dictowner FROM pg_catalog.pg_ts_dict d WHERE d.dictnamespace = ns
-			UNION ALL
-			SELECT s.stxname, s.stxowner FROM pg_catalog.pg_statistic_ext s WHERE s.stxnamespace = ns) o(what, owner)
-	 WHERE o.owner <> me
-	 LIMIT 1;
-	IF what IS NOT NULL THEN
-		RAISE EXCEPTION '% in schema "unkey" is owned by role "%"', what, who::regrole
-			USING ERRCODE = '42501',
-			HINT = 'Only the extension owner may own objects in schema unkey: drop that object after checking it, then try again.';
+			HINT = 'Check what schema unkey holds; drop that object, give it to a superuser or revoke that CREATE, then try again.';
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION unkey._check_schema() IS 'private: refuse a schema unkey that another role owns, may create in, or has planted objects in';
+COMMENT ON FUNCTION unkey._check_schema() IS 'private: refuse a schema unkey that a role other than a superuser or the installer owns, may create in, or owns something in';
 SELECT unkey._check_schema();
+REVOKE ALL ON FUNCTION unkey._check_schema() FROM PUBLIC;
 
 /*
  * 0.2.0 calls its private helpers with exact argument types only: _audit is
  * no longer VARIADIC, the rate-limit config helpers no longer take anyelement,
  * and errors go through _raise with a hint.  The helpers that are gone or
  * changed their signature are dropped; every function whose definition
- * changed is replaced, in the order of a fresh install.  No table, type or
- * view changes, so every row stays as it is.
+ * changed is created or replaced, in the order of a fresh install.  No table,
+ * type or view changes, so every row stays as it is, and every grant a user
+ * made on a function that stays is kept.
  */
 DROP FUNCTION unkey._audit(text, text, text[]);
-DROP FUNCTION unkey._replace_ratelimits(text, text, anyelement, jsonb);
 DROP FUNCTION unkey._check_ratelimit(text, bigint);
-DROP FUNCTION unkey._set_ratelimit(text, text, anyelement, text, bigint, interval, boolean);
-DROP FUNCTION unkey._get_ratelimits(text, text, anyelement);
 DROP FUNCTION unkey._delete_ratelimit(text, text, anyelement, text);
+DROP FUNCTION unkey._get_ratelimits(text, text, anyelement);
+DROP FUNCTION unkey._replace_ratelimits(text, text, anyelement, jsonb);
+DROP FUNCTION unkey._set_ratelimit(text, text, anyelement, text, bigint, interval, boolean);
 
-CREATE OR REPLACE FUNCTION unkey._raise(condition text, message text, hint text) RETURNS void
+CREATE FUNCTION unkey._raise(condition text, message text, hint text) RETURNS void
 	AS 'MODULE_PATHNAME', 'unkey_raise' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION unkey._raise(text, text, text) IS 'private: raise an error by condition name (not_found, gone, precondition_failed, invalid_parameter_value, ...), with the SQLSTATEs defined once in C';
 
 -- Record a change in the audit log, in the caller's transaction; targets is a flat
 -- array of (type, id) pairs; never VARIADIC, so no overload can capture a call
-CREATE OR REPLACE FUNCTION unkey._audit(event text, description text, targets text[])
+CREATE FUNCTION unkey._audit(event text, description text, targets text[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -959,7 +958,7 @@ $$;
  * limiter, src/ratelimit.c its SQL face)
  */
 
-CREATE OR REPLACE FUNCTION unkey._check_ratelimit_config(name text, "limit" bigint, duration_ms bigint) RETURNS void
+CREATE FUNCTION unkey._check_ratelimit_config(name text, "limit" bigint, duration_ms bigint) RETURNS void
 	AS 'MODULE_PATHNAME', 'unkey_check_ratelimit_config' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION unkey._check_ratelimit_config(text, bigint, bigint) IS 'private: Unkey''s bounds for a named rate limit, the same checks as in verification (duration_ms NULL: checked elsewhere)';
 
@@ -1017,7 +1016,7 @@ COMMENT ON FUNCTION unkey._check_ratelimits(jsonb) IS 'private: validate rate-li
 
 -- Replace all named rate limits of a key (key_hash) or an identity (identity_id);
 -- the other argument is NULL, so the statement on its table matches nothing
-CREATE OR REPLACE FUNCTION unkey._replace_ratelimits(key_hash bytea, identity_id text, ratelimits jsonb)
+CREATE FUNCTION unkey._replace_ratelimits(key_hash bytea, identity_id text, ratelimits jsonb)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -1213,7 +1212,7 @@ COMMENT ON FUNCTION unkey.unkey_delete_override(text, text) IS 'remove an overri
 
 -- The named rate limits of a key (key_hash) or an identity (identity_id), as
 -- JSON; the other argument is NULL, so its half of the union reads nothing
-CREATE OR REPLACE FUNCTION unkey._get_ratelimits(key_hash bytea, identity_id text)
+CREATE FUNCTION unkey._get_ratelimits(key_hash bytea, identity_id text)
 RETURNS jsonb
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -1229,7 +1228,7 @@ COMMENT ON FUNCTION unkey._get_ratelimits(bytea, text) IS 'private: the named ra
 -- Set or delete a named rate limit of a key (by id) or an identity (by id or
 -- external id), and audit it: the one mechanism behind the four functions
 -- that change key and identity limits
-CREATE OR REPLACE FUNCTION unkey._change_ratelimit(action text, owner_type text, owner text, name text,
+CREATE FUNCTION unkey._change_ratelimit(action text, owner_type text, owner text, name text,
 										"limit" bigint, duration interval, auto_apply boolean)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -1345,7 +1344,7 @@ BEGIN
 	   OR (kind = 'number' AND (v::numeric <> trunc(v::numeric)
 								OR v::numeric NOT BETWEEN -9223372036854775808 AND 9223372036854775807)) THEN
 		PERFORM unkey._raise('invalid_parameter_value'::text, format('%s must be %s', field, CASE kind WHEN 'number' THEN 'an integer or null' WHEN 'boolean' THEN 'true or false' ELSE 'a ' || kind || ' or null' END),
-							 'Give the field a value of that type, or leave it out to keep it unchanged.'::text);
+							 'Give the field a value the message allows, or leave it out.'::text);
 	END IF;
 	IF kind = 'number' THEN
 		RETURN trunc(v::numeric)::text;		-- 1.0 and 1e2 are integers too
@@ -2051,7 +2050,10 @@ COMMENT ON FUNCTION unkey.unkey_get_verifications(text, timestamptz, timestamptz
  * get exactly the grants the README shows
  */
 
--- functions are executable by PUBLIC by default: take that back from all of them
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA unkey FROM PUBLIC;
--- tables are never read or written directly by applications
-REVOKE ALL ON ALL TABLES IN SCHEMA unkey FROM PUBLIC;
+-- what this script created is not for PUBLIC, as in a fresh install
+REVOKE ALL ON FUNCTION unkey._audit(text, text, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION unkey._change_ratelimit(text, text, text, text, bigint, interval, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION unkey._check_ratelimit_config(text, bigint, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION unkey._get_ratelimits(bytea, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION unkey._raise(text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION unkey._replace_ratelimits(bytea, text, jsonb) FROM PUBLIC;

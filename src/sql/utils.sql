@@ -14,8 +14,8 @@
  * could plant a function that runs with our rights.  CREATE EXTENSION
  * creates the schema when it is missing; one that already exists (a pg_dump
  * restore creates it first) is accepted only when it and everything in it
- * belong to the role installing the extension and no other role may create
- * in it.  Every upgrade script runs the same check.
+ * belong to the role installing the extension or to a superuser, and no
+ * other role may create in it.  Every upgrade script runs the same check.
  */
 CREATE FUNCTION unkey._check_schema()
 RETURNS void
@@ -24,58 +24,55 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	ns oid := 'unkey'::regnamespace;
-	me oid := (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user);
 	what text;
 	who oid;
 BEGIN
-	SELECT n.nspowner INTO who FROM pg_catalog.pg_namespace n WHERE n.oid = ns;
-	IF who <> me THEN
-		RAISE EXCEPTION 'schema "unkey" is owned by role "%", not by "%" who installs the extension',
-			who::regrole, current_user
-			USING ERRCODE = '42501',
-			HINT = 'Drop or rename that schema after checking what it holds, then run CREATE EXTENSION unkey again.';
-	END IF;
-	SELECT a.grantee::regrole::text INTO what
-	  FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
-	 WHERE n.oid = ns AND a.privilege_type = 'CREATE' AND a.grantee <> me
+	-- every role that owns or may create something here, and what
+	SELECT o.what, o.role INTO what, who
+	  FROM (SELECT 'schema "unkey" is owned by', n.nspowner FROM pg_catalog.pg_namespace n WHERE n.oid = ns
+			UNION ALL
+			SELECT 'schema "unkey" grants CREATE to', a.grantee
+			  FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
+			 WHERE n.oid = ns AND a.privilege_type = 'CREATE'
+			UNION ALL
+			SELECT c.oid::regclass::text || ' is owned by', c.relowner FROM pg_catalog.pg_class c WHERE c.relnamespace = ns
+			UNION ALL
+			SELECT p.oid::regprocedure::text || ' is owned by', p.proowner FROM pg_catalog.pg_proc p WHERE p.pronamespace = ns
+			UNION ALL
+			SELECT t.oid::regtype::text || ' is owned by', t.typowner FROM pg_catalog.pg_type t WHERE t.typnamespace = ns
+			UNION ALL
+			SELECT o.oid::regoperator::text || ' is owned by', o.oprowner FROM pg_catalog.pg_operator o WHERE o.oprnamespace = ns
+			UNION ALL
+			SELECT 'collation ' || c.collname || ' is owned by', c.collowner FROM pg_catalog.pg_collation c WHERE c.collnamespace = ns
+			UNION ALL
+			SELECT 'conversion ' || c.conname || ' is owned by', c.conowner FROM pg_catalog.pg_conversion c WHERE c.connamespace = ns
+			UNION ALL
+			SELECT 'operator family ' || f.opfname || ' is owned by', f.opfowner FROM pg_catalog.pg_opfamily f WHERE f.opfnamespace = ns
+			UNION ALL
+			SELECT 'operator class ' || c.opcname || ' is owned by', c.opcowner FROM pg_catalog.pg_opclass c WHERE c.opcnamespace = ns
+			UNION ALL
+			SELECT 'text search configuration ' || c.cfgname || ' is owned by', c.cfgowner
+			  FROM pg_catalog.pg_ts_config c WHERE c.cfgnamespace = ns
+			UNION ALL
+			SELECT 'text search dictionary ' || d.dictname || ' is owned by', d.dictowner
+			  FROM pg_catalog.pg_ts_dict d WHERE d.dictnamespace = ns
+			UNION ALL
+			SELECT 'statistics ' || s.stxname || ' is owned by', s.stxowner FROM pg_catalog.pg_statistic_ext s WHERE s.stxnamespace = ns
+			UNION ALL
+			SELECT 'extension ' || e.extname || ' is owned by', e.extowner
+			  FROM pg_catalog.pg_extension e WHERE e.extnamespace = ns AND e.extname <> 'unkey') o(what, role)
+	 WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles r
+						WHERE r.oid = o.role AND (r.rolsuper OR r.rolname = current_user))
 	 LIMIT 1;
 	IF what IS NOT NULL THEN
-		RAISE EXCEPTION 'role "%" may create objects in schema "unkey"', coalesce(nullif(what, '-'), 'PUBLIC')
+		RAISE EXCEPTION '% role "%", which is neither a superuser nor "%", who installs or updates unkey',
+			what, CASE who WHEN 0 THEN 'PUBLIC' ELSE who::regrole::text END, current_user
 			USING ERRCODE = '42501',
-			HINT = 'Revoke CREATE on schema unkey from every role but the extension owner, then try again.';
-	END IF;
-	SELECT o.what, o.owner INTO what, who
-	  FROM (SELECT c.oid::regclass::text, c.relowner FROM pg_catalog.pg_class c WHERE c.relnamespace = ns
-			UNION ALL
-			SELECT p.oid::regprocedure::text, p.proowner FROM pg_catalog.pg_proc p WHERE p.pronamespace = ns
-			UNION ALL
-			SELECT t.oid::regtype::text, t.typowner FROM pg_catalog.pg_type t WHERE t.typnamespace = ns
-			UNION ALL
-			SELECT o.oid::regoperator::text, o.oprowner FROM pg_catalog.pg_operator o WHERE o.oprnamespace = ns
-			UNION ALL
-			SELECT c.collname, c.collowner FROM pg_catalog.pg_collation c WHERE c.collnamespace = ns
-			UNION ALL
-			SELECT c.conname, c.conowner FROM pg_catalog.pg_conversion c WHERE c.connamespace = ns
-			UNION ALL
-			SELECT f.opfname, f.opfowner FROM pg_catalog.pg_opfamily f WHERE f.opfnamespace = ns
-			UNION ALL
-			SELECT c.opcname, c.opcowner FROM pg_catalog.pg_opclass c WHERE c.opcnamespace = ns
-			UNION ALL
-			SELECT c.cfgname, c.cfgowner FROM pg_catalog.pg_ts_config c WHERE c.cfgnamespace = ns
-			UNION ALL
-			SELECT d.dictname, d.dictowner FROM pg_catalog.pg_ts_dict d WHERE d.dictnamespace = ns
-			UNION ALL
-			SELECT s.stxname, s.stxowner FROM pg_catalog.pg_statistic_ext s WHERE s.stxnamespace = ns) o(what, owner)
-	 WHERE o.owner <> me
-	 LIMIT 1;
-	IF what IS NOT NULL THEN
-		RAISE EXCEPTION '% in schema "unkey" is owned by role "%"', what, who::regrole
-			USING ERRCODE = '42501',
-			HINT = 'Only the extension owner may own objects in schema unkey: drop that object after checking it, then try again.';
+			HINT = 'Check what schema unkey holds; drop that object, give it to a superuser or revoke that CREATE, then try again.';
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION unkey._check_schema() IS 'private: refuse a schema unkey that another role owns, may create in, or has planted objects in';
+COMMENT ON FUNCTION unkey._check_schema() IS 'private: refuse a schema unkey that a role other than a superuser or the installer owns, may create in, or owns something in';
 SELECT unkey._check_schema();
 
 -- Nothing in schema unkey is usable by PUBLIC: applications get exactly the

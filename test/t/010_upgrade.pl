@@ -43,6 +43,12 @@ unkey.test_now = '2026-01-15 10:00:00+00'
 });
 $node->start;
 
+# 0.1.0's install script is not installed by make install (it adopted a schema
+# unkey that someone else had created); test/check.sh installs it for the tests
+plan skip_all => 'the 0.1.0 install script (test/upgrade/) is not installed'
+  unless $node->safe_psql('postgres',
+	q{SELECT count(*) FROM pg_available_extension_versions WHERE name = 'unkey' AND version = '0.1.0'});
+
 my $db = 'upgraded';
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('postgres', "CREATE DATABASE $db");
