@@ -210,6 +210,51 @@ SELECT namespace, identifier, passed, "limit", remaining, reset, cost, override_
 	   namespace_id ~ '^rlns_' AS namespace_id
   FROM unkey.ratelimit_events WHERE namespace = 'events-ns' ORDER BY time, identifier, cost;
 
+-- the rate-limit rollups: checks over hours, days and a month boundary, in
+-- two flushes that share an hour; each view equals a GROUP BY of the raw
+-- events at its grain, in both directions
+CREATE FUNCTION pg_temp.rl_checks(times timestamptz[]) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+	t timestamptz;
+BEGIN
+	FOREACH t IN ARRAY times LOOP
+		PERFORM set_config('unkey.test_now', t::text, true);
+		PERFORM unkey.unkey_ratelimit('events-rollup', 'user_' || i, 2, '1 hour')
+		   FROM generate_series(1, 3) i, generate_series(1, 2) j;
+	END LOOP;
+END
+$$;
+SELECT pg_temp.rl_checks('{2031-03-31 22:59:59+00, 2031-03-31 23:00:00+00, 2031-03-31 23:30:00+00}');
+SELECT FROM unkey.unkey_flush_events();
+SELECT pg_temp.rl_checks('{2031-03-31 23:40:00+00, 2031-04-01 00:00:01+00, 2031-04-02 05:00:00+00}');
+SELECT FROM unkey.unkey_flush_events();
+SELECT time, identifier, passed, limited, total FROM unkey.ratelimits_daily
+ WHERE namespace = 'events-rollup' ORDER BY time, identifier;
+WITH grains(g, unit) AS (VALUES ('hourly', 'hour'), ('daily', 'day'), ('monthly', 'month')),
+views AS (
+	SELECT 'hourly' AS g, time, namespace_id, identifier, passed, limited, total
+	  FROM unkey.ratelimits_hourly WHERE namespace = 'events-rollup'
+	UNION ALL
+	SELECT 'daily', time, namespace_id, identifier, passed, limited, total
+	  FROM unkey.ratelimits_daily WHERE namespace = 'events-rollup'
+	UNION ALL
+	SELECT 'monthly', time, namespace_id, identifier, passed, limited, total
+	  FROM unkey.ratelimits_monthly WHERE namespace = 'events-rollup'),
+raw AS (
+	SELECT g.g, date_trunc(g.unit, e.time, 'UTC') AS time, e.namespace_id, e.identifier,
+		   count(*) FILTER (WHERE e.passed) AS passed, count(*) FILTER (WHERE NOT e.passed) AS limited,
+		   count(*) AS total
+	  FROM unkey.ratelimit_events e, grains g
+	 WHERE e.namespace = 'events-rollup'
+	 GROUP BY 1, 2, 3, 4)
+SELECT g.g AS grain, (SELECT count(*) FROM views v WHERE v.g = g.g) AS view_rows,
+	   (SELECT count(*) FROM (SELECT * FROM views v WHERE v.g = g.g EXCEPT ALL
+							  SELECT * FROM raw r WHERE r.g = g.g) d)
+	   + (SELECT count(*) FROM (SELECT * FROM raw r WHERE r.g = g.g EXCEPT ALL
+								SELECT * FROM views v WHERE v.g = g.g) d) AS differences
+  FROM grains g ORDER BY view_rows;
+DROP FUNCTION pg_temp.rl_checks(timestamptz[]);
+
 ----------------------------------------------------------------------------
 -- retention: whole partitions before now - retention go, nothing newer
 ----------------------------------------------------------------------------

@@ -66,9 +66,23 @@ CREATE TABLE unkey.event_settings (
 );
 COMMENT ON TABLE unkey.event_settings IS 'local: how long raw events are kept (unkey_set_retention); no row keeps them forever';
 
+-- Rate-limit checks per hour (UTC), namespace and identifier, kept up to date
+-- as events are written; days and months are summed from the hours
+CREATE TABLE unkey.ratelimit_rollups (
+	bucket				timestamptz NOT NULL,
+	namespace_id		text NOT NULL,
+	identifier			text NOT NULL,
+	passed				bigint NOT NULL,
+	limited				bigint NOT NULL,
+	last_time			timestamptz NOT NULL,
+	PRIMARY KEY (namespace_id, identifier, bucket)
+);
+COMMENT ON TABLE unkey.ratelimit_rollups IS 'per-identifier: rate-limit checks per hour, namespace and identifier, passed and limited';
+
 -- pg_dump carries user data; the extension recreates everything else
 SELECT pg_catalog.pg_extension_config_dump('unkey.verification_rollups', '');
 SELECT pg_catalog.pg_extension_config_dump('unkey.event_settings', '');
+SELECT pg_catalog.pg_extension_config_dump('unkey.ratelimit_rollups', '');
 
 CREATE FUNCTION unkey._latency_hist(latencies double precision[]) RETURNS bigint[]
 	AS 'MODULE_PATHNAME', 'unkey_latency_hist' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -164,9 +178,21 @@ BEGIN
 	SELECT e.t, e.r, e.ni, e.n, e.i, e.p, e.lim, e.rem, e.rs, e.c, e.o, e.l
 	  FROM unnest(t, request_id, namespace_id, namespace, identifier, passed, "limit", remaining, reset, cost,
 				  override_id, latency) AS e(t, r, ni, n, i, p, lim, rem, rs, c, o, l);
+	-- one row per hour, namespace and identifier of the batch, in the primary
+	-- key's order, so concurrent writers lock rows in the same order
+	INSERT INTO unkey.ratelimit_rollups AS r (bucket, namespace_id, identifier, passed, limited, last_time)
+	SELECT date_trunc('hour', e.t, 'UTC'), e.ni, e.i, count(*) FILTER (WHERE e.p), count(*) FILTER (WHERE NOT e.p),
+		   max(e.t)
+	  FROM unnest(t, namespace_id, identifier, passed) AS e(t, ni, i, p)
+	 GROUP BY e.ni, e.i, date_trunc('hour', e.t, 'UTC')
+	 ORDER BY e.ni, e.i, date_trunc('hour', e.t, 'UTC')
+	ON CONFLICT ON CONSTRAINT ratelimit_rollups_pkey DO UPDATE
+	   SET passed = r.passed + EXCLUDED.passed,
+		   limited = r.limited + EXCLUDED.limited,
+		   last_time = greatest(r.last_time, EXCLUDED.last_time);
 END
 $$;
-COMMENT ON FUNCTION unkey._store_ratelimits(timestamptz[], double precision[], text[], text[], text[], text[], text[], boolean[], bigint[], bigint[], timestamptz[], bigint[]) IS 'private: write rate-limit events';
+COMMENT ON FUNCTION unkey._store_ratelimits(timestamptz[], double precision[], text[], text[], text[], text[], text[], boolean[], bigint[], bigint[], timestamptz[], bigint[]) IS 'private: write rate-limit events and roll them up per hour';
 
 -- Drop the event partitions that lie wholly before now - retention; returns their names
 CREATE FUNCTION unkey._apply_retention(now timestamptz)
@@ -297,6 +323,25 @@ SELECT v.key_id, max(v.api_id) AS api_id, sum(v.valid) AS valid, sum(v.forbidden
  WHERE v.granularity = 'month' AND v.key_id IS NOT NULL
  GROUP BY v.key_id;
 COMMENT ON VIEW unkey.key_usage IS 'verifications of each key, all time, one column per outcome, and its last use';
+
+-- Rate-limit checks per namespace and identifier: ratelimits_hourly, _daily
+-- and _monthly (UTC), summed from the hourly rollups
+DO $$
+DECLARE
+	g text[];
+BEGIN
+	FOREACH g SLICE 1 IN ARRAY ARRAY[['hourly', 'hour'], ['daily', 'day'], ['monthly', 'month']] LOOP
+		EXECUTE format('CREATE VIEW unkey.ratelimits_%s AS'
+					   ' SELECT date_trunc(%L, r.bucket, ''UTC'') AS time, r.namespace_id, n.name AS namespace,'
+					   ' r.identifier, sum(r.passed)::bigint AS passed, sum(r.limited)::bigint AS limited,'
+					   ' sum(r.passed + r.limited)::bigint AS total, max(r.last_time) AS last_time'
+					   ' FROM unkey.ratelimit_rollups r JOIN unkey.ratelimit_namespaces n ON n.id = r.namespace_id'
+					   ' GROUP BY 1, r.namespace_id, n.name, r.identifier', g[1], g[2]);
+		EXECUTE format('COMMENT ON VIEW unkey.ratelimits_%s IS %L', g[1],
+					   format('rate-limit checks per %s (UTC), namespace and identifier: passed, limited and total', g[2]));
+	END LOOP;
+END
+$$;
 
 -- One row of unkey_get_verifications: the grouped columns, then one count per outcome
 CREATE TYPE unkey.verification_count AS (

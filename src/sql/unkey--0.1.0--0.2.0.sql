@@ -77,8 +77,8 @@ REVOKE ALL ON FUNCTION unkey._check_schema() FROM PUBLIC;
  * and errors go through _raise with a hint.  The helpers that are gone or
  * changed their signature are dropped; every function whose definition
  * changed is created or replaced, in the order of a fresh install.  No table,
- * type or view changes, so every row stays as it is, and every grant a user
- * made on a function that stays is kept.
+ * type or view changes but for the rate-limit rollups added below, so every
+ * row stays as it is, and every grant a user made is kept.
  */
 DROP FUNCTION unkey._audit(text, text, text[]);
 DROP FUNCTION unkey._check_ratelimit(text, bigint);
@@ -86,6 +86,55 @@ DROP FUNCTION unkey._delete_ratelimit(text, text, anyelement, text);
 DROP FUNCTION unkey._get_ratelimits(text, text, anyelement);
 DROP FUNCTION unkey._replace_ratelimits(text, text, anyelement, jsonb);
 DROP FUNCTION unkey._set_ratelimit(text, text, anyelement, text, bigint, interval, boolean);
+
+/*
+ * 0.2.0 rolls the rate-limit events up per hour.  The rollups are filled from
+ * the rate-limit events still kept; the lock keeps the event writer from
+ * adding events until the new _store_ratelimits, which rolls them up as it
+ * writes them, is in place at commit.
+ */
+LOCK TABLE unkey.ratelimit_events IN SHARE MODE;
+
+-- Rate-limit checks per hour (UTC), namespace and identifier, kept up to date
+-- as events are written; days and months are summed from the hours
+CREATE TABLE unkey.ratelimit_rollups (
+	bucket				timestamptz NOT NULL,
+	namespace_id		text NOT NULL,
+	identifier			text NOT NULL,
+	passed				bigint NOT NULL,
+	limited				bigint NOT NULL,
+	last_time			timestamptz NOT NULL,
+	PRIMARY KEY (namespace_id, identifier, bucket)
+);
+COMMENT ON TABLE unkey.ratelimit_rollups IS 'per-identifier: rate-limit checks per hour, namespace and identifier, passed and limited';
+SELECT pg_catalog.pg_extension_config_dump('unkey.ratelimit_rollups', '');
+INSERT INTO unkey.ratelimit_rollups (bucket, namespace_id, identifier, passed, limited, last_time)
+SELECT date_trunc('hour', e.time, 'UTC'), e.namespace_id, e.identifier, count(*) FILTER (WHERE e.passed),
+	   count(*) FILTER (WHERE NOT e.passed), max(e.time)
+  FROM unkey.ratelimit_events e
+ GROUP BY 1, 2, 3;
+
+-- Rate-limit checks per namespace and identifier: ratelimits_hourly, _daily
+-- and _monthly (UTC), summed from the hourly rollups
+DO $$
+DECLARE
+	g text[];
+BEGIN
+	FOREACH g SLICE 1 IN ARRAY ARRAY[['hourly', 'hour'], ['daily', 'day'], ['monthly', 'month']] LOOP
+		EXECUTE format('CREATE VIEW unkey.ratelimits_%s AS'
+					   ' SELECT date_trunc(%L, r.bucket, ''UTC'') AS time, r.namespace_id, n.name AS namespace,'
+					   ' r.identifier, sum(r.passed)::bigint AS passed, sum(r.limited)::bigint AS limited,'
+					   ' sum(r.passed + r.limited)::bigint AS total, max(r.last_time) AS last_time'
+					   ' FROM unkey.ratelimit_rollups r JOIN unkey.ratelimit_namespaces n ON n.id = r.namespace_id'
+					   ' GROUP BY 1, r.namespace_id, n.name, r.identifier', g[1], g[2]);
+		EXECUTE format('COMMENT ON VIEW unkey.ratelimits_%s IS %L', g[1],
+					   format('rate-limit checks per %s (UTC), namespace and identifier: passed, limited and total', g[2]));
+	END LOOP;
+END
+$$;
+
+REVOKE ALL ON TABLE unkey.ratelimit_rollups, unkey.ratelimits_hourly, unkey.ratelimits_daily,
+	unkey.ratelimits_monthly FROM PUBLIC;
 
 CREATE FUNCTION unkey._raise(condition text, message text, hint text) RETURNS void
 	AS 'MODULE_PATHNAME', 'unkey_raise' LANGUAGE C VOLATILE;
@@ -1869,9 +1918,21 @@ BEGIN
 	SELECT e.t, e.r, e.ni, e.n, e.i, e.p, e.lim, e.rem, e.rs, e.c, e.o, e.l
 	  FROM unnest(t, request_id, namespace_id, namespace, identifier, passed, "limit", remaining, reset, cost,
 				  override_id, latency) AS e(t, r, ni, n, i, p, lim, rem, rs, c, o, l);
+	-- one row per hour, namespace and identifier of the batch, in the primary
+	-- key's order, so concurrent writers lock rows in the same order
+	INSERT INTO unkey.ratelimit_rollups AS r (bucket, namespace_id, identifier, passed, limited, last_time)
+	SELECT date_trunc('hour', e.t, 'UTC'), e.ni, e.i, count(*) FILTER (WHERE e.p), count(*) FILTER (WHERE NOT e.p),
+		   max(e.t)
+	  FROM unnest(t, namespace_id, identifier, passed) AS e(t, ni, i, p)
+	 GROUP BY e.ni, e.i, date_trunc('hour', e.t, 'UTC')
+	 ORDER BY e.ni, e.i, date_trunc('hour', e.t, 'UTC')
+	ON CONFLICT ON CONSTRAINT ratelimit_rollups_pkey DO UPDATE
+	   SET passed = r.passed + EXCLUDED.passed,
+		   limited = r.limited + EXCLUDED.limited,
+		   last_time = greatest(r.last_time, EXCLUDED.last_time);
 END
 $$;
-COMMENT ON FUNCTION unkey._store_ratelimits(timestamptz[], double precision[], text[], text[], text[], text[], text[], boolean[], bigint[], bigint[], timestamptz[], bigint[]) IS 'private: write rate-limit events';
+COMMENT ON FUNCTION unkey._store_ratelimits(timestamptz[], double precision[], text[], text[], text[], text[], text[], boolean[], bigint[], bigint[], timestamptz[], bigint[]) IS 'private: write rate-limit events and roll them up per hour';
 
 CREATE OR REPLACE FUNCTION unkey.unkey_set_retention(retention interval)
 RETURNS void

@@ -221,7 +221,7 @@ sub table_state
 sub new_relations_are_empty_partitions
 {
 	my ($before, $what) = @_;
-	my %seen = map { $_ => 1 } @$before;
+	my %seen = map { $_ => 1 } @$before, 'unkey.ratelimit_rollups';
 	for my $rel (grep { !$seen{$_} } @{ relations() })
 	{
 		is(dbq(qq{SELECT c.relispartition AND NOT EXISTS (SELECT FROM $rel)
@@ -270,6 +270,20 @@ for my $rel (@$rels)
 	is($after->{$rel}, $before->{$rel}, "$rel: the same rows after the update");
 }
 new_relations_are_empty_partitions($rels, 'after the update');
+
+# 0.2.0 adds the hourly rate-limit rollups, filled by the update from the
+# rate-limit events: exactly a GROUP BY of them, in both directions
+my $rollup_sql = q{SELECT date_trunc('hour', e.time, 'UTC'), e.namespace_id, e.identifier,
+	count(*) FILTER (WHERE e.passed), count(*) FILTER (WHERE NOT e.passed), max(e.time)
+	FROM unkey.ratelimit_events e GROUP BY 1, 2, 3};
+is( dbq(qq{
+SELECT (SELECT count(*) FROM unkey.ratelimit_rollups) > 0,
+       (SELECT count(*) FROM (SELECT bucket, namespace_id, identifier, passed, limited, last_time
+                                FROM unkey.ratelimit_rollups EXCEPT ALL $rollup_sql) d),
+       (SELECT count(*) FROM ($rollup_sql EXCEPT ALL
+                              SELECT bucket, namespace_id, identifier, passed, limited, last_time
+                                FROM unkey.ratelimit_rollups) d)}),
+	't|0|0', 'the update rolls the rate-limit events up per hour, namespace and identifier');
 
 # every key verifies as before, then nothing but the events and rollups changed
 my $verified_after = verify_all();
@@ -336,6 +350,12 @@ is( dbq('SELECT (SELECT count(*) FROM unkey.verification_events) - ' . $ve
 	'3|2', 'events still flow: 3 verifications and 2 rate-limit checks are written after the update');
 is( dbq(q{SELECT sum(count) FROM unkey.verification_rollups WHERE granularity = 'day' AND tags = '{path=/after}'}),
 	'3', 'and rolled up');
+is( dbq(qq{SELECT count(*) FROM ((SELECT bucket, namespace_id, identifier, passed, limited, last_time
+                                    FROM unkey.ratelimit_rollups EXCEPT ALL $rollup_sql)
+                                  UNION ALL ($rollup_sql EXCEPT ALL
+                                    SELECT bucket, namespace_id, identifier, passed, limited, last_time
+                                      FROM unkey.ratelimit_rollups)) d}),
+	'0', 'and the rate-limit rollups still equal the rate-limit events');
 
 my ($ret, $stdout, $stderr) = $node->psql($db, q{SELECT unkey.unkey_create_api('after update')});
 is($ret, 0, 'a change after the update succeeds') or diag $stderr;
