@@ -461,6 +461,14 @@ line (k, n, line) AS (
 		   ) a(classid, objid, objsubid, acl),
 		   aclexplode(a.acl) x
 	UNION ALL
+	-- the privileges pg_dump takes as the extension's own (pg_init_privs)
+	SELECT 'init_privs', 0, format('%s: %s %s', pg_describe_object(i.classoid, i.objoid, i.objsubid), i.privtype,
+								   (SELECT string_agg(format('%s %s', CASE WHEN x.grantee = 0 THEN 'PUBLIC'
+																		   ELSE pg_get_userbyid(x.grantee) END,
+															 x.privilege_type), ', ' ORDER BY 1)
+									  FROM aclexplode(i.initprivs) x))
+	  FROM pg_init_privs i JOIN obj o ON o.classid = i.classoid AND o.objid = i.objoid
+	UNION ALL
 	-- comments, of columns too
 	SELECT 'comment', 0, format('%s: %s', pg_describe_object(d.classoid, d.objoid, d.objsubid),
 								replace(d.description, E'\n', '\n'))
@@ -569,7 +577,7 @@ my $schema_upgraded = $node->safe_psql($db, $schema_sql);
 
 # the list describes the whole surface, not an empty or broken query
 my @lines = split /\n/, $schema_fresh;
-for my $kind ('member', 'owner', 'acl', 'comment', 'function ', 'aggregate ', 'type ', 'relation ', 'extconfig')
+for my $kind ('member', 'owner', 'acl', 'init_privs', 'comment', 'function ', 'aggregate ', 'type ', 'relation ', 'extconfig')
 {
 	my $label = $kind =~ s/ $//r;
 	cmp_ok(scalar(grep { /^\Q$kind\E/ } @lines), ">", 0, "the schema listing has $label lines");
