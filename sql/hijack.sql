@@ -105,7 +105,7 @@ CREATE TEMP TABLE verification_events (time timestamptz, key_hash bytea, key_id 
 	api_id text, identity_id text, outcome text, spent_credits bigint, tags text[]);
 -- temp tables named like the rate limiter's, with decoys: a namespace for
 -- each name the limiter uses below, and overrides that would cut it to 1
-CREATE TEMP TABLE ratelimit_namespaces (id text, name text, created_at timestamptz,
+CREATE TEMP TABLE ratelimit_namespaces (id text PRIMARY KEY, name text UNIQUE, created_at timestamptz,
 	deleted_at timestamptz);
 INSERT INTO pg_temp.ratelimit_namespaces (id, name, created_at) VALUES
 	('rlns_decoy_ns', 'hijack-ns', '2020-01-01 00:00:00+00'),
