@@ -1,6 +1,7 @@
 -- hijack: an unprivileged role plants look-alike functions, operators and
 -- temp tables ahead of pg_catalog in its search_path; the extension's
--- SECURITY DEFINER functions must never use them
+-- SECURITY DEFINER functions, and its C functions that run as their caller
+-- with no SET (unkey_ratelimit), must never use them
 
 CREATE ROLE regress_attacker;
 CREATE ROLE regress_hijack_admin;
@@ -102,6 +103,46 @@ VALUES (pg_catalog.sha256(pg_catalog.convert_to('hj_decoy_key', 'UTF8')), 'key_d
 		'api_decoy', 'hj_deco', true, '2020-01-01 00:00:00+00');
 CREATE TEMP TABLE verification_events (time timestamptz, key_hash bytea, key_id text,
 	api_id text, identity_id text, outcome text, spent_credits bigint, tags text[]);
+-- temp tables named like the rate limiter's, with decoys: a namespace for
+-- each name the limiter uses below, and overrides that would cut it to 1
+CREATE TEMP TABLE ratelimit_namespaces (id text PRIMARY KEY, name text UNIQUE, created_at timestamptz,
+	deleted_at timestamptz);
+INSERT INTO pg_temp.ratelimit_namespaces (id, name, created_at) VALUES
+	('rlns_decoy_ns', 'hijack-ns', '2020-01-01 00:00:00+00'),
+	('rlns_decoy_new', 'hijack-new-ns', '2020-01-01 00:00:00+00'),
+	('rlns_decoy_inline', 'hijack-inline-ns', '2020-01-01 00:00:00+00');
+CREATE TEMP TABLE ratelimit_overrides (id text, namespace_id text, identifier text,
+	"limit" bigint, duration_ms bigint, created_at timestamptz, updated_at timestamptz);
+INSERT INTO pg_temp.ratelimit_overrides (id, namespace_id, identifier, "limit", duration_ms, created_at) VALUES
+	('rlor_decoy_1', 'rlns_decoy_ns', 'vip-1', 1, 1000, '2020-01-01 00:00:00+00'),
+	('rlor_decoy_2', 'rlns_decoy_ns', '*', 1, 1000, '2020-01-01 00:00:00+00'),
+	('rlor_decoy_3', 'rlns_decoy_new', '*', 1, 1000, '2020-01-01 00:00:00+00'),
+	('rlor_decoy_4', 'rlns_decoy_inline', '*', 1, 1000, '2020-01-01 00:00:00+00');
+CREATE TEMP TABLE ratelimit_events (time timestamptz, request_id text, namespace_id text,
+	namespace text, identifier text, passed boolean, "limit" bigint, remaining bigint,
+	reset timestamptz, cost bigint, override_id text, latency double precision);
+-- readable and writable by anyone, so that a lookup that reached them would
+-- silently use them rather than fail
+GRANT SELECT, INSERT, UPDATE, DELETE ON pg_temp.ratelimit_namespaces, pg_temp.ratelimit_overrides,
+	pg_temp.ratelimit_events TO PUBLIC;
+-- look-alikes of the helpers that the rate limiter's SQL calls
+CREATE FUNCTION regress_hijack._new_id(text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO public.hijack_calls VALUES ('_new_id(text)');
+	RETURN 'rlns_planted';
+END
+$$;
+CREATE FUNCTION regress_hijack._store_ratelimits(timestamptz[], double precision[], text[], text[], text[],
+	text[], text[], boolean[], bigint[], bigint[], timestamptz[], bigint[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO public.hijack_calls VALUES ('_store_ratelimits(...)');
+END
+$$;
+CREATE FUNCTION regress_hijack._ensure_partitions(text, timestamptz[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO public.hijack_calls VALUES ('_ensure_partitions(text, timestamptz[])');
+END
+$$;
 
 -- a fingerprint of the temp tables, to compare at the end
 CREATE TEMP TABLE temp_before AS
@@ -112,7 +153,16 @@ SELECT 'keys', (SELECT pg_catalog.count(*) FROM pg_temp.keys),
        (SELECT pg_catalog.string_agg(x::text, '|') FROM pg_temp.keys x)
 UNION ALL
 SELECT 'verification_events', (SELECT pg_catalog.count(*) FROM pg_temp.verification_events),
-       (SELECT pg_catalog.string_agg(x::text, '|') FROM pg_temp.verification_events x);
+       (SELECT pg_catalog.string_agg(x::text, '|') FROM pg_temp.verification_events x)
+UNION ALL
+SELECT 'ratelimit_namespaces', (SELECT pg_catalog.count(*) FROM pg_temp.ratelimit_namespaces),
+       (SELECT pg_catalog.string_agg(x::text, '|') FROM pg_temp.ratelimit_namespaces x)
+UNION ALL
+SELECT 'ratelimit_overrides', (SELECT pg_catalog.count(*) FROM pg_temp.ratelimit_overrides),
+       (SELECT pg_catalog.string_agg(x::text, '|') FROM pg_temp.ratelimit_overrides x)
+UNION ALL
+SELECT 'ratelimit_events', (SELECT pg_catalog.count(*) FROM pg_temp.ratelimit_events),
+       (SELECT pg_catalog.string_agg(x::text, '|') FROM pg_temp.ratelimit_events x);
 -- where the attacker keeps what verification told it
 CREATE TEMP TABLE outcomes (n integer, label text, valid boolean, code text, key_id text, credits bigint);
 
@@ -136,6 +186,12 @@ SELECT pg_catalog.to_regprocedure('digest(text, text)')
          OPERATOR(pg_catalog.=) 'public.=(bytea, bytea)'::pg_catalog.regoperator AS bytea_eq_planted,
        pg_catalog.to_regclass('keys')
          OPERATOR(pg_catalog.=) 'pg_temp.keys'::pg_catalog.regclass AS keys_is_temp;
+SELECT pg_catalog.to_regclass('ratelimit_namespaces')
+         OPERATOR(pg_catalog.=) 'pg_temp.ratelimit_namespaces'::pg_catalog.regclass AS namespaces_is_temp,
+       pg_catalog.to_regclass('ratelimit_overrides')
+         OPERATOR(pg_catalog.=) 'pg_temp.ratelimit_overrides'::pg_catalog.regclass AS overrides_is_temp,
+       pg_catalog.to_regprocedure('_new_id(text)')
+         OPERATOR(pg_catalog.=) 'regress_hijack._new_id(text)'::pg_catalog.regprocedure AS new_id_planted;
 RESET search_path;
 
 ----------------------------------------------------------------------------
@@ -196,6 +252,95 @@ RESET search_path;
 RESET ROLE;
 
 ----------------------------------------------------------------------------
+-- unkey_ratelimit runs as its caller, with neither SECURITY DEFINER nor SET
+-- search_path.  A role that may execute it and nothing else (no table, no
+-- helper) calls it under the hostile search_path: on a namespace with an
+-- override, and on new namespaces, whose INSERT runs SQL, as does an event
+-- too large for the event buffer, written inline in the caller's transaction.
+----------------------------------------------------------------------------
+-- the superuser makes a namespace with an override for vip-1
+SELECT success FROM unkey.unkey_ratelimit('hijack-ns', 'setup', 10, '1 minute');
+SELECT unkey.unkey_set_override('hijack-ns', 'vip-1', 7, '1 minute') AS override_id \gset
+CREATE ROLE regress_hijack_limiter;
+GRANT USAGE ON SCHEMA unkey TO regress_hijack_limiter;
+GRANT EXECUTE ON FUNCTION unkey.unkey_ratelimit(text, text, bigint, interval, bigint) TO regress_hijack_limiter;
+SELECT count(*) AS audit_rows_before FROM unkey.audit_log \gset
+SELECT inline_writes AS inline_before FROM unkey.unkey_events_info() WHERE database = current_database() \gset
+
+SET ROLE regress_hijack_limiter;
+SET search_path = regress_hijack, public, pg_temp, pg_catalog;
+-- the override applies: 7, not the caller's 1000 nor a decoy's 1
+SELECT success, "limit", remaining, override_id OPERATOR(pg_catalog.=) :'override_id' AS the_override
+  FROM unkey.unkey_ratelimit('hijack-ns', 'vip-1', 1000, '1 minute');
+-- another identifier there has none
+SELECT success, "limit", remaining, override_id FROM unkey.unkey_ratelimit('hijack-ns', 'u1', 1000, '1 minute');
+-- a new namespace is created on first use, after which the caller is itself
+-- again, with its own search_path, within the same transaction ...
+BEGIN;
+SELECT success, "limit", remaining, override_id FROM unkey.unkey_ratelimit('hijack-new-ns', 'u1', 5, '1 minute');
+SELECT current_user, pg_catalog.current_setting('search_path') AS search_path;
+COMMIT;
+-- ... and found the second time
+SELECT success, "limit", remaining, override_id FROM unkey.unkey_ratelimit('hijack-new-ns', 'u1', 5, '1 minute');
+RESET ROLE;
+
+-- a request id longer than half the event buffer makes the event be written
+-- inline; the pinned clock puts it on a day with no partition yet, so that
+-- this SQL creates a table too
+SELECT pg_catalog.set_config('unkey.request_id', pg_catalog.repeat('r', (buffer_bytes / 2 + 1)::integer), false)
+         IS NOT NULL AS request_id_set
+  FROM unkey.unkey_events_info() WHERE database = pg_catalog.current_database();
+SET unkey.test_now = '2031-03-04 12:00:00+00';
+SET ROLE regress_hijack_limiter;
+SELECT success, "limit", remaining, override_id FROM unkey.unkey_ratelimit('hijack-inline-ns', 'u1', 5, '1 minute');
+-- an error in the owner's part (a read-only transaction cannot create a
+-- namespace), caught by a subtransaction or ending the transaction, leaves
+-- the caller's user and search_path
+BEGIN READ ONLY;
+SELECT regress.err($$SELECT unkey.unkey_ratelimit('hijack-ro-ns', 'u1', 5, '1 minute')$$);
+SELECT current_user, pg_catalog.current_setting('search_path') AS search_path;
+ROLLBACK;
+BEGIN READ ONLY;
+SELECT unkey.unkey_ratelimit('hijack-ro-ns', 'u1', 5, '1 minute');
+ROLLBACK;
+SELECT current_user, pg_catalog.current_setting('search_path') AS search_path;
+RESET search_path;
+RESET ROLE;
+RESET unkey.test_now;
+RESET unkey.request_id;
+
+-- the namespaces are in the extension's table with ids of its own (neither
+-- a decoy's nor the planted _new_id's), the read-only one is not
+SELECT n.name, n.id LIKE 'rlns\_%' AND n.id <> ALL ('{rlns_decoy_ns,rlns_decoy_new,rlns_decoy_inline,rlns_planted}')
+         AS real_id, n.deleted_at IS NULL AS live
+  FROM unkey.ratelimit_namespaces n WHERE n.name LIKE 'hijack-%' ORDER BY n.name;
+-- the event written inline is there already, whole, and was counted as inline
+SELECT e.namespace, e.identifier, e.passed, e."limit", e.remaining, e.override_id,
+       e.namespace_id = n.id AS namespace_id_ok, e.time = '2031-03-04 12:00:00+00' AS pinned_time,
+       e.request_id = repeat('r', (i.buffer_bytes / 2 + 1)::integer) AS whole_request_id
+  FROM unkey.ratelimit_events e
+  JOIN unkey.ratelimit_namespaces n ON n.name = e.namespace,
+       unkey.unkey_events_info() i
+ WHERE e.namespace = 'hijack-inline-ns' AND i.database = current_database();
+SELECT inline_writes - :inline_before AS inline_writes
+  FROM unkey.unkey_events_info() WHERE database = current_database();
+-- the others came through the buffer, with the override where it applies
+SELECT FROM unkey.unkey_flush_events();
+SELECT e.namespace, e.identifier, e.passed, e."limit", e.remaining, e.override_id = :'override_id' AS the_override
+  FROM unkey.ratelimit_events e
+ WHERE e.namespace IN ('hijack-ns', 'hijack-new-ns') AND e.identifier <> 'setup'
+ ORDER BY e.time;
+-- the day partition that the inline write created belongs to the extension's
+-- owner; the limiter owns nothing and wrote no audit row
+SELECT c.relname, c.relowner = e.extowner AS owned_by_extension_owner
+  FROM pg_class c, pg_extension e
+ WHERE e.extname = 'unkey' AND c.relnamespace = 'unkey'::regnamespace AND c.relname LIKE '%\_p20310304'
+ ORDER BY c.relname;
+SELECT count(*) AS owned_by_limiter FROM pg_class WHERE relowner = 'regress_hijack_limiter'::regrole;
+SELECT count(*) - :audit_rows_before AS new_audit_rows FROM unkey.audit_log;
+DROP TABLE unkey.ratelimit_events_p20310304;
+
+----------------------------------------------------------------------------
 -- what happened (as superuser, with the normal search_path)
 ----------------------------------------------------------------------------
 SELECT n, label, valid, code,
@@ -220,7 +365,16 @@ SELECT b.t, b.n AS rows_before, a.n AS rows_after, a.rows IS NOT DISTINCT FROM b
                (SELECT string_agg(x::text, '|') FROM pg_temp.keys x)
         UNION ALL
         SELECT 'verification_events', (SELECT count(*) FROM pg_temp.verification_events),
-               (SELECT string_agg(x::text, '|') FROM pg_temp.verification_events x)) a
+               (SELECT string_agg(x::text, '|') FROM pg_temp.verification_events x)
+        UNION ALL
+        SELECT 'ratelimit_namespaces', (SELECT count(*) FROM pg_temp.ratelimit_namespaces),
+               (SELECT string_agg(x::text, '|') FROM pg_temp.ratelimit_namespaces x)
+        UNION ALL
+        SELECT 'ratelimit_overrides', (SELECT count(*) FROM pg_temp.ratelimit_overrides),
+               (SELECT string_agg(x::text, '|') FROM pg_temp.ratelimit_overrides x)
+        UNION ALL
+        SELECT 'ratelimit_events', (SELECT count(*) FROM pg_temp.ratelimit_events),
+               (SELECT string_agg(x::text, '|') FROM pg_temp.ratelimit_events x)) a
     ON a.t = b.t
  ORDER BY b.t;
 
@@ -401,6 +555,17 @@ BEGIN
 	PERFORM unkey.unkey_delete_api(api);
 END
 $$;
+-- and the limiter, creating a namespace and writing its event inline
+SELECT pg_catalog.set_config('unkey.request_id', pg_catalog.repeat('r', (buffer_bytes / 2 + 1)::integer), false)
+         IS NOT NULL AS request_id_set
+  FROM unkey.unkey_events_info() WHERE database = pg_catalog.current_database();
+SET ROLE regress_hijack_limiter;
+SET search_path = regress_hijack, public, pg_temp, pg_catalog;
+SELECT success, "limit", remaining, override_id FROM unkey.unkey_ratelimit('ov-limiter-ns', 'u1', 5, '1 minute');
+RESET search_path;
+RESET ROLE;
+RESET unkey.request_id;
+SELECT count(*) AS inline_event FROM unkey.ratelimit_events WHERE namespace = 'ov-limiter-ns';
 -- and the errors, which go through the helpers too
 SELECT regress.err($$SELECT unkey.unkey_create_api('')$$);
 SELECT regress.err($$SELECT unkey.unkey_get_key('key_none')$$);
@@ -411,10 +576,10 @@ SELECT plant, count(*) FROM public.hijack_calls GROUP BY plant ORDER BY plant;
 -- the ownership rule holds again once the plants are dropped (below)
 
 -- clean up: DROP OWNED removes the plants, the temp tables and the grants
-DROP OWNED BY regress_attacker, regress_hijack_admin;
+DROP OWNED BY regress_attacker, regress_hijack_admin, regress_hijack_limiter;
 SELECT count(*) AS plants_left
   FROM pg_proc p WHERE p.proowner = 'regress_attacker'::regrole;
 SELECT to_regnamespace('regress_hijack') IS NULL AS schema_gone,
        to_regclass('public.hijack_calls') IS NULL AS table_gone,
        to_regoperator('public.=(text, text)') IS NULL AS operator_gone;
-DROP ROLE regress_attacker, regress_hijack_admin;
+DROP ROLE regress_attacker, regress_hijack_admin, regress_hijack_limiter;

@@ -5,7 +5,7 @@
 -- every function that belongs to the extension
 CREATE TEMP VIEW ext_functions AS
 SELECT p.oid::regprocedure::text AS func, p.proname, p.proacl, p.prosecdef,
-       l.lanname, p.proconfig
+       l.lanname, p.proconfig, p.prokind
   FROM pg_depend d
   JOIN pg_extension e ON e.oid = d.refobjid
   JOIN pg_proc p ON p.oid = d.objid
@@ -35,15 +35,29 @@ SELECT func AS public_can_execute
  WHERE has_function_privilege('public', func::regprocedure, 'EXECUTE')
  ORDER BY func;
 
--- SECURITY DEFINER and plpgsql functions pin their search_path (and set nothing else but jit)
+-- every function is in C, SQL or PL/pgSQL (an aggregate's functions are)
+SELECT func AS other_language, lanname FROM ext_functions
+ WHERE lanname NOT IN ('c', 'sql', 'plpgsql') AND prokind <> 'a' ORDER BY func;
+-- the rule: every SECURITY DEFINER function and every SQL or PL/pgSQL
+-- function pins its search_path (and sets nothing else but jit) ...
 SELECT func AS unpinned_search_path, proconfig
   FROM ext_functions
- WHERE (prosecdef OR lanname = 'plpgsql')
+ WHERE (prosecdef OR lanname IN ('plpgsql', 'sql'))
    AND (proconfig IS NULL OR proconfig[1] IS DISTINCT FROM 'search_path=pg_catalog, pg_temp'
 		OR EXISTS (SELECT FROM unnest(proconfig[2:]) c WHERE c <> 'jit=off'))
  ORDER BY func;
 -- the analytics function compiles nothing: JIT costs more than its query
 SELECT func, proconfig FROM ext_functions WHERE proconfig <> '{"search_path=pg_catalog, pg_temp"}'::text[];
+-- ... and the C functions that run as their caller set nothing, so that a
+-- call pays no GUC save and restore.  They run no SQL as the caller and
+-- resolve no name through its search_path: they read tables by OID from C
+-- (tables.c) or shared memory, and the SQL of their rare paths (a namespace
+-- created on first use, an event written inline) runs as the extension's
+-- owner with a pinned search_path (the hijack test calls unkey_ratelimit
+-- under a hostile search_path).  This is the exact list: a C function that
+-- appears here must have been checked for that, or be SECURITY DEFINER
+SELECT func AS c_as_caller, proconfig IS NULL AS sets_nothing
+  FROM ext_functions WHERE lanname = 'c' AND NOT prosecdef ORDER BY func COLLATE "C";
 
 -- no function can be captured by an overload: none is VARIADIC, and none
 -- takes a polymorphic or pseudo type (anyelement, "any", unknown, ...)
@@ -166,6 +180,41 @@ SET ROLE regress_nobody;
 SELECT regress.err(format('SELECT unkey.unkey_verify_key(%L)', :'key'));
 SELECT regress.err('SELECT unkey.now()');
 RESET ROLE;
+
+----------------------------------------------------------------------------
+-- the C functions that run as their caller need EXECUTE alone: a role with
+-- no other right (no table, no helper) rate-limits, which creates the
+-- namespace on first use, reads the limiter's counters and matches
+-- permission queries, and stays itself throughout
+----------------------------------------------------------------------------
+CREATE ROLE regress_limiter;
+GRANT USAGE ON SCHEMA unkey TO regress_limiter;
+GRANT EXECUTE ON FUNCTION unkey.unkey_ratelimit(text, text, bigint, interval, bigint),
+	unkey.unkey_ratelimit_info(), unkey.unkey_permissions_match(text, text[]),
+	unkey.unkey_normalize_permission_query(text), unkey.unkey_hash_key(text) TO regress_limiter;
+SELECT count(*) AS namespace_before FROM unkey.ratelimit_namespaces WHERE name = 'privileges-ns';
+SET ROLE regress_limiter;
+SELECT success, "limit", remaining, override_id FROM unkey.unkey_ratelimit('privileges-ns', 'u1', 2, '1 minute');
+SELECT success, "limit", remaining, override_id FROM unkey.unkey_ratelimit('privileges-ns', 'u1', 2, '1 minute');
+SELECT success, "limit", remaining, override_id FROM unkey.unkey_ratelimit('privileges-ns', 'u1', 2, '1 minute');
+SELECT entries > 0 AS counted, max_entries FROM unkey.unkey_ratelimit_info();
+SELECT unkey.unkey_permissions_match('a.read OR b.write', ARRAY['b.write']) AS matches,
+       unkey.unkey_normalize_permission_query('a.read AND (b OR c)') AS normalized,
+       unkey.unkey_hash_key('x') = encode(sha256('x'), 'base64') AS hash_ok;
+SELECT current_user AS still_the_caller;
+-- it could not have created the namespace itself, nor use anything else
+SELECT regress.err('SELECT count(*) FROM unkey.ratelimit_namespaces');
+SELECT regress.err($$INSERT INTO unkey.ratelimit_namespaces VALUES ('rlns_x', 'x', now())$$);
+SELECT regress.err($$SELECT unkey._new_id('rlns')$$);
+SELECT regress.err($$SELECT unkey.unkey_ratelimit_many('[]')$$);
+SELECT regress.err($$SELECT unkey.unkey_verify_key('x')$$);
+RESET ROLE;
+-- the namespace is in the extension's table, created by the owner's INSERT
+SELECT n.id LIKE 'rlns\_%' AS id_ok, n.deleted_at IS NULL AS live,
+       abs(extract(epoch FROM n.created_at - clock_timestamp())) < 600 AS created_now
+  FROM unkey.ratelimit_namespaces n WHERE n.name = 'privileges-ns';
+DROP OWNED BY regress_limiter;
+DROP ROLE regress_limiter;
 
 ----------------------------------------------------------------------------
 -- the test clock unkey.test_now: superuser only, and hidden from others

@@ -358,6 +358,19 @@ EvStore(UnkeyEvent *es, int n)
 	SPI_finish();
 }
 
+typedef struct EvBatch
+{
+	UnkeyEvent *es;
+	int			n;
+} EvBatch;
+
+/* EvStore for EvTry and UnkeyAsOwner */
+static void
+EvStoreBatch(void *arg)
+{
+	EvStore(((EvBatch *) arg)->es, ((EvBatch *) arg)->n);
+}
+
 /* Ask the postmaster for the flush worker of a slot's database */
 static void
 EvStartWorker(int slot, Oid dboid)
@@ -491,11 +504,15 @@ EvLockMySlot(bool claim)
  * Write one event now, in the caller's transaction: without preloading, or
  * when no buffer or writer can take it.  A read-only transaction cannot
  * write: the event is then dropped with a warning (and counted, if the
- * database has a buffer), since verification must still answer.
+ * database has a buffer), since verification must still answer.  The write
+ * runs as the extension's owner with a pinned search_path, since callers
+ * such as unkey_ratelimit are not SECURITY DEFINER.
  */
 static void
 EvStoreNow(const UnkeyEvent *e, int slot)
 {
+	EvBatch		one = {(UnkeyEvent *) e, 1};
+
 	if (XactReadOnly || RecoveryInProgress())
 	{
 		if (slot >= 0)
@@ -517,7 +534,7 @@ EvStoreNow(const UnkeyEvent *e, int slot)
 			ev->slots[slot].inline_writes++;
 		LWLockRelease(EvLock(slot));
 	}
-	EvStore((UnkeyEvent *) e, 1);
+	UnkeyAsOwner(EvStoreBatch, &one);
 }
 
 /* The request id to record with an event, if the application set one */
@@ -703,19 +720,6 @@ EvTry(void (*fn) (void *arg), void *arg, const char *what, bool any_error)
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
 	return ok;
-}
-
-typedef struct EvBatch
-{
-	UnkeyEvent *es;
-	int			n;
-} EvBatch;
-
-/* EvStore for EvTry */
-static void
-EvStoreBatch(void *arg)
-{
-	EvStore(((EvBatch *) arg)->es, ((EvBatch *) arg)->n);
 }
 
 /*

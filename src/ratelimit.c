@@ -16,6 +16,16 @@
  * drops these caches, so a change applies from the next transaction of
  * every session (and from the next statement of the session that made it).
  *
+ * unkey_ratelimit runs as its caller: it is neither SECURITY DEFINER nor
+ * SET search_path, which PostgreSQL 15 would charge as a GUC save and
+ * restore on every call.  That is safe because its common path runs no SQL
+ * and resolves no name through the search_path: it reads the namespaces and
+ * overrides through tables.c (index scans by OID, resolved in schema unkey),
+ * counts in shared memory and appends its event to the ring.  Its two rare
+ * paths that do run SQL, the INSERT of a namespace on first use and an
+ * event written inline (events.c), run as the extension's owner with a
+ * pinned search_path (UnkeyAsOwner).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -330,19 +340,14 @@ ReadNamespace(const char *name, NamespaceEntry *ns)
 	return found;
 }
 
-/* Create a namespace on first use; a concurrent creator wins harmlessly */
+/* The INSERT of a new namespace, for UnkeyAsOwner: arg is the name */
 static void
-CreateNamespace(const char *name)
+InsertNamespace(void *arg)
 {
 	Oid			types[2] = {TEXTOID, TIMESTAMPTZOID};
 	Datum		args[2];
 
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot create rate-limit namespace \"%s\" during recovery", name),
-				 errhint("Connect to the primary, where a namespace is created on first use.")));
-	args[0] = CStringGetTextDatum(name);
+	args[0] = CStringGetTextDatum((const char *) arg);
 	args[1] = TimestampTzGetDatum(UnkeyNow());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "unkey: SPI_connect failed");
@@ -352,6 +357,23 @@ CreateNamespace(const char *name)
 							  2, types, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "unkey: could not create a rate-limit namespace");
 	SPI_finish();
+}
+
+/*
+ * Create a namespace on first use; a concurrent creator wins harmlessly.
+ * unkey_ratelimit is not SECURITY DEFINER (its common path runs no SQL), so
+ * this, its one statement, runs as the extension's owner with a pinned
+ * search_path: the caller needs no right on the table or on _new_id.
+ */
+static void
+CreateNamespace(const char *name)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot create rate-limit namespace \"%s\" during recovery", name),
+				 errhint("Connect to the primary, where a namespace is created on first use.")));
+	UnkeyAsOwner(InsertNamespace, (void *) name);
 	CommandCounterIncrement();
 }
 

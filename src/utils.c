@@ -2,7 +2,8 @@
  *
  * utils.c
  *	  What every part of unkey shares: the clock, time conversions, byte
- *	  order, result rows, the shutdown save file, and unkey._raise.
+ *	  order, result rows, the shutdown save file, running as the
+ *	  extension's owner, and unkey._raise.
  *
  * The clock is the one place that decides what "now" means for expiry and
  * refill.  Tests pin it with the superuser-only setting unkey.test_now, so
@@ -18,6 +19,11 @@
 
 #include <unistd.h>
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/pg_extension.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
@@ -25,6 +31,7 @@
 #include "storage/fd.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
@@ -142,10 +149,11 @@ UnkeyIntervalMs(Interval *iv)
 PG_FUNCTION_INFO_V1(unkey_actor);
 
 /*
- * The role that called into the extension, for the audit log.  Our entry
- * points are SECURITY DEFINER, so current_user inside them is the owner;
- * the outer user is the caller's own current_user, including a SET ROLE
- * such as the one PostgREST issues for each request.
+ * The role that called into the extension, for the audit log.  The entry
+ * points that write the audit log are SECURITY DEFINER, so current_user
+ * inside them is the owner; the outer user is the caller's own
+ * current_user, including a SET ROLE such as the one PostgREST issues for
+ * each request.
  */
 Datum
 unkey_actor(PG_FUNCTION_ARGS)
@@ -236,6 +244,70 @@ UnkeySaveFile(const char *path, bool (*writer) (FILE *f, void *arg), void *arg)
 			(errcode_for_file_access(),
 			 errmsg("could not write file \"%s\": %m", tmp)));
 	unlink(tmp);
+}
+
+/*
+ * The owner of extension unkey, read from pg_extension every time: the
+ * callers below are rare, and so it is never stale (REASSIGN OWNED changes
+ * it) and needs no invalidation.
+ */
+static Oid
+ExtensionOwner(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			owner = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("unkey"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension \"unkey\" is not installed in this database"),
+				 errhint("Install it with CREATE EXTENSION unkey.")));
+	return owner;
+}
+
+/*
+ * UnkeyAsOwner: run fn(arg) as the extension's owner with search_path =
+ * pg_catalog, pg_temp, exactly as the body of a SECURITY DEFINER function
+ * with that SET clause runs.  C functions that are neither SECURITY DEFINER
+ * nor SET (so that their common path pays no GUC save and restore on every
+ * call) use it around the SQL of their rare paths: unkey_ratelimit's
+ * namespace created on first use, and an event written inline.
+ *
+ * Both are restored on return.  On error they are restored the way fmgr
+ * restores them after a SECURITY DEFINER function fails: by the abort of
+ * the transaction or subtransaction that catches the error, which resets
+ * the user id and pops this GUC nesting level before anything else runs
+ * (a PL/pgSQL EXCEPTION block rolls its subtransaction back before its
+ * handler).  SECURITY_LOCAL_USERID_CHANGE forbids SET ROLE meanwhile.
+ */
+void
+UnkeyAsOwner(void (*fn) (void *arg), void *arg)
+{
+	Oid			owner = ExtensionOwner();
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	save_nestlevel = NewGUCNestLevel();
+	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	fn(arg);
+	AtEOXact_GUC(true, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 }
 
 /* The conditions unkey._raise knows, by their PL/pgSQL names */

@@ -2,7 +2,8 @@
  *
  * utils.h
  *	  What every part of unkey shares: our SQLSTATEs, the clock, time
- *	  conversions, byte order, result rows and the shutdown save file.
+ *	  conversions, byte order, result rows, the shutdown save file and
+ *	  running as the extension's owner.
  *
  *-------------------------------------------------------------------------
  */
@@ -42,6 +43,9 @@ extern int	UnkeyCompareTexts(const void *a, const void *b);
 
 /* The blessed row type of a function's result */
 extern TupleDesc UnkeyResultDesc(FunctionCallInfo fcinfo);
+
+/* Run fn(arg) as the extension's owner with a pinned search_path (rare SQL of non-definer functions) */
+extern void UnkeyAsOwner(void (*fn) (void *arg), void *arg);
 
 /* Shared state saved at shutdown (the limiter's counters, the buffered events) */
 extern void UnkeySaveFile(const char *path, bool (*writer) (FILE *f, void *arg), void *arg);
