@@ -1086,6 +1086,24 @@ END
 $$;
 COMMENT ON FUNCTION unkey._replace_ratelimits(bytea, text, jsonb) IS 'private: set the whole list of named rate limits of a key or identity';
 
+-- Neither SECURITY DEFINER nor SET search_path: PostgreSQL 15 charges a SET
+-- clause as a GUC save and restore on every call, and this function needs
+-- neither.  It runs no SQL on its common path (namespaces and overrides are
+-- read by index from C, the counters are in shared memory, the event goes to
+-- the ring); the SQL of its rare paths (a namespace created on first use, an
+-- event written inline) runs in C as the extension's owner with a pinned
+-- search_path.  So EXECUTE alone is all a caller needs.
+CREATE OR REPLACE FUNCTION unkey.unkey_ratelimit(
+	namespace	text,
+	identifier	text,
+	"limit"		bigint,
+	duration	interval,
+	cost		bigint DEFAULT 1)
+RETURNS unkey.ratelimit_result
+AS 'MODULE_PATHNAME', 'unkey_ratelimit'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION unkey.unkey_ratelimit(text, text, bigint, interval, bigint) IS 'count a request against a sliding-window limit in shared memory';
+
 CREATE OR REPLACE FUNCTION unkey.unkey_ratelimit_many(requests jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
@@ -1147,6 +1165,13 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION unkey.unkey_ratelimit_many(jsonb) IS 'check several limits all-or-nothing: [{namespace, identifier, limit, duration (ms), cost}]';
+
+-- Reads shared memory only: neither SECURITY DEFINER nor SET, like unkey_ratelimit
+CREATE OR REPLACE FUNCTION unkey.unkey_ratelimit_info()
+RETURNS unkey.ratelimit_info
+AS 'MODULE_PATHNAME', 'unkey_ratelimit_info'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION unkey.unkey_ratelimit_info() IS 'counters in shared memory, and how many were evicted';
 
 -- The id of a live namespace given by name or id; PT404 if there is none
 CREATE OR REPLACE FUNCTION unkey._namespace_id(namespace text)
