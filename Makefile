@@ -1,5 +1,5 @@
 EXTENSION = unkey
-EXTVERSION = 0.2.0
+EXTVERSION = 0.3.0
 
 MODULE_big = unkey
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))

@@ -78,22 +78,50 @@ SELECT namespace, request_id FROM unkey.ratelimit_events WHERE namespace = 'even
 SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
  WHERE i.inhparent = 'unkey.verification_events'::regclass AND c.relname LIKE '%_p203103%' ORDER BY 1;
 
--- the rollups equal a GROUP BY over the raw events, at every granularity
-SELECT u.g AS granularity,
-	   (SELECT count(*) FROM (
-		   SELECT date_trunc(u.g, e.time, 'UTC') AS b, e.key_hash, e.key_id, e.identity_id, e.outcome,
-				  coalesce(e.tags, '{}') AS tags, count(*) AS n, sum(e.spent_credits) AS s, max(e.time) AS last
-			 FROM unkey.verification_events e WHERE e.time >= '2031-03-01' AND e.time < '2031-03-03'
-			GROUP BY 1, 2, 3, 4, 5, 6
-		   EXCEPT
-		   SELECT r.bucket, r.key_hash, r.key_id, r.identity_id, r.outcome, r.tags, r.count, r.spent_credits, r.last_time
-			 FROM unkey.verification_rollups r
-			WHERE r.granularity = u.g AND r.bucket >= date_trunc(u.g, '2031-03-01'::timestamptz, 'UTC')
-			  AND r.bucket < '2031-03-03') x) AS events_not_in_rollups,
-	   (SELECT sum(r.count) FROM unkey.verification_rollups r
-		 WHERE r.granularity = u.g AND r.last_time >= '2031-03-01' AND r.last_time < '2031-03-03') AS rolled_up,
-	   (SELECT count(*) FROM unkey.verification_events e WHERE e.time >= '2031-03-01' AND e.time < '2031-03-03') AS events
-  FROM unnest(ARRAY['hour', 'day', 'month']) u(g);
+-- the rollups equal a GROUP BY over the raw events, at every grain: per
+-- bucket, key (NOT_FOUND as one), identity, API and normalised tag set, each
+-- outcome, the credits, the latency histogram and the last time
+CREATE FUNCTION pg_temp.rollups_vs_raw(lo timestamptz, hi timestamptz)
+RETURNS TABLE (granularity text, mismatches bigint, rolled_up numeric, events bigint) LANGUAGE sql AS $$
+	WITH raw AS (
+		SELECT u.g, date_trunc(u.g, e.time, 'UTC') AS b,
+			   CASE WHEN e.outcome = 'NOT_FOUND' THEN '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea
+					ELSE e.key_hash END AS h, e.identity_id AS i, e.api_id AS a,
+			   ARRAY(SELECT DISTINCT t COLLATE "C" FROM unnest(e.tags) t ORDER BY 1) AS tags,
+			   e.outcome, e.spent_credits, e.latency, e.time
+		  FROM unkey.verification_events e, unnest(ARRAY['hour', 'day', 'month']) u(g)
+		 WHERE e.time >= lo AND e.time < hi
+	), expected AS (
+		SELECT g, b, h, i, a, tags,
+			   count(*) FILTER (WHERE outcome = 'VALID') AS valid, count(*) FILTER (WHERE outcome = 'NOT_FOUND') AS nf,
+			   count(*) FILTER (WHERE outcome = 'FORBIDDEN') AS fb, count(*) FILTER (WHERE outcome = 'USAGE_EXCEEDED') AS ue,
+			   count(*) FILTER (WHERE outcome = 'RATE_LIMITED') AS rl, count(*) FILTER (WHERE outcome = 'DISABLED') AS d,
+			   count(*) FILTER (WHERE outcome = 'INSUFFICIENT_PERMISSIONS') AS ip, count(*) FILTER (WHERE outcome = 'EXPIRED') AS ex,
+			   sum(spent_credits) AS s, unkey._latency_hist(array_agg(latency)) AS hist, max(time) AS last
+		  FROM raw GROUP BY g, b, h, i, a, tags
+	), actual AS (
+		SELECT r.granularity AS g, r.bucket AS b, r.key_hash AS h, r.identity_id AS i, r.api_id AS a, min(r.tags) AS tags,
+			   sum(r.valid) AS valid, sum(r.not_found) AS nf, sum(r.forbidden) AS fb, sum(r.usage_exceeded) AS ue,
+			   sum(r.rate_limited) AS rl, sum(r.disabled) AS d, sum(r.insufficient_permissions) AS ip,
+			   sum(r.expired) AS ex, sum(r.spent_credits) AS s, unkey._latency_hist_sum(r.latency_hist) AS hist,
+			   max(r.last_time) AS last
+		  FROM unkey._rollups r
+		 WHERE r.last_time >= lo AND r.last_time < hi
+		 GROUP BY r.granularity, r.bucket, r.key_hash, r.identity_id, r.api_id, r.tags_id
+	)
+	SELECT u.g,
+		   (SELECT count(*) FROM ((SELECT * FROM expected x WHERE x.g = u.g EXCEPT SELECT * FROM actual y WHERE y.g = u.g)
+								  UNION ALL
+								  (SELECT * FROM actual y WHERE y.g = u.g EXCEPT SELECT * FROM expected x WHERE x.g = u.g)) d),
+		   (SELECT sum(y.valid + y.nf + y.fb + y.ue + y.rl + y.d + y.ip + y.ex) FROM actual y WHERE y.g = u.g),
+		   (SELECT count(*) FROM unkey.verification_events e WHERE e.time >= lo AND e.time < hi)
+	  FROM unnest(ARRAY['hour', 'day', 'month']) u(g)
+$$;
+-- no day has closed yet (the writer materialises on the server's clock, years
+-- before these): every grain is answered from the hours
+SELECT count(*) AS materialised FROM unkey.verification_rollups WHERE granularity <> 'hour' AND bucket >= '2031-01-01';
+SELECT * FROM pg_temp.rollups_vs_raw('2031-03-01', '2031-03-03');
+SELECT granularity, count(*) FROM unkey.verification_rollups WHERE bucket >= '2031-01-01' GROUP BY 1 ORDER BY 1;
 
 -- the views: one column per outcome
 SELECT time, key_id = :'valid_id' AS valid_key, tags, valid, forbidden, insufficient_permissions, total, spent_credits
@@ -189,8 +217,8 @@ SELECT (SELECT not_found FROM unkey.unkey_get_verifications(:'api', '2031-05-01'
 	   (SELECT not_found FROM unkey.unkey_get_verifications(:'other_api', '2031-05-01', '2031-05-02')) AS other_api;
 SELECT api_id IS NULL AS no_api_id, count(*) FROM unkey.verification_events
  WHERE key_hash = digest('ev_wrong_key', 'sha256') AND time = '2031-05-01' GROUP BY 1 ORDER BY 1;
-SELECT cardinality(tags) AS tags, count(*) AS rollup_rows FROM unkey.verification_rollups
- WHERE key_id = :'valid_id' AND cardinality(tags) = 20 GROUP BY 1;
+SELECT granularity, cardinality(tags) AS tags, count(*) AS rollup_rows FROM unkey._rollups
+ WHERE key_id = :'valid_id' AND cardinality(tags) = 20 GROUP BY 1, 2 ORDER BY 1;
 -- partitions are a UTC day, whatever the session's DateStyle and time zone
 SET DateStyle = 'Postgres'; SET TimeZone = 'Asia/Kolkata';
 SELECT unkey._ensure_partitions('ratelimit_events', ARRAY['2031-06-01 12:00:00+00'::timestamptz]);
@@ -254,6 +282,49 @@ SELECT g.g AS grain, (SELECT count(*) FROM views v WHERE v.g = g.g) AS view_rows
 								SELECT * FROM views v WHERE v.g = g.g) d) AS differences
   FROM grains g ORDER BY view_rows;
 DROP FUNCTION pg_temp.rl_checks(timestamptz[]);
+
+----------------------------------------------------------------------------
+-- materialising: a day, then a month, once closed; late events; old hours pruned
+----------------------------------------------------------------------------
+-- a tag set in any order and with duplicates is one set
+SET unkey.test_now = '2031-03-02 10:15:00+00';
+SELECT code FROM unkey.unkey_verify_key(:'valid_key', cost => 0, tags => '{z,y,z}');
+SELECT code FROM unkey.unkey_verify_key(:'valid_key', cost => 0, tags => '{y,z}');
+SELECT FROM unkey.unkey_flush_events();
+SELECT tags, valid FROM unkey.verification_rollups WHERE granularity = 'hour' AND tags && '{y,z}';
+-- 2031-03-01 closes (the writer does this once a minute, on the server's clock)
+SELECT unkey._materialize_rollups('2031-03-02 00:30:00+00');
+SELECT day_done, month_done, hours_from FROM unkey.rollup_state;
+SELECT granularity, count(*) FROM unkey.verification_rollups WHERE bucket >= '2031-01-01' GROUP BY 1 ORDER BY 1;
+SELECT * FROM pg_temp.rollups_vs_raw('2031-03-01', '2031-03-03');
+-- a late event of the closed day (a flush after the day closed) is added to its day too
+SET unkey.test_now = '2031-03-01 23:59:00+00';
+SELECT code FROM unkey.unkey_verify_key(:'valid_key', cost => 0, tags => '{late}');
+SELECT FROM unkey.unkey_flush_events();
+SELECT granularity, bucket, valid FROM unkey.verification_rollups WHERE tags = '{late}' ORDER BY 1;
+SELECT * FROM pg_temp.rollups_vs_raw('2031-03-01', '2031-03-03');
+-- materialising again changes nothing; March closes on April 1st
+SELECT unkey._materialize_rollups('2031-03-02 00:30:00+00');
+SELECT * FROM pg_temp.rollups_vs_raw('2031-03-01', '2031-03-03');
+SELECT unkey._materialize_rollups('2031-04-01 00:00:00+00');
+SELECT day_done, month_done, hours_from FROM unkey.rollup_state;
+SELECT granularity, count(*) FROM unkey.verification_rollups WHERE bucket >= '2031-01-01' GROUP BY 1 ORDER BY 1;
+SELECT * FROM pg_temp.rollups_vs_raw('2031-03-01', '2031-03-03');
+SELECT time, valid, total FROM unkey.unkey_get_verifications(:'api', '2031-02-28', '2031-03-05', group_by => '{day}');
+-- hourly rollups are kept for the hourly retention, and pruned only once their day holds them
+SELECT regress.err($$SELECT unkey.unkey_set_hourly_retention('1 day')$$);
+SELECT unkey.unkey_set_hourly_retention('2 days');
+SELECT unkey._materialize_rollups('2031-03-03 12:00:00+00');
+SELECT hours_from FROM unkey.rollup_state;
+SELECT unkey._materialize_rollups('2031-04-10 12:00:00+00');
+SELECT day_done, month_done, hours_from FROM unkey.rollup_state;
+SELECT granularity, min(bucket) FROM unkey.verification_rollups WHERE bucket >= '2031-01-01' GROUP BY 1 ORDER BY 1;
+SELECT granularity, mismatches, rolled_up, events FROM pg_temp.rollups_vs_raw('2031-03-01', '2031-03-03')
+ WHERE granularity <> 'hour';
+-- a total over pruned hours is summed from the days, from start rounded down to the day
+SELECT total FROM unkey.unkey_get_verifications(:'api', '2031-03-01 10:00', '2031-03-03');
+SELECT unkey.unkey_set_hourly_retention(NULL);
+SELECT count(*) AS settings_rows FROM unkey.event_settings;
 
 ----------------------------------------------------------------------------
 -- retention: whole partitions before now - retention go, nothing newer

@@ -464,7 +464,7 @@ BEGIN
 					'CREATE FUNCTION unkey.%I(%s) RETURNS %s LANGUAGE plpgsql AS $b$'
 					' BEGIN INSERT INTO public.hijack_calls VALUES (%L); RETURN%s; END $b$',
 					f.proname, args, f.result, pg_catalog.format('unkey.%s(%s)', f.proname, args),
-					CASE WHEN f.proretset OR f.has_out OR f.prorettype = 'void'::regtype THEN '' ELSE ' NULL' END);
+					CASE WHEN f.proretset OR f.prorettype = 'void'::regtype THEN '' ELSE ' NULL' END);
 				planted := planted + 1;
 			EXCEPTION WHEN duplicate_function OR invalid_function_definition THEN
 				NULL;

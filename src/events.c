@@ -40,6 +40,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
@@ -276,8 +277,8 @@ EvScalarArray(Datum *d, int n, Oid type)
 
 /*
  * Write events of one kind with one call of unkey._store_verifications or
- * unkey._store_ratelimits, which insert them and update the rollups.  The
- * caller is connected to SPI, in a transaction.
+ * unkey._store_ratelimits of 0.2.0 or older, which insert them and update
+ * the rollups.  The caller is connected to SPI, in a transaction.
  */
 static void
 EvStoreKind(UnkeyEvent *es, int n, uint8 kind)
@@ -338,12 +339,22 @@ EvStoreKind(UnkeyEvent *es, int n, uint8 kind)
 		elog(ERROR, "unkey: could not store %d events", n);
 }
 
-/* Write a batch of events now, in the current transaction */
+/*
+ * Write a batch of events now, in the current transaction: set-based in C
+ * (eventstore.c), or, while the database still has the SQL of 0.2.0 or
+ * older (before ALTER EXTENSION UPDATE), through its unkey._store_* functions.
+ */
 static void
 EvStore(UnkeyEvent *es, int n)
 {
-	UnkeyEvent *byk = palloc(sizeof(UnkeyEvent) * n);
+	UnkeyEvent *byk;
 
+	if (OidIsValid(get_relname_relid("rollup_state", get_namespace_oid("unkey", false))))
+	{
+		UnkeyStoreEvents(es, n);
+		return;
+	}
+	byk = palloc(sizeof(UnkeyEvent) * n);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "unkey: SPI_connect failed");
 	for (uint8 kind = UNKEY_EVENT_VERIFICATION; kind <= UNKEY_EVENT_RATELIMIT; kind++)

@@ -48,6 +48,9 @@ typedef struct UnkeyEvent
 extern void EventsInit(void);
 extern void UnkeyEventRequestId(UnkeyEvent *e, int s);
 extern void UnkeyEmitEvent(const UnkeyEvent *e);
+
+/* Write events to the tables now, in the current transaction (eventstore.c) */
+extern void UnkeyStoreEvents(const UnkeyEvent *es, int n);
 extern PGDLLEXPORT void UnkeyEventWorkerMain(Datum main_arg);
 
 #endif							/* UNKEY_EVENTS_H */

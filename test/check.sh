@@ -10,15 +10,20 @@
 
 ensure_packages clang libclang-rt-14-dev     # for the fuzzer
 work=$(mktemp -d /tmp/unkey-check.XXXXXX)
-# 0.1.0's install script is a test fixture, not installed by make install (it
-# adopted a schema unkey that another role had created): the upgrade tests
-# need it, so it is in the extension directory only while they run
-fixture="$("$PGBIN/pg_config" --sharedir)/extension/unkey--0.1.0.sql"
-trap 'rm -rf "$work"; rm -f "$fixture"' EXIT
+# The install scripts of released versions are test fixtures, not installed
+# by make install (0.1.0's adopted a schema unkey that another role had
+# created; an upgrade needs only the upgrade scripts): the upgrade tests need
+# them, so they are in the extension directory only while they run
+extdir="$("$PGBIN/pg_config" --sharedir)/extension"
+fixtures=()
+trap 'rm -rf "$work"; rm -f "${fixtures[@]}"' EXIT
 
 echo "== building and installing unkey"
 stage_and_install "$work"
-install -m 644 "$work/unkey/test/upgrade/unkey--0.1.0.sql" "$fixture"
+for f in "$work"/unkey/test/upgrade/unkey--*.sql; do
+    fixtures+=("$extdir/$(basename "$f")")
+    install -m 644 "$f" "$extdir/"
+done
 tree="$work/unkey"
 passed=0
 failed=0

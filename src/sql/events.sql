@@ -36,35 +36,59 @@ CREATE TABLE unkey.ratelimit_events (
 ) PARTITION BY RANGE (time);
 COMMENT ON TABLE unkey.ratelimit_events IS 'per-identifier: one row per unkey_ratelimit check, partitioned by day';
 
--- Verification counts per hour, day and month, kept up to date as events are
--- written; latencies as a histogram (see src/analytics.c)
+-- Verification counts per hour, day and month (UTC): the event writer adds
+-- each batch to the hours; a day, and a month, is materialised from the finer
+-- grain once it has closed (unkey._materialize_rollups), and a query adds the
+-- finer rows of the buckets still open (unkey._rollups).  One narrow row per
+-- bucket, key, identity, API and tag set, with the outcomes as columns and
+-- the latencies as a histogram (see src/analytics.c).
 CREATE TABLE unkey.verification_rollups (
 	granularity			text NOT NULL CHECK (granularity IN ('hour', 'day', 'month')),
 	bucket				timestamptz NOT NULL,
-	key_hash			bytea NOT NULL,
+	key_hash			bytea NOT NULL,		-- 32 zero bytes for NOT_FOUND: one row, not one per presented key
 	api_id				text,
 	key_id				text,
 	identity_id			text,
 	external_id			text,
-	outcome				text NOT NULL,
-	tags				text[] NOT NULL,
-	tags_md5			text NOT NULL,		-- the tag set in the unique key: 20 tags of 512 characters do not fit an index
-	count				bigint NOT NULL,
+	tags				text[] NOT NULL,	-- sorted and de-duplicated
+	tags_id				uuid NOT NULL,		-- md5 of tags: 20 tags of 512 characters do not fit an index
+	valid				bigint NOT NULL,
+	not_found			bigint NOT NULL,
+	forbidden			bigint NOT NULL,
+	usage_exceeded		bigint NOT NULL,
+	rate_limited		bigint NOT NULL,
+	disabled			bigint NOT NULL,
+	insufficient_permissions bigint NOT NULL,
+	expired				bigint NOT NULL,
 	spent_credits		bigint NOT NULL,
 	latency_sum			double precision NOT NULL,
-	latency_hist		bigint[] NOT NULL,
+	latency_hist		bytea NOT NULL,
 	last_time			timestamptz NOT NULL,
 	CONSTRAINT verification_rollups_key
-		UNIQUE NULLS NOT DISTINCT (key_hash, granularity, bucket, outcome, tags_md5, key_id, identity_id, api_id)
+		UNIQUE NULLS NOT DISTINCT (key_hash, granularity, bucket, tags_id, identity_id, api_id)
 );
 CREATE INDEX verification_rollups_api_idx ON unkey.verification_rollups (api_id, granularity, bucket);
-COMMENT ON TABLE unkey.verification_rollups IS 'per-key: verification counts per hour, day and month, by key, identity, outcome and tags';
+COMMENT ON TABLE unkey.verification_rollups IS 'per-key: verification counts per hour, day and month, by key, identity and tag set, one column per outcome';
+
+-- How far the coarser grains are materialised: the day rollups hold every
+-- day before day_done, the month rollups every month before month_done, and
+-- the hourly rollups before hours_from were pruned.  No row: nothing
+-- materialised yet.  Writers of rollups hold ROW SHARE on it, a
+-- materialisation EXCLUSIVE, so neither misses the other's rows.
+CREATE TABLE unkey.rollup_state (
+	singleton			boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+	day_done			timestamptz NOT NULL,
+	month_done			timestamptz NOT NULL,
+	hours_from			timestamptz
+);
+COMMENT ON TABLE unkey.rollup_state IS 'local: how far day and month rollups are materialised, and hourly rollups pruned';
 
 CREATE TABLE unkey.event_settings (
 	singleton			boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-	retention			interval CHECK (retention > interval '0')
+	retention			interval CHECK (retention > interval '0'),
+	hourly_retention	interval CHECK (hourly_retention >= interval '2 days')
 );
-COMMENT ON TABLE unkey.event_settings IS 'local: how long raw events are kept (unkey_set_retention); no row keeps them forever';
+COMMENT ON TABLE unkey.event_settings IS 'local: how long raw events (unkey_set_retention) and hourly rollups (unkey_set_hourly_retention) are kept; NULL keeps them forever';
 
 -- Rate-limit checks per hour (UTC), namespace and identifier, kept up to date
 -- as events are written; days and months are summed from the hours
@@ -83,18 +107,19 @@ COMMENT ON TABLE unkey.ratelimit_rollups IS 'per-identifier: rate-limit checks p
 SELECT pg_catalog.pg_extension_config_dump('unkey.verification_rollups', '');
 SELECT pg_catalog.pg_extension_config_dump('unkey.event_settings', '');
 SELECT pg_catalog.pg_extension_config_dump('unkey.ratelimit_rollups', '');
+SELECT pg_catalog.pg_extension_config_dump('unkey.rollup_state', '');
 
-CREATE FUNCTION unkey._latency_hist(latencies double precision[]) RETURNS bigint[]
-	AS 'MODULE_PATHNAME', 'unkey_latency_hist' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unkey._latency_hist(latencies double precision[]) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'unkey_hist_of' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION unkey._latency_hist(double precision[]) IS 'private: the latency histogram of some latencies (ms)';
-CREATE FUNCTION unkey._hist_add(a bigint[], b bigint[]) RETURNS bigint[]
-	AS 'MODULE_PATHNAME', 'unkey_hist_add' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION unkey._hist_add(bigint[], bigint[]) IS 'private: two latency histograms merged';
-CREATE FUNCTION unkey._latency_quantile(hist bigint[], q double precision) RETURNS double precision
-	AS 'MODULE_PATHNAME', 'unkey_hist_quantile' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION unkey._latency_quantile(bigint[], double precision) IS 'private: a quantile (ms) of a latency histogram, within a factor of two';
-CREATE AGGREGATE unkey._latency_hist_sum(bigint[]) (SFUNC = unkey._hist_add, STYPE = bigint[], COMBINEFUNC = unkey._hist_add, PARALLEL = SAFE);
-COMMENT ON AGGREGATE unkey._latency_hist_sum(bigint[]) IS 'private: latency histograms merged';
+CREATE FUNCTION unkey._hist_add(a bytea, b bytea) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'unkey_hist_merge' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION unkey._hist_add(bytea, bytea) IS 'private: two latency histograms merged';
+CREATE FUNCTION unkey._latency_quantile(hist bytea, q double precision) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'unkey_hist_quantile_stored' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION unkey._latency_quantile(bytea, double precision) IS 'private: a quantile (ms) of a latency histogram, within a factor of two';
+CREATE AGGREGATE unkey._latency_hist_sum(bytea) (SFUNC = unkey._hist_add, STYPE = bytea, COMBINEFUNC = unkey._hist_add, PARALLEL = SAFE);
+COMMENT ON AGGREGATE unkey._latency_hist_sum(bytea) IS 'private: latency histograms merged';
 
 -- The day partitions (UTC) of an event table for these times, created when missing
 CREATE FUNCTION unkey._ensure_partitions(parent text, times timestamptz[])
@@ -122,37 +147,77 @@ END
 $$;
 COMMENT ON FUNCTION unkey._ensure_partitions(text, timestamptz[]) IS 'private: create the day partitions these events need';
 
--- Write verification events and add them to the rollups; the event writer calls it with a batch
+-- Write events given as arrays the way the event writer writes them (src/eventstore.c)
 CREATE FUNCTION unkey._store_verifications(t timestamptz[], latency double precision[], key_hash bytea[],
 										   request_id text[], api_id text[], key_id text[], identity_id text[],
 										   external_id text[], outcome text[], tags text[], spent bigint[])
 RETURNS void
+	AS 'MODULE_PATHNAME', 'unkey_store_verifications' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION unkey._store_verifications(timestamptz[], double precision[], bytea[], text[], text[], text[], text[], text[], text[], text[], bigint[]) IS 'private: write verification events (tags as array literals) and roll them up, as the event writer does';
+CREATE FUNCTION unkey._store_ratelimits(t timestamptz[], latency double precision[], request_id text[],
+										namespace_id text[], namespace text[], identifier text[], override_id text[],
+										passed boolean[], "limit" bigint[], remaining bigint[], reset timestamptz[],
+										cost bigint[])
+RETURNS void
+	AS 'MODULE_PATHNAME', 'unkey_store_ratelimits' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION unkey._store_ratelimits(timestamptz[], double precision[], text[], text[], text[], text[], text[], boolean[], bigint[], bigint[], timestamptz[], bigint[]) IS 'private: write rate-limit events and roll them up per hour, as the event writer does';
+
+/*
+ * Add a batch's hourly rollup rows, one per unique key and sorted by it (the
+ * event writer adds the batch up in C).  Rows of hours whose day (or month)
+ * is already materialised are added to that day (and month) too.
+ */
+CREATE FUNCTION unkey._store_verification_rollups(bucket timestamptz[], key_hash bytea[], api_id text[],
+	key_id text[], identity_id text[], external_id text[], tags text[], valid bigint[], not_found bigint[],
+	forbidden bigint[], usage_exceeded bigint[], rate_limited bigint[], disabled bigint[],
+	insufficient_permissions bigint[], expired bigint[], spent bigint[], latency_sum double precision[],
+	latency_hist bytea[], last_time timestamptz[])
+RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	day_done timestamptz;
+	month_done timestamptz;
+	late boolean;
 BEGIN
-	PERFORM unkey._ensure_partitions('verification_events'::text, t);
-	-- tags come as array literals, one per event
-	INSERT INTO unkey.verification_events (time, request_id, key_hash, api_id, key_id, identity_id,
-										   external_id, outcome, tags, spent_credits, latency)
-	SELECT e.t, e.r, e.h, e.a, e.k, e.i, e.x, e.o, e.g::text[], e.s, e.l
-	  FROM unnest(t, request_id, key_hash, api_id, key_id, identity_id, external_id, outcome, tags, spent, latency)
-		   AS e(t, r, h, a, k, i, x, o, g, s, l);
-	-- one row per unique key of the rollup, so no row is hit twice, and in the
-	-- unique key's order, so concurrent writers lock rows in the same order
+	-- a materialisation (EXCLUSIVE) waits for this batch to commit, or this batch for it
+	LOCK TABLE unkey.rollup_state IN ROW SHARE MODE;
+	SELECT s.day_done, s.month_done INTO day_done, month_done FROM unkey.rollup_state s;
+	late := (SELECT min(b) FROM unnest(bucket) b) < day_done;
 	INSERT INTO unkey.verification_rollups AS r (granularity, bucket, key_hash, api_id, key_id, identity_id,
-												 external_id, outcome, tags, tags_md5, count, spent_credits,
-												 latency_sum, latency_hist, last_time)
-	SELECT u.unit, date_trunc(u.unit, e.t, 'UTC'), e.h, e.a, e.k, e.i, max(e.x), e.o,
-		   coalesce(e.g, '{}')::text[], md5(coalesce(e.g, '{}')), count(*), sum(e.s), coalesce(sum(e.l), 0),
-		   unkey._latency_hist(array_agg(e.l)), max(e.t)
-	  FROM unnest(t, key_hash, api_id, key_id, identity_id, external_id, outcome, tags, spent, latency)
-		   AS e(t, h, a, k, i, x, o, g, s, l),
-		   unnest(ARRAY['hour', 'day', 'month']) AS u(unit)
-	 GROUP BY e.h, u.unit, date_trunc(u.unit, e.t, 'UTC'), e.o, coalesce(e.g, '{}'), e.k, e.i, e.a
-	 ORDER BY e.h, u.unit, date_trunc(u.unit, e.t, 'UTC'), e.o, md5(coalesce(e.g, '{}')), e.k, e.i, e.a
+		external_id, tags, tags_id, valid, not_found, forbidden, usage_exceeded, rate_limited, disabled,
+		insufficient_permissions, expired, spent_credits, latency_sum, latency_hist, last_time)
+	WITH e AS MATERIALIZED (
+		SELECT *
+		  FROM unnest(bucket, key_hash, api_id, key_id, identity_id, external_id, tags, valid, not_found,
+					  forbidden, usage_exceeded, rate_limited, disabled, insufficient_permissions, expired,
+					  spent, latency_sum, latency_hist, last_time)
+			   WITH ORDINALITY AS e(b, h, a, k, i, x, g, c1, c2, c3, c4, c5, c6, c7, c8, sp, ls, lh, lt, n)
+	)
+	SELECT * FROM (
+		SELECT 'hour', e.b, e.h, e.a, e.k, e.i, e.x, e.g::text[], md5(e.g)::uuid, e.c1, e.c2, e.c3, e.c4,
+			   e.c5, e.c6, e.c7, e.c8, e.sp, e.ls, e.lh, e.lt
+		  FROM e
+		 ORDER BY e.n
+	) hours
+	UNION ALL
+	-- late events, of buckets already materialised: added to the day (and month) too
+	SELECT u.unit, date_trunc(u.unit, e.b, 'UTC'), e.h, e.a, max(e.k), e.i, max(e.x), min(e.g)::text[],
+		   md5(e.g)::uuid, sum(e.c1), sum(e.c2), sum(e.c3), sum(e.c4), sum(e.c5), sum(e.c6), sum(e.c7),
+		   sum(e.c8), sum(e.sp), sum(e.ls), unkey._latency_hist_sum(e.lh), max(e.lt)
+	  FROM e, (VALUES ('day'::text), ('month'::text)) AS u(unit)
+	 WHERE late AND e.b < CASE u.unit WHEN 'day' THEN day_done ELSE month_done END
+	 GROUP BY u.unit, date_trunc(u.unit, e.b, 'UTC'), e.h, md5(e.g), e.i, e.a
 	ON CONFLICT ON CONSTRAINT verification_rollups_key DO UPDATE
-	   SET count = r.count + EXCLUDED.count,
+	   SET valid = r.valid + EXCLUDED.valid,
+		   not_found = r.not_found + EXCLUDED.not_found,
+		   forbidden = r.forbidden + EXCLUDED.forbidden,
+		   usage_exceeded = r.usage_exceeded + EXCLUDED.usage_exceeded,
+		   rate_limited = r.rate_limited + EXCLUDED.rate_limited,
+		   disabled = r.disabled + EXCLUDED.disabled,
+		   insufficient_permissions = r.insufficient_permissions + EXCLUDED.insufficient_permissions,
+		   expired = r.expired + EXCLUDED.expired,
 		   spent_credits = r.spent_credits + EXCLUDED.spent_credits,
 		   latency_sum = r.latency_sum + EXCLUDED.latency_sum,
 		   latency_hist = unkey._hist_add(r.latency_hist, EXCLUDED.latency_hist),
@@ -160,39 +225,84 @@ BEGIN
 		   external_id = coalesce(EXCLUDED.external_id, r.external_id);
 END
 $$;
-COMMENT ON FUNCTION unkey._store_verifications(timestamptz[], double precision[], bytea[], text[], text[], text[], text[], text[], text[], text[], bigint[]) IS 'private: write verification events and roll them up';
+COMMENT ON FUNCTION unkey._store_verification_rollups(timestamptz[], bytea[], text[], text[], text[], text[], text[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], double precision[], bytea[], timestamptz[]) IS 'private: add a batch''s hourly verification rollups (and late ones to their closed day and month)';
 
--- Write rate-limit events; the event writer calls it with a batch
-CREATE FUNCTION unkey._store_ratelimits(t timestamptz[], latency double precision[], request_id text[],
-										namespace_id text[], namespace text[], identifier text[], override_id text[],
-										passed boolean[], "limit" bigint[], remaining bigint[], reset timestamptz[],
-										cost bigint[])
+-- Add a batch's hourly rate-limit rollup rows, one per unique key and sorted by it
+CREATE FUNCTION unkey._store_ratelimit_rollups(bucket timestamptz[], namespace_id text[], identifier text[],
+											   passed bigint[], limited bigint[], last_time timestamptz[])
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	INSERT INTO unkey.ratelimit_rollups AS r (bucket, namespace_id, identifier, passed, limited, last_time)
+	SELECT e.b, e.ns, e.i, e.p, e.l, e.t
+	  FROM unnest(bucket, namespace_id, identifier, passed, limited, last_time) WITH ORDINALITY AS e(b, ns, i, p, l, t, n)
+	 ORDER BY e.n
+	ON CONFLICT ON CONSTRAINT ratelimit_rollups_pkey DO UPDATE
+	   SET passed = r.passed + EXCLUDED.passed,
+		   limited = r.limited + EXCLUDED.limited,
+		   last_time = greatest(r.last_time, EXCLUDED.last_time)
+$$;
+COMMENT ON FUNCTION unkey._store_ratelimit_rollups(timestamptz[], text[], text[], bigint[], bigint[], timestamptz[]) IS 'private: add a batch''s hourly rate-limit rollups';
+
+/*
+ * Materialise the days, and the months, that have closed by now from the
+ * finer grain, set-based, and prune the hourly rollups past the hourly
+ * retention (only what the days already hold).  One transaction: a crash
+ * leaves all of it or none.
+ */
+CREATE FUNCTION unkey._materialize_rollups(now timestamptz)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	st unkey.rollup_state;
+	step record;
+	done timestamptz;
+	cut timestamptz;
+	keep interval := (SELECT e.hourly_retention FROM unkey.event_settings e);
 BEGIN
-	PERFORM unkey._ensure_partitions('ratelimit_events'::text, t);
-	INSERT INTO unkey.ratelimit_events (time, request_id, namespace_id, namespace, identifier, passed,
-										"limit", remaining, reset, cost, override_id, latency)
-	SELECT e.t, e.r, e.ni, e.n, e.i, e.p, e.lim, e.rem, e.rs, e.c, e.o, e.l
-	  FROM unnest(t, request_id, namespace_id, namespace, identifier, passed, "limit", remaining, reset, cost,
-				  override_id, latency) AS e(t, r, ni, n, i, p, lim, rem, rs, c, o, l);
-	-- one row per hour, namespace and identifier of the batch, in the primary
-	-- key's order, so concurrent writers lock rows in the same order
-	INSERT INTO unkey.ratelimit_rollups AS r (bucket, namespace_id, identifier, passed, limited, last_time)
-	SELECT date_trunc('hour', e.t, 'UTC'), e.ni, e.i, count(*) FILTER (WHERE e.p), count(*) FILTER (WHERE NOT e.p),
-		   max(e.t)
-	  FROM unnest(t, namespace_id, identifier, passed) AS e(t, ni, i, p)
-	 GROUP BY e.ni, e.i, date_trunc('hour', e.t, 'UTC')
-	 ORDER BY e.ni, e.i, date_trunc('hour', e.t, 'UTC')
-	ON CONFLICT ON CONSTRAINT ratelimit_rollups_pkey DO UPDATE
-	   SET passed = r.passed + EXCLUDED.passed,
-		   limited = r.limited + EXCLUDED.limited,
-		   last_time = greatest(r.last_time, EXCLUDED.last_time);
+	-- no batch is being added meanwhile: each is either in what we read, or waits and sees the new state
+	LOCK TABLE unkey.rollup_state IN EXCLUSIVE MODE;
+	SELECT * INTO st FROM unkey.rollup_state;
+	IF NOT FOUND THEN
+		-- the first time: from the oldest hour (or today when there is none)
+		st.day_done := date_trunc('day', coalesce((SELECT min(r.bucket) FROM unkey.verification_rollups r
+													WHERE r.granularity = 'hour'), now), 'UTC');
+		st.month_done := date_trunc('month', st.day_done, 'UTC');
+	END IF;
+	FOR step IN SELECT * FROM (VALUES ('hour', 'day'), ('day', 'month')) AS v(finer, coarser) LOOP
+		done := CASE step.coarser WHEN 'day' THEN st.day_done ELSE st.month_done END;
+		CONTINUE WHEN date_trunc(step.coarser, now, 'UTC') <= done;
+		INSERT INTO unkey.verification_rollups (granularity, bucket, key_hash, api_id, key_id, identity_id,
+			external_id, tags, tags_id, valid, not_found, forbidden, usage_exceeded, rate_limited, disabled,
+			insufficient_permissions, expired, spent_credits, latency_sum, latency_hist, last_time)
+		SELECT step.coarser, date_trunc(step.coarser, r.bucket, 'UTC'), r.key_hash, r.api_id, max(r.key_id),
+			   r.identity_id, max(r.external_id), min(r.tags), r.tags_id, sum(r.valid), sum(r.not_found),
+			   sum(r.forbidden), sum(r.usage_exceeded), sum(r.rate_limited), sum(r.disabled),
+			   sum(r.insufficient_permissions), sum(r.expired), sum(r.spent_credits), sum(r.latency_sum),
+			   unkey._latency_hist_sum(r.latency_hist), max(r.last_time)
+		  FROM unkey.verification_rollups r
+		 WHERE r.granularity = step.finer AND r.bucket >= done AND r.bucket < date_trunc(step.coarser, now, 'UTC')
+		 GROUP BY 2, r.key_hash, r.tags_id, r.identity_id, r.api_id;
+		IF step.coarser = 'day' THEN
+			st.day_done := date_trunc('day', now, 'UTC');
+		ELSE
+			st.month_done := date_trunc('month', now, 'UTC');
+		END IF;
+	END LOOP;
+	cut := least(st.day_done, date_trunc('day', now - keep, 'UTC'));
+	IF keep IS NOT NULL AND cut > coalesce(st.hours_from, '-infinity') THEN
+		DELETE FROM unkey.verification_rollups r WHERE r.granularity = 'hour' AND r.bucket < cut;
+		st.hours_from := cut;
+	END IF;
+	INSERT INTO unkey.rollup_state AS s VALUES (true, st.day_done, st.month_done, st.hours_from)
+	ON CONFLICT (singleton) DO UPDATE
+	   SET day_done = EXCLUDED.day_done, month_done = EXCLUDED.month_done, hours_from = EXCLUDED.hours_from;
 END
 $$;
-COMMENT ON FUNCTION unkey._store_ratelimits(timestamptz[], double precision[], text[], text[], text[], text[], text[], boolean[], bigint[], bigint[], timestamptz[], bigint[]) IS 'private: write rate-limit events and roll them up per hour';
+COMMENT ON FUNCTION unkey._materialize_rollups(timestamptz) IS 'private: materialise the closed days and months of the verification rollups, and prune old hours';
 
 -- Drop the event partitions that lie wholly before now - retention; returns their names
 CREATE FUNCTION unkey._apply_retention(now timestamptz)
@@ -233,9 +343,10 @@ BEGIN
 	PERFORM unkey._ensure_partitions(p, ARRAY[now, now + interval '24 hours'])
 	   FROM unnest(ARRAY['verification_events', 'ratelimit_events']) p;
 	PERFORM unkey._apply_retention(now);
+	PERFORM unkey._materialize_rollups(now);
 END
 $$;
-COMMENT ON FUNCTION unkey._maintain_events(timestamptz) IS 'private: create the coming partitions and apply the retention';
+COMMENT ON FUNCTION unkey._maintain_events(timestamptz) IS 'private: create the coming partitions, apply the retention and materialise closed days and months';
 
 CREATE FUNCTION unkey.unkey_set_retention(retention interval)
 RETURNS void
@@ -247,13 +358,29 @@ BEGIN
 		PERFORM unkey._raise('invalid_parameter_value'::text, 'retention must be positive, or NULL to keep events forever'::text,
 							 'Pass an interval such as ''90 days'', or NULL to keep events forever.'::text);
 	END IF;
-	DELETE FROM unkey.event_settings;
-	IF retention IS NOT NULL THEN
-		INSERT INTO unkey.event_settings (retention) VALUES (retention);
-	END IF;
+	INSERT INTO unkey.event_settings AS s (retention) VALUES (retention)
+	ON CONFLICT (singleton) DO UPDATE SET retention = EXCLUDED.retention;
+	DELETE FROM unkey.event_settings s WHERE s.retention IS NULL AND s.hourly_retention IS NULL;
 END
 $$;
 COMMENT ON FUNCTION unkey.unkey_set_retention(interval) IS 'keep raw events this long (whole days); the event writer drops older partitions; NULL keeps them forever';
+
+CREATE FUNCTION unkey.unkey_set_hourly_retention(retention interval)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF retention < interval '2 days' THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'retention must be at least 2 days, or NULL to keep hourly rollups forever'::text,
+							 'Pass an interval such as ''90 days''; the day and month rollups keep the history.'::text);
+	END IF;
+	INSERT INTO unkey.event_settings AS s (hourly_retention) VALUES (retention)
+	ON CONFLICT (singleton) DO UPDATE SET hourly_retention = EXCLUDED.hourly_retention;
+	DELETE FROM unkey.event_settings s WHERE s.retention IS NULL AND s.hourly_retention IS NULL;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_set_hourly_retention(interval) IS 'keep hourly verification rollups this long (whole days, once their day is materialised); NULL keeps them forever';
 
 CREATE FUNCTION unkey.unkey_apply_retention()
 RETURNS SETOF text
@@ -274,24 +401,50 @@ RETURNS SETOF record
 	AS 'MODULE_PATHNAME', 'unkey_events_info' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION unkey.unkey_events_info() IS 'the event buffers in shared memory, one row per database using one';
 
--- Every rollup row, summed per bucket, key, identity and tag set, one column per outcome
-CREATE VIEW unkey.verifications AS
-SELECT r.granularity, r.bucket AS time, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags,
-	   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'VALID'), 0) AS valid,
-	   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'NOT_FOUND'), 0) AS not_found,
-	   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'FORBIDDEN'), 0) AS forbidden,
-	   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'USAGE_EXCEEDED'), 0) AS usage_exceeded,
-	   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'RATE_LIMITED'), 0) AS rate_limited,
-	   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'DISABLED'), 0) AS disabled,
-	   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'INSUFFICIENT_PERMISSIONS'), 0) AS insufficient_permissions,
-	   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'EXPIRED'), 0) AS expired,
-	   sum(r.count) AS total,
-	   sum(r.spent_credits) AS spent_credits,
-	   sum(r.latency_sum) / sum(r.count) AS latency_avg,
-	   unkey._latency_quantile(unkey._latency_hist_sum(r.latency_hist), 0.75) AS latency_p75,
-	   unkey._latency_quantile(unkey._latency_hist_sum(r.latency_hist), 0.99) AS latency_p99
+-- Every grain complete up to the last flush: the materialised rows, and for
+-- the days and months still open the finer rows, truncated to the grain
+-- (not added up: readers group).  One snapshot sees both sides of a
+-- materialisation, so no bucket is counted twice or missed.
+CREATE VIEW unkey._rollups AS
+SELECT r.granularity, r.bucket, r.key_hash, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags, r.tags_id, r.valid, r.not_found,
+	   r.forbidden, r.usage_exceeded, r.rate_limited, r.disabled, r.insufficient_permissions, r.expired,
+	   r.spent_credits, r.latency_sum, r.latency_hist, r.last_time
   FROM unkey.verification_rollups r
- GROUP BY r.granularity, r.bucket, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags;
+UNION ALL
+SELECT 'day'::text, date_trunc('day', r.bucket, 'UTC'), r.key_hash, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags, r.tags_id, r.valid, r.not_found,
+	   r.forbidden, r.usage_exceeded, r.rate_limited, r.disabled, r.insufficient_permissions, r.expired,
+	   r.spent_credits, r.latency_sum, r.latency_hist, r.last_time
+  FROM unkey.verification_rollups r
+ WHERE r.granularity = 'hour' AND r.bucket >= coalesce((SELECT s.day_done FROM unkey.rollup_state s), '-infinity')
+UNION ALL
+SELECT 'month'::text, date_trunc('month', r.bucket, 'UTC'), r.key_hash, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags, r.tags_id, r.valid, r.not_found,
+	   r.forbidden, r.usage_exceeded, r.rate_limited, r.disabled, r.insufficient_permissions, r.expired,
+	   r.spent_credits, r.latency_sum, r.latency_hist, r.last_time
+  FROM unkey.verification_rollups r
+ WHERE r.granularity = 'day' AND r.bucket >= coalesce((SELECT s.month_done FROM unkey.rollup_state s), '-infinity')
+UNION ALL
+SELECT 'month'::text, date_trunc('month', r.bucket, 'UTC'), r.key_hash, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags, r.tags_id, r.valid, r.not_found,
+	   r.forbidden, r.usage_exceeded, r.rate_limited, r.disabled, r.insufficient_permissions, r.expired,
+	   r.spent_credits, r.latency_sum, r.latency_hist, r.last_time
+  FROM unkey.verification_rollups r
+ WHERE r.granularity = 'hour' AND r.bucket >= coalesce((SELECT s.day_done FROM unkey.rollup_state s), '-infinity');
+COMMENT ON VIEW unkey._rollups IS 'private: the verification rollups at every grain, the open days and months from the finer grain';
+
+-- The rollups summed per bucket, key, identity and tag set, one column per outcome
+CREATE VIEW unkey.verifications AS
+SELECT r.granularity, r.bucket AS time, r.api_id, r.key_id, r.identity_id, r.external_id, min(r.tags) AS tags,
+	   sum(r.valid) AS valid, sum(r.not_found) AS not_found, sum(r.forbidden) AS forbidden,
+	   sum(r.usage_exceeded) AS usage_exceeded, sum(r.rate_limited) AS rate_limited, sum(r.disabled) AS disabled,
+	   sum(r.insufficient_permissions) AS insufficient_permissions, sum(r.expired) AS expired,
+	   sum(r.valid + r.not_found + r.forbidden + r.usage_exceeded + r.rate_limited + r.disabled
+		   + r.insufficient_permissions + r.expired) AS total,
+	   sum(r.spent_credits) AS spent_credits,
+	   sum(r.latency_sum) / sum(r.valid + r.not_found + r.forbidden + r.usage_exceeded + r.rate_limited
+								+ r.disabled + r.insufficient_permissions + r.expired) AS latency_avg,
+	   unkey._latency_quantile(unkey._latency_hist_sum(r.latency_hist), 0.75::double precision) AS latency_p75,
+	   unkey._latency_quantile(unkey._latency_hist_sum(r.latency_hist), 0.99::double precision) AS latency_p99
+  FROM unkey._rollups r
+ GROUP BY r.granularity, r.bucket, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags_id;
 COMMENT ON VIEW unkey.verifications IS 'verifications per hour, day or month (granularity), key, identity and tag set, one column per outcome';
 
 -- the same per granularity: verifications_hourly, _daily and _monthly
@@ -313,15 +466,15 @@ $$;
 
 -- Per key, all time: one column per outcome, and when it was last used
 CREATE VIEW unkey.key_usage AS
-SELECT v.key_id, max(v.api_id) AS api_id, sum(v.valid) AS valid, sum(v.forbidden) AS forbidden,
-	   sum(v.usage_exceeded) AS usage_exceeded, sum(v.rate_limited) AS rate_limited, sum(v.disabled) AS disabled,
-	   sum(v.insufficient_permissions) AS insufficient_permissions, sum(v.expired) AS expired,
-	   sum(v.total) AS total, sum(v.spent_credits) AS spent_credits,
-	   (SELECT max(r.last_time) FROM unkey.verification_rollups r
-		 WHERE r.key_id = v.key_id AND r.granularity = 'month') AS last_used_at
-  FROM unkey.verifications v
- WHERE v.granularity = 'month' AND v.key_id IS NOT NULL
- GROUP BY v.key_id;
+SELECT r.key_id, max(r.api_id) AS api_id, sum(r.valid) AS valid, sum(r.forbidden) AS forbidden,
+	   sum(r.usage_exceeded) AS usage_exceeded, sum(r.rate_limited) AS rate_limited, sum(r.disabled) AS disabled,
+	   sum(r.insufficient_permissions) AS insufficient_permissions, sum(r.expired) AS expired,
+	   sum(r.valid + r.not_found + r.forbidden + r.usage_exceeded + r.rate_limited + r.disabled
+		   + r.insufficient_permissions + r.expired) AS total,
+	   sum(r.spent_credits) AS spent_credits, max(r.last_time) AS last_used_at
+  FROM unkey._rollups r
+ WHERE r.granularity = 'month' AND r.key_id IS NOT NULL
+ GROUP BY r.key_id;
 COMMENT ON VIEW unkey.key_usage IS 'verifications of each key, all time, one column per outcome, and its last use';
 
 -- Rate-limit checks per namespace and identifier: ratelimits_hourly, _daily
@@ -363,41 +516,27 @@ CREATE TYPE unkey.verification_count AS (
 );
 
 /*
- * Unkey's analytics.getVerifications, over the rollups: counts per outcome in
- * [start, end), grouped by any of key, identity, tag (each tag apart), tags
- * (the whole set) and one of hour, day or month.  A time series is gap-filled
- * with zero rows, for each group seen.  Buckets are UTC; start is rounded
- * down to the bucket (the hour when no time is grouped).
+ * The checked arguments of unkey_get_verifications: the grain to read, the
+ * time unit grouped by (NULL: none), the range [first, stop) and the order.
+ * Without a time group the hours are summed, from start rounded down to the
+ * hour; from the day when the range reaches back into pruned hours.
  */
-CREATE FUNCTION unkey.unkey_get_verifications(
-	api_id			text,
-	start			timestamptz,
-	"end"			timestamptz DEFAULT NULL,
-	group_by		text[]	DEFAULT NULL,
-	key_id			text	DEFAULT NULL,
-	external_id		text	DEFAULT NULL,
-	tags			text[]	DEFAULT NULL,
-	order_by		text	DEFAULT NULL,
-	"order"			text	DEFAULT NULL,
-	"limit"			integer DEFAULT NULL)
-RETURNS SETOF unkey.verification_count
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+CREATE FUNCTION unkey._verification_query(api_id text, start timestamptz, "end" timestamptz, group_by text[],
+										  order_by text, "order" text, "limit" integer,
+										  OUT gran text, OUT unit text, OUT first timestamptz, OUT stop timestamptz,
+										  OUT sort_by text, OUT descending boolean)
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
-SET jit = off
 AS $$
 DECLARE
 	groups text[] := coalesce(group_by, '{}');
-	unit text := (SELECT g FROM unnest(groups) g WHERE g IN ('hour', 'day', 'month') LIMIT 1);
-	gran text := coalesce(unit, 'hour');
-	stop timestamptz := coalesce("end", unkey.now());
-	first timestamptz;
-	by_key boolean := 'key' = ANY (groups);
-	by_identity boolean := 'identity' = ANY (groups);
-	by_tags boolean := 'tags' = ANY (groups);
 	by_tag boolean := 'tag' = ANY (groups);
-	sort_by text := coalesce(order_by, CASE WHEN unit IS NOT NULL THEN 'time' ELSE 'total' END);
-	descending boolean;
+	by_tags boolean := 'tags' = ANY (groups);
+	hours_from timestamptz := (SELECT s.hours_from FROM unkey.rollup_state s);
 BEGIN
+	unit := (SELECT g FROM unnest(groups) g WHERE g IN ('hour', 'day', 'month') LIMIT 1);
+	stop := coalesce("end", unkey.now());
+	sort_by := coalesce(order_by, CASE WHEN unit IS NOT NULL THEN 'time' ELSE 'total' END);
 	IF start IS NULL THEN
 		PERFORM unkey._raise('invalid_parameter_value'::text, 'start must be given'::text,
 							 'Pass the start of the range; the end defaults to now.'::text);
@@ -437,67 +576,99 @@ BEGIN
 		PERFORM unkey._raise('invalid_parameter_value'::text, 'limit must be at least 1'::text,
 							 'Pass a limit of 1 or more.'::text);
 	END IF;
-	IF NOT EXISTS (SELECT FROM unkey.apis a WHERE a.id = unkey_get_verifications.api_id) THEN
+	IF NOT EXISTS (SELECT FROM unkey.apis a WHERE a.id = _verification_query.api_id) THEN
 		PERFORM unkey._raise('not_found'::text, 'api not found'::text,
 							 'Check the API id (api_...); a deleted API cannot be used.'::text);
 	END IF;
 	descending := coalesce("order" = 'desc', sort_by <> 'time');
+	gran := coalesce(unit, CASE WHEN start < hours_from THEN 'day' ELSE 'hour' END);
 	first := date_trunc(gran, start, 'UTC');
 	-- a time series has one row per bucket and group: keep it to a size a dashboard can use
 	IF unit IS NOT NULL AND extract(epoch FROM stop - first) / extract(epoch FROM ('1 ' || unit)::interval) > 10000 THEN
 		PERFORM unkey._raise('invalid_parameter_value'::text, format('the range holds more than 10000 %s', unit || 's'),
 							 'Group by a longer unit, or ask for a shorter range.'::text);
 	END IF;
+END
+$$;
+COMMENT ON FUNCTION unkey._verification_query(text, timestamptz, timestamptz, text[], text, text, integer) IS 'private: the checked arguments of unkey_get_verifications';
 
-	RETURN QUERY
-	-- straight from the rollups, one aggregation: through the verifications view it would be two
-	WITH agg AS (
-		SELECT CASE WHEN unit IS NOT NULL THEN r.bucket END AS t,
+/*
+ * Unkey's analytics.getVerifications, over the rollups: counts per outcome in
+ * [start, end), grouped by any of key, identity, tag (each tag apart), tags
+ * (the whole set) and one of hour, day or month.  A time series is gap-filled
+ * with zero rows, for each group seen.  Buckets are UTC; start is rounded
+ * down to the bucket (the hour when no time is grouped).  Plain SQL: it
+ * reads the rollups once, groups once, and fills the gaps with a hash join
+ * of the grid against the groups, not an anti-join.
+ */
+CREATE FUNCTION unkey.unkey_get_verifications(
+	api_id			text,
+	start			timestamptz,
+	"end"			timestamptz DEFAULT NULL,
+	group_by		text[]	DEFAULT NULL,
+	key_id			text	DEFAULT NULL,
+	external_id		text	DEFAULT NULL,
+	tags			text[]	DEFAULT NULL,
+	order_by		text	DEFAULT NULL,
+	"order"			text	DEFAULT NULL,
+	"limit"			integer DEFAULT NULL)
+RETURNS SETOF unkey.verification_count
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+	WITH q AS MATERIALIZED (
+		SELECT * FROM unkey._verification_query(api_id, start, "end", group_by, order_by, "order", "limit")
+	), agg AS (
+		SELECT CASE WHEN (SELECT q.unit FROM q) IS NOT NULL THEN r.bucket END AS t,
 			   -- bytewise comparisons: the grouping sorts hundreds of thousands of ids
-			   CASE WHEN by_key THEN r.key_id END COLLATE "C" AS k,
-			   CASE WHEN by_identity THEN r.identity_id END COLLATE "C" AS i,
-			   CASE WHEN by_identity THEN r.external_id END COLLATE "C" AS x,
-			   CASE WHEN by_tags THEN r.tags END AS g,
+			   CASE WHEN 'key' = ANY (group_by) THEN r.key_id END COLLATE "C" AS k,
+			   CASE WHEN 'identity' = ANY (group_by) THEN r.identity_id END COLLATE "C" AS i,
+			   CASE WHEN 'identity' = ANY (group_by) THEN r.external_id END COLLATE "C" AS x,
+			   CASE WHEN 'tags' = ANY (group_by) THEN r.tags END AS g,
 			   one.tag COLLATE "C" AS tg,
-			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'VALID'), 0)::bigint AS valid,
-			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'NOT_FOUND'), 0)::bigint AS not_found,
-			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'FORBIDDEN'), 0)::bigint AS forbidden,
-			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'USAGE_EXCEEDED'), 0)::bigint AS usage_exceeded,
-			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'RATE_LIMITED'), 0)::bigint AS rate_limited,
-			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'DISABLED'), 0)::bigint AS disabled,
-			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'INSUFFICIENT_PERMISSIONS'), 0)::bigint AS insufficient_permissions,
-			   coalesce(sum(r.count) FILTER (WHERE r.outcome = 'EXPIRED'), 0)::bigint AS expired,
-			   sum(r.count)::bigint AS total
-		  FROM unkey.verification_rollups r
-		  LEFT JOIN LATERAL unnest(CASE WHEN by_tag THEN r.tags END) AS one(tag) ON true
-		 WHERE r.api_id = unkey_get_verifications.api_id AND r.granularity = gran
-		   AND r.bucket >= first AND r.bucket < stop
+			   sum(r.valid)::bigint AS valid, sum(r.not_found)::bigint AS not_found,
+			   sum(r.forbidden)::bigint AS forbidden, sum(r.usage_exceeded)::bigint AS usage_exceeded,
+			   sum(r.rate_limited)::bigint AS rate_limited, sum(r.disabled)::bigint AS disabled,
+			   sum(r.insufficient_permissions)::bigint AS insufficient_permissions, sum(r.expired)::bigint AS expired,
+			   sum(r.valid + r.not_found + r.forbidden + r.usage_exceeded + r.rate_limited + r.disabled
+				   + r.insufficient_permissions + r.expired)::bigint AS total
+		  FROM unkey._rollups r
+		  LEFT JOIN LATERAL unnest(CASE WHEN 'tag' = ANY (group_by) THEN r.tags END) AS one(tag) ON true
+		 WHERE r.api_id = unkey_get_verifications.api_id AND r.granularity = (SELECT q.gran FROM q)
+		   AND r.bucket >= (SELECT q.first FROM q) AND r.bucket < (SELECT q.stop FROM q)
 		   AND (unkey_get_verifications.key_id IS NULL OR r.key_id = unkey_get_verifications.key_id)
 		   AND (unkey_get_verifications.external_id IS NULL OR r.external_id = unkey_get_verifications.external_id)
 		   AND (unkey_get_verifications.tags IS NULL OR r.tags @> unkey_get_verifications.tags)
 		 GROUP BY 1, 2, 3, 4, 5, 6
 	), grid AS (
-		-- every bucket for every group seen; for a time series alone, every bucket
-		SELECT s.t, d.k, d.i, d.x, d.g, d.tg
-		  -- stepped in UTC wall time, so days and months do not follow the session's time zone
-		  FROM (SELECT w AT TIME ZONE 'UTC' AS t
-				  FROM generate_series(first AT TIME ZONE 'UTC', (stop - interval '1 microsecond') AT TIME ZONE 'UTC',
-									   ('1 ' || unit)::interval) AS w) AS s,
-			   (SELECT a.k, a.i, a.x, a.g, a.tg FROM agg a
+		-- every bucket (stepped in UTC wall time) for every group seen; for a time series alone, every bucket
+		SELECT w AT TIME ZONE 'UTC' AS t, d.k, d.i, d.x, d.g, d.tg
+		  FROM q,
+			   generate_series(q.first AT TIME ZONE 'UTC', (q.stop - interval '1 microsecond') AT TIME ZONE 'UTC',
+							   ('1 ' || q.unit)::interval) AS w,
+			   (SELECT DISTINCT a.k, a.i, a.x, a.g, a.tg FROM agg a
 				UNION
-				SELECT NULL, NULL, NULL, NULL, NULL WHERE NOT (by_key OR by_identity OR by_tags OR by_tag)) AS d
-		 WHERE unit IS NOT NULL
+				SELECT NULL, NULL, NULL, NULL, NULL
+				 WHERE NOT (group_by && '{key,identity,tags,tag}'::text[])) AS d
+		 WHERE q.unit IS NOT NULL
 	), rows AS (
-		SELECT a.* FROM agg a
-		UNION ALL
-		SELECT gr.t, gr.k, gr.i, gr.x, gr.g, gr.tg, 0, 0, 0, 0, 0, 0, 0, 0, 0
+		-- no id, tag or tag set is empty: '' stands for NULL in the join
+		SELECT gr.t, gr.k, gr.i, gr.x, gr.g, gr.tg,
+			   coalesce(a.valid, 0) AS valid, coalesce(a.not_found, 0) AS not_found,
+			   coalesce(a.forbidden, 0) AS forbidden, coalesce(a.usage_exceeded, 0) AS usage_exceeded,
+			   coalesce(a.rate_limited, 0) AS rate_limited, coalesce(a.disabled, 0) AS disabled,
+			   coalesce(a.insufficient_permissions, 0) AS insufficient_permissions,
+			   coalesce(a.expired, 0) AS expired, coalesce(a.total, 0) AS total
 		  FROM grid gr
-		 WHERE NOT EXISTS (SELECT FROM agg a
-							WHERE a.t = gr.t AND coalesce(a.k, '') = coalesce(gr.k, '')
-							  AND coalesce(a.i, '') = coalesce(gr.i, '') AND coalesce(a.tg, '') = coalesce(gr.tg, '')
-							  AND coalesce(a.g, '{NULL}') = coalesce(gr.g, '{NULL}'))
+		  LEFT JOIN agg a
+			ON a.t = gr.t AND coalesce(a.k, '') = coalesce(gr.k, '') AND coalesce(a.i, '') = coalesce(gr.i, '')
+		   AND coalesce(a.x, '') = coalesce(gr.x, '') AND coalesce(a.g, '{}') = coalesce(gr.g, '{}')
+		   AND coalesce(a.tg, '') = coalesce(gr.tg, '')
+		UNION ALL
+		SELECT a.* FROM agg a WHERE (SELECT q.unit FROM q) IS NULL
 	), sorted AS (
-		SELECT rw.*, CASE sort_by
+		SELECT rw.*, CASE (SELECT q.sort_by FROM q)
 						 WHEN 'time' THEN extract(epoch FROM rw.t)
 						 WHEN 'total' THEN rw.total WHEN 'valid' THEN rw.valid
 						 WHEN 'not_found' THEN rw.not_found WHEN 'forbidden' THEN rw.forbidden
@@ -509,10 +680,10 @@ BEGIN
 	SELECT st.t, st.k, st.i, st.x, st.g, st.tg, st.valid, st.not_found, st.forbidden, st.usage_exceeded,
 		   st.rate_limited, st.disabled, st.insufficient_permissions, st.expired, st.total
 	  FROM sorted st
-	 ORDER BY CASE WHEN descending THEN st.sort_value END DESC,
-			  CASE WHEN NOT descending THEN st.sort_value END ASC,
+	 ORDER BY CASE WHEN (SELECT q.descending FROM q) THEN st.sort_value END DESC,
+			  CASE WHEN NOT (SELECT q.descending FROM q) THEN st.sort_value END ASC,
 			  st.t, st.k COLLATE "C", st.i COLLATE "C", st.g::text COLLATE "C", st.tg COLLATE "C"
-	 LIMIT "limit";
-END
+	 -- through q, so that the arguments are checked even when nothing else reads them
+	 LIMIT (SELECT "limit" FROM q)
 $$;
 COMMENT ON FUNCTION unkey.unkey_get_verifications(text, timestamptz, timestamptz, text[], text, text, text[], text, text, integer) IS 'verification counts per outcome, grouped and gap-filled, as Unkey''s analytics.getVerifications';

@@ -297,7 +297,7 @@ BEGIN
 		   unkey._key_grants(k.key_hash, 'roles'::text), unkey._key_grants(k.key_hash, 'permissions'::text),
 		   k.created_at, k.updated_at,
 		   -- from the rollups of the verification events, not written by verification
-		   (SELECT max(r.last_time) FROM unkey.verification_rollups r
+		   (SELECT max(r.last_time) FROM unkey._rollups r
 			 WHERE r.key_hash = k.key_hash AND r.granularity = 'month' AND r.key_id = k.id)
 	  INTO result
 	  FROM unkey.keys k
