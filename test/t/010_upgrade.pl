@@ -1,6 +1,7 @@
 # Copyright (c) unkey contributors
 #
-# ALTER EXTENSION unkey UPDATE from the released 0.1.0 (issue 12, part 3).
+# ALTER EXTENSION unkey UPDATE from the released 0.1.0 (issue 12, part 3),
+# through 0.2.0 to the current version (0.3.0 reshapes the rollups, issue 13).
 #
 # One server, two databases: "fresh" gets CREATE EXTENSION unkey (the current
 # version), "upgraded" gets CREATE EXTENSION unkey VERSION '0.1.0', is filled
@@ -221,7 +222,7 @@ sub table_state
 sub new_relations_are_empty_partitions
 {
 	my ($before, $what) = @_;
-	my %seen = map { $_ => 1 } @$before, 'unkey.ratelimit_rollups';
+	my %seen = map { $_ => 1 } @$before, 'unkey.ratelimit_rollups', 'unkey.rollup_state';
 	for my $rel (grep { !$seen{$_} } @{ relations() })
 	{
 		is(dbq(qq{SELECT c.relispartition AND NOT EXISTS (SELECT FROM $rel)
@@ -249,10 +250,22 @@ for my $rel (grep { !/_p\d{8}$/ } @$rels)
 	}
 }
 my $max_audit = dbq('SELECT max(id) FROM unkey.audit_log');
+my $retention = dbq('SELECT retention FROM unkey.event_settings');
+isnt($retention, '', 'a retention is set before the update');
 # what the verifications after the update add to, kept to compare with
-dbq(q{
+# The answers of the verification rollups, per grain, bucket, key, identity
+# and tag set (0.3.0 counts a tag set sorted and without duplicates): the
+# same before and after the update, which reshapes the rollups
+my $answers_sql = q{SELECT v.granularity, v.time, v.api_id, v.key_id, v.identity_id,
+	ARRAY(SELECT DISTINCT t COLLATE "C" FROM unnest(v.tags) t ORDER BY 1) AS tags,
+	sum(v.valid) AS valid, sum(v.not_found) AS not_found, sum(v.forbidden) AS forbidden,
+	sum(v.usage_exceeded) AS usage_exceeded, sum(v.rate_limited) AS rate_limited, sum(v.disabled) AS disabled,
+	sum(v.insufficient_permissions) AS insufficient_permissions, sum(v.expired) AS expired,
+	sum(v.total) AS total, sum(v.spent_credits) AS spent_credits
+	FROM unkey.verifications v GROUP BY 1, 2, 3, 4, 5, 6};
+dbq(qq{
 CREATE TABLE public.events_before AS SELECT * FROM unkey.verification_events;
-CREATE TABLE public.rollups_before AS SELECT * FROM unkey.verification_rollups;
+CREATE TABLE public.answers_before AS $answers_sql;
 });
 
 ############################################################################
@@ -263,12 +276,24 @@ dbq('ALTER EXTENSION unkey UPDATE');
 is(dbq(q{SELECT extversion FROM pg_extension WHERE extname = 'unkey'}), $current,
 	"ALTER EXTENSION UPDATE brought 0.1.0 to $current");
 
-# not a row changed by the update itself
+# not a row changed by the update itself, but the reshaped rollups
 my $after = table_state($rels);
-for my $rel (@$rels)
+# (0.3.0 adds a column to event_settings: compared below)
+my %reshaped = map { $_ => 1 } 'unkey.verification_rollups', 'unkey.event_settings';
+for my $rel (grep { !$reshaped{$_} } @$rels)
 {
 	is($after->{$rel}, $before->{$rel}, "$rel: the same rows after the update");
 }
+is(dbq('SELECT retention, hourly_retention IS NULL FROM unkey.event_settings'), "$retention|t",
+	'unkey.event_settings: the same retention after the update, and no hourly retention');
+is( dbq(qq{
+SELECT (SELECT count(*) FROM public.answers_before) > 0,
+       (SELECT count(*) FROM (SELECT * FROM public.answers_before EXCEPT ALL $answers_sql) d),
+       (SELECT count(*) FROM ($answers_sql EXCEPT ALL SELECT * FROM public.answers_before) d)}),
+	't|0|0', 'verification_rollups: reshaped, every hourly, daily and monthly answer is the same');
+is( dbq(q{SELECT count(*) FROM unkey.verification_rollups
+           WHERE granularity <> 'hour' AND bucket >= date_trunc(granularity, now(), 'UTC')}),
+	'0', 'the days and months still open are answered from the hours');
 new_relations_are_empty_partitions($rels, 'after the update');
 
 # 0.2.0 adds the hourly rate-limit rollups, filled by the update from the
@@ -295,7 +320,7 @@ for my $label (sort keys %keys)
 my $verifications = scalar keys %keys;
 my %appended = map { $_ => 1 } grep { /^unkey\.verification_(events|rollups)(_p\d{8})?$/ } @$rels;
 $after = table_state($rels);
-for my $rel (grep { !$appended{$_} } @$rels)
+for my $rel (grep { !$appended{$_} && !$reshaped{$_} } @$rels)
 {
 	is($after->{$rel}, $before->{$rel}, "$rel: the same rows after verifying every key");
 }
@@ -304,13 +329,13 @@ SELECT (SELECT count(*) FROM unkey.verification_events) - (SELECT count(*) FROM 
        (SELECT count(*) FROM (SELECT * FROM public.events_before
                               EXCEPT ALL SELECT * FROM unkey.verification_events) gone)}),
 	"$verifications|0", 'verification_events: the rows from before are all there, and one more per verification');
-is( dbq(q{
-SELECT (SELECT sum(count) FROM unkey.verification_rollups) - (SELECT sum(count) FROM public.rollups_before),
-       (SELECT count(*) FROM (SELECT granularity, bucket, key_hash, outcome, tags FROM public.rollups_before
+is( dbq(qq{
+SELECT (SELECT sum(total) FROM ($answers_sql) a) - (SELECT sum(total) FROM public.answers_before),
+       (SELECT count(*) FROM (SELECT granularity, time, api_id, key_id, identity_id, tags FROM public.answers_before
                               EXCEPT ALL
-                              SELECT granularity, bucket, key_hash, outcome, tags FROM unkey.verification_rollups) gone)}),
+                              SELECT granularity, time, api_id, key_id, identity_id, tags FROM ($answers_sql) a) gone)}),
 	3 * $verifications . '|0',
-	'verification_rollups: every rollup from before is there, counting each verification by hour, day and month');
+	'verification_rollups: every answer from before is there, counting each verification by hour, day and month');
 new_relations_are_empty_partitions($rels, 'after verifying');
 
 ############################################################################
@@ -348,7 +373,7 @@ dbq('SELECT unkey.unkey_flush_events()');
 is( dbq('SELECT (SELECT count(*) FROM unkey.verification_events) - ' . $ve
 	  . ', (SELECT count(*) FROM unkey.ratelimit_events) - ' . $re),
 	'3|2', 'events still flow: 3 verifications and 2 rate-limit checks are written after the update');
-is( dbq(q{SELECT sum(count) FROM unkey.verification_rollups WHERE granularity = 'day' AND tags = '{path=/after}'}),
+is( dbq(q{SELECT sum(total) FROM unkey.verifications WHERE granularity = 'day' AND tags = '{path=/after}'}),
 	'3', 'and rolled up');
 is( dbq(qq{SELECT count(*) FROM ((SELECT bucket, namespace_id, identifier, passed, limited, last_time
                                     FROM unkey.ratelimit_rollups EXCEPT ALL $rollup_sql)

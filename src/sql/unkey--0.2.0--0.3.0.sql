@@ -1,0 +1,599 @@
+/* unkey--0.2.0--0.3.0.sql: from release 0.2.0 to 0.3.0 */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION unkey UPDATE TO '0.3.0'" to load this file. \quit
+
+-- the schema must still be ours alone (see unkey._check_schema)
+SELECT unkey._check_schema();
+
+/*
+ * 0.3.0 reshapes the verification rollups: one narrow row per hour, day or
+ * month, key, identity, API and normalised tag set, the outcomes as columns,
+ * the latency histogram in a compact bytea; NOT_FOUND as one row per API
+ * instead of one per presented key.  The writer keeps only the hours up to
+ * date; days and months are materialised once closed (unkey.rollup_state).
+ * The old rollups are carried over: every hour, and the days and months that
+ * have closed (the open ones are answered from the hours from now on).
+ */
+ALTER TABLE unkey.verification_rollups RENAME TO verification_rollups_020;
+ALTER TABLE unkey.verification_rollups_020 RENAME CONSTRAINT verification_rollups_key TO verification_rollups_020_key;
+ALTER TABLE unkey.verification_rollups_020
+	RENAME CONSTRAINT verification_rollups_granularity_check TO verification_rollups_020_granularity_check;
+ALTER INDEX unkey.verification_rollups_api_idx RENAME TO verification_rollups_020_api_idx;
+
+CREATE TABLE unkey.verification_rollups (
+	granularity			text NOT NULL CHECK (granularity IN ('hour', 'day', 'month')),
+	bucket				timestamptz NOT NULL,
+	key_hash			bytea NOT NULL,		-- 32 zero bytes for NOT_FOUND: one row, not one per presented key
+	api_id				text,
+	key_id				text,
+	identity_id			text,
+	external_id			text,
+	tags				text[] NOT NULL,	-- sorted and de-duplicated
+	tags_id				uuid NOT NULL,		-- md5 of tags: 20 tags of 512 characters do not fit an index
+	valid				bigint NOT NULL,
+	not_found			bigint NOT NULL,
+	forbidden			bigint NOT NULL,
+	usage_exceeded		bigint NOT NULL,
+	rate_limited		bigint NOT NULL,
+	disabled			bigint NOT NULL,
+	insufficient_permissions bigint NOT NULL,
+	expired				bigint NOT NULL,
+	spent_credits		bigint NOT NULL,
+	latency_sum			double precision NOT NULL,
+	latency_hist		bytea NOT NULL,
+	last_time			timestamptz NOT NULL,
+	CONSTRAINT verification_rollups_key
+		UNIQUE NULLS NOT DISTINCT (key_hash, granularity, bucket, tags_id, identity_id, api_id)
+);
+CREATE INDEX verification_rollups_api_idx ON unkey.verification_rollups (api_id, granularity, bucket);
+COMMENT ON TABLE unkey.verification_rollups IS 'per-key: verification counts per hour, day and month, by key, identity and tag set, one column per outcome';
+
+CREATE TABLE unkey.rollup_state (
+	singleton			boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+	day_done			timestamptz NOT NULL,
+	month_done			timestamptz NOT NULL,
+	hours_from			timestamptz
+);
+COMMENT ON TABLE unkey.rollup_state IS 'local: how far day and month rollups are materialised, and hourly rollups pruned';
+
+SELECT pg_catalog.pg_extension_config_dump('unkey.verification_rollups', '');
+SELECT pg_catalog.pg_extension_config_dump('unkey.rollup_state', '');
+
+ALTER TABLE unkey.event_settings ADD COLUMN hourly_retention interval CHECK (hourly_retention >= interval '2 days');
+COMMENT ON TABLE unkey.event_settings IS 'local: how long raw events (unkey_set_retention) and hourly rollups (unkey_set_hourly_retention) are kept; NULL keeps them forever';
+
+-- the latency histograms, stored compact; _latency_hist changes its result
+DROP FUNCTION unkey._latency_hist(double precision[]);
+CREATE FUNCTION unkey._latency_hist(latencies double precision[]) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'unkey_hist_of' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION unkey._latency_hist(double precision[]) IS 'private: the latency histogram of some latencies (ms)';
+CREATE FUNCTION unkey._hist_add(a bytea, b bytea) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'unkey_hist_merge' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION unkey._hist_add(bytea, bytea) IS 'private: two latency histograms merged';
+CREATE FUNCTION unkey._latency_quantile(hist bytea, q double precision) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'unkey_hist_quantile_stored' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION unkey._latency_quantile(bytea, double precision) IS 'private: a quantile (ms) of a latency histogram, within a factor of two';
+CREATE AGGREGATE unkey._latency_hist_sum(bytea) (SFUNC = unkey._hist_add, STYPE = bytea, COMBINEFUNC = unkey._hist_add, PARALLEL = SAFE);
+COMMENT ON AGGREGATE unkey._latency_hist_sum(bytea) IS 'private: latency histograms merged';
+
+-- 0.2.0's histogram (bigint[32]) in the stored form, for the carry-over below
+CREATE FUNCTION unkey._hist_from_counts(counts bigint[]) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'unkey_hist_from_counts' LANGUAGE C IMMUTABLE STRICT;
+
+INSERT INTO unkey.verification_rollups (granularity, bucket, key_hash, api_id, key_id, identity_id, external_id,
+	tags, tags_id, valid, not_found, forbidden, usage_exceeded, rate_limited, disabled, insufficient_permissions,
+	expired, spent_credits, latency_sum, latency_hist, last_time)
+SELECT o.granularity, o.bucket, o.h, o.api_id, max(o.key_id), o.identity_id, max(o.external_id), min(o.t),
+	   md5(min(o.t)::text)::uuid,
+	   coalesce(sum(o.count) FILTER (WHERE o.outcome = 'VALID'), 0),
+	   coalesce(sum(o.count) FILTER (WHERE o.outcome = 'NOT_FOUND'), 0),
+	   coalesce(sum(o.count) FILTER (WHERE o.outcome = 'FORBIDDEN'), 0),
+	   coalesce(sum(o.count) FILTER (WHERE o.outcome = 'USAGE_EXCEEDED'), 0),
+	   coalesce(sum(o.count) FILTER (WHERE o.outcome = 'RATE_LIMITED'), 0),
+	   coalesce(sum(o.count) FILTER (WHERE o.outcome = 'DISABLED'), 0),
+	   coalesce(sum(o.count) FILTER (WHERE o.outcome = 'INSUFFICIENT_PERMISSIONS'), 0),
+	   coalesce(sum(o.count) FILTER (WHERE o.outcome = 'EXPIRED'), 0),
+	   sum(o.spent_credits), sum(o.latency_sum), unkey._latency_hist_sum(unkey._hist_from_counts(o.latency_hist)),
+	   max(o.last_time)
+  FROM (SELECT r.*,
+			   CASE WHEN r.outcome = 'NOT_FOUND' THEN '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea
+					ELSE r.key_hash END AS h,
+			   ARRAY(SELECT DISTINCT t COLLATE "C" FROM unnest(r.tags) t WHERE t IS NOT NULL ORDER BY 1) AS t
+		  FROM unkey.verification_rollups_020 r
+		 WHERE r.granularity = 'hour' OR r.bucket < date_trunc(r.granularity, pg_catalog.now(), 'UTC')) o
+ GROUP BY o.granularity, o.bucket, o.h, md5(o.t::text), o.identity_id, o.api_id;
+INSERT INTO unkey.rollup_state (day_done, month_done)
+VALUES (date_trunc('day', pg_catalog.now(), 'UTC'), date_trunc('month', pg_catalog.now(), 'UTC'));
+DROP FUNCTION unkey._hist_from_counts(bigint[]);
+
+-- the writer stores batches set-based in C; these are for SQL and the rollups
+-- Write events given as arrays the way the event writer writes them (src/eventstore.c)
+CREATE OR REPLACE FUNCTION unkey._store_verifications(t timestamptz[], latency double precision[], key_hash bytea[],
+										   request_id text[], api_id text[], key_id text[], identity_id text[],
+										   external_id text[], outcome text[], tags text[], spent bigint[])
+RETURNS void
+	AS 'MODULE_PATHNAME', 'unkey_store_verifications' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION unkey._store_verifications(timestamptz[], double precision[], bytea[], text[], text[], text[], text[], text[], text[], text[], bigint[]) IS 'private: write verification events (tags as array literals) and roll them up, as the event writer does';
+CREATE OR REPLACE FUNCTION unkey._store_ratelimits(t timestamptz[], latency double precision[], request_id text[],
+										namespace_id text[], namespace text[], identifier text[], override_id text[],
+										passed boolean[], "limit" bigint[], remaining bigint[], reset timestamptz[],
+										cost bigint[])
+RETURNS void
+	AS 'MODULE_PATHNAME', 'unkey_store_ratelimits' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION unkey._store_ratelimits(timestamptz[], double precision[], text[], text[], text[], text[], text[], boolean[], bigint[], bigint[], timestamptz[], bigint[]) IS 'private: write rate-limit events and roll them up per hour, as the event writer does';
+
+/*
+ * Add a batch's hourly rollup rows, one per unique key and sorted by it (the
+ * event writer adds the batch up in C).  Rows of hours whose day (or month)
+ * is already materialised are added to that day (and month) too.
+ */
+CREATE FUNCTION unkey._store_verification_rollups(bucket timestamptz[], key_hash bytea[], api_id text[],
+	key_id text[], identity_id text[], external_id text[], tags text[], valid bigint[], not_found bigint[],
+	forbidden bigint[], usage_exceeded bigint[], rate_limited bigint[], disabled bigint[],
+	insufficient_permissions bigint[], expired bigint[], spent bigint[], latency_sum double precision[],
+	latency_hist bytea[], last_time timestamptz[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	day_done timestamptz;
+	month_done timestamptz;
+	late boolean;
+BEGIN
+	-- a materialisation (EXCLUSIVE) waits for this batch to commit, or this batch for it
+	LOCK TABLE unkey.rollup_state IN ROW SHARE MODE;
+	SELECT s.day_done, s.month_done INTO day_done, month_done FROM unkey.rollup_state s;
+	late := (SELECT min(b) FROM unnest(bucket) b) < day_done;
+	INSERT INTO unkey.verification_rollups AS r (granularity, bucket, key_hash, api_id, key_id, identity_id,
+		external_id, tags, tags_id, valid, not_found, forbidden, usage_exceeded, rate_limited, disabled,
+		insufficient_permissions, expired, spent_credits, latency_sum, latency_hist, last_time)
+	WITH e AS MATERIALIZED (
+		SELECT *
+		  FROM unnest(bucket, key_hash, api_id, key_id, identity_id, external_id, tags, valid, not_found,
+					  forbidden, usage_exceeded, rate_limited, disabled, insufficient_permissions, expired,
+					  spent, latency_sum, latency_hist, last_time)
+			   WITH ORDINALITY AS e(b, h, a, k, i, x, g, c1, c2, c3, c4, c5, c6, c7, c8, sp, ls, lh, lt, n)
+	)
+	SELECT * FROM (
+		SELECT 'hour', e.b, e.h, e.a, e.k, e.i, e.x, e.g::text[], md5(e.g)::uuid, e.c1, e.c2, e.c3, e.c4,
+			   e.c5, e.c6, e.c7, e.c8, e.sp, e.ls, e.lh, e.lt
+		  FROM e
+		 ORDER BY e.n
+	) hours
+	UNION ALL
+	-- late events, of buckets already materialised: added to the day (and month) too
+	SELECT u.unit, date_trunc(u.unit, e.b, 'UTC'), e.h, e.a, max(e.k), e.i, max(e.x), min(e.g)::text[],
+		   md5(e.g)::uuid, sum(e.c1), sum(e.c2), sum(e.c3), sum(e.c4), sum(e.c5), sum(e.c6), sum(e.c7),
+		   sum(e.c8), sum(e.sp), sum(e.ls), unkey._latency_hist_sum(e.lh), max(e.lt)
+	  FROM e, (VALUES ('day'::text), ('month'::text)) AS u(unit)
+	 WHERE late AND e.b < CASE u.unit WHEN 'day' THEN day_done ELSE month_done END
+	 GROUP BY u.unit, date_trunc(u.unit, e.b, 'UTC'), e.h, md5(e.g), e.i, e.a
+	ON CONFLICT ON CONSTRAINT verification_rollups_key DO UPDATE
+	   SET valid = r.valid + EXCLUDED.valid,
+		   not_found = r.not_found + EXCLUDED.not_found,
+		   forbidden = r.forbidden + EXCLUDED.forbidden,
+		   usage_exceeded = r.usage_exceeded + EXCLUDED.usage_exceeded,
+		   rate_limited = r.rate_limited + EXCLUDED.rate_limited,
+		   disabled = r.disabled + EXCLUDED.disabled,
+		   insufficient_permissions = r.insufficient_permissions + EXCLUDED.insufficient_permissions,
+		   expired = r.expired + EXCLUDED.expired,
+		   spent_credits = r.spent_credits + EXCLUDED.spent_credits,
+		   latency_sum = r.latency_sum + EXCLUDED.latency_sum,
+		   latency_hist = unkey._hist_add(r.latency_hist, EXCLUDED.latency_hist),
+		   last_time = greatest(r.last_time, EXCLUDED.last_time),
+		   external_id = coalesce(EXCLUDED.external_id, r.external_id);
+END
+$$;
+COMMENT ON FUNCTION unkey._store_verification_rollups(timestamptz[], bytea[], text[], text[], text[], text[], text[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], double precision[], bytea[], timestamptz[]) IS 'private: add a batch''s hourly verification rollups (and late ones to their closed day and month)';
+
+-- Add a batch's hourly rate-limit rollup rows, one per unique key and sorted by it
+CREATE FUNCTION unkey._store_ratelimit_rollups(bucket timestamptz[], namespace_id text[], identifier text[],
+											   passed bigint[], limited bigint[], last_time timestamptz[])
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	INSERT INTO unkey.ratelimit_rollups AS r (bucket, namespace_id, identifier, passed, limited, last_time)
+	SELECT e.b, e.ns, e.i, e.p, e.l, e.t
+	  FROM unnest(bucket, namespace_id, identifier, passed, limited, last_time) WITH ORDINALITY AS e(b, ns, i, p, l, t, n)
+	 ORDER BY e.n
+	ON CONFLICT ON CONSTRAINT ratelimit_rollups_pkey DO UPDATE
+	   SET passed = r.passed + EXCLUDED.passed,
+		   limited = r.limited + EXCLUDED.limited,
+		   last_time = greatest(r.last_time, EXCLUDED.last_time)
+$$;
+COMMENT ON FUNCTION unkey._store_ratelimit_rollups(timestamptz[], text[], text[], bigint[], bigint[], timestamptz[]) IS 'private: add a batch''s hourly rate-limit rollups';
+
+/*
+ * Materialise the days, and the months, that have closed by now from the
+ * finer grain, set-based, and prune the hourly rollups past the hourly
+ * retention (only what the days already hold).  One transaction: a crash
+ * leaves all of it or none.
+ */
+CREATE FUNCTION unkey._materialize_rollups(now timestamptz)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	st unkey.rollup_state;
+	step record;
+	done timestamptz;
+	cut timestamptz;
+	keep interval := (SELECT e.hourly_retention FROM unkey.event_settings e);
+BEGIN
+	-- no batch is being added meanwhile: each is either in what we read, or waits and sees the new state
+	LOCK TABLE unkey.rollup_state IN EXCLUSIVE MODE;
+	SELECT * INTO st FROM unkey.rollup_state;
+	IF NOT FOUND THEN
+		-- the first time: from the oldest hour (or today when there is none)
+		st.day_done := date_trunc('day', coalesce((SELECT min(r.bucket) FROM unkey.verification_rollups r
+													WHERE r.granularity = 'hour'), now), 'UTC');
+		st.month_done := date_trunc('month', st.day_done, 'UTC');
+	END IF;
+	FOR step IN SELECT * FROM (VALUES ('hour', 'day'), ('day', 'month')) AS v(finer, coarser) LOOP
+		done := CASE step.coarser WHEN 'day' THEN st.day_done ELSE st.month_done END;
+		CONTINUE WHEN date_trunc(step.coarser, now, 'UTC') <= done;
+		INSERT INTO unkey.verification_rollups (granularity, bucket, key_hash, api_id, key_id, identity_id,
+			external_id, tags, tags_id, valid, not_found, forbidden, usage_exceeded, rate_limited, disabled,
+			insufficient_permissions, expired, spent_credits, latency_sum, latency_hist, last_time)
+		SELECT step.coarser, date_trunc(step.coarser, r.bucket, 'UTC'), r.key_hash, r.api_id, max(r.key_id),
+			   r.identity_id, max(r.external_id), min(r.tags), r.tags_id, sum(r.valid), sum(r.not_found),
+			   sum(r.forbidden), sum(r.usage_exceeded), sum(r.rate_limited), sum(r.disabled),
+			   sum(r.insufficient_permissions), sum(r.expired), sum(r.spent_credits), sum(r.latency_sum),
+			   unkey._latency_hist_sum(r.latency_hist), max(r.last_time)
+		  FROM unkey.verification_rollups r
+		 WHERE r.granularity = step.finer AND r.bucket >= done AND r.bucket < date_trunc(step.coarser, now, 'UTC')
+		 GROUP BY 2, r.key_hash, r.tags_id, r.identity_id, r.api_id;
+		IF step.coarser = 'day' THEN
+			st.day_done := date_trunc('day', now, 'UTC');
+		ELSE
+			st.month_done := date_trunc('month', now, 'UTC');
+		END IF;
+	END LOOP;
+	cut := least(st.day_done, date_trunc('day', now - keep, 'UTC'));
+	IF keep IS NOT NULL AND cut > coalesce(st.hours_from, '-infinity') THEN
+		DELETE FROM unkey.verification_rollups r WHERE r.granularity = 'hour' AND r.bucket < cut;
+		st.hours_from := cut;
+	END IF;
+	INSERT INTO unkey.rollup_state AS s VALUES (true, st.day_done, st.month_done, st.hours_from)
+	ON CONFLICT (singleton) DO UPDATE
+	   SET day_done = EXCLUDED.day_done, month_done = EXCLUDED.month_done, hours_from = EXCLUDED.hours_from;
+END
+$$;
+COMMENT ON FUNCTION unkey._materialize_rollups(timestamptz) IS 'private: materialise the closed days and months of the verification rollups, and prune old hours';
+
+CREATE OR REPLACE FUNCTION unkey._maintain_events(now timestamptz)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM unkey._ensure_partitions(p, ARRAY[now, now + interval '24 hours'])
+	   FROM unnest(ARRAY['verification_events', 'ratelimit_events']) p;
+	PERFORM unkey._apply_retention(now);
+	PERFORM unkey._materialize_rollups(now);
+END
+$$;
+COMMENT ON FUNCTION unkey._maintain_events(timestamptz) IS 'private: create the coming partitions, apply the retention and materialise closed days and months';
+
+CREATE OR REPLACE FUNCTION unkey.unkey_set_retention(retention interval)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF retention <= interval '0' THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'retention must be positive, or NULL to keep events forever'::text,
+							 'Pass an interval such as ''90 days'', or NULL to keep events forever.'::text);
+	END IF;
+	INSERT INTO unkey.event_settings AS s (retention) VALUES (retention)
+	ON CONFLICT (singleton) DO UPDATE SET retention = EXCLUDED.retention;
+	DELETE FROM unkey.event_settings s WHERE s.retention IS NULL AND s.hourly_retention IS NULL;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_set_retention(interval) IS 'keep raw events this long (whole days); the event writer drops older partitions; NULL keeps them forever';
+
+CREATE FUNCTION unkey.unkey_set_hourly_retention(retention interval)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF retention < interval '2 days' THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'retention must be at least 2 days, or NULL to keep hourly rollups forever'::text,
+							 'Pass an interval such as ''90 days''; the day and month rollups keep the history.'::text);
+	END IF;
+	INSERT INTO unkey.event_settings AS s (hourly_retention) VALUES (retention)
+	ON CONFLICT (singleton) DO UPDATE SET hourly_retention = EXCLUDED.hourly_retention;
+	DELETE FROM unkey.event_settings s WHERE s.retention IS NULL AND s.hourly_retention IS NULL;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_set_hourly_retention(interval) IS 'keep hourly verification rollups this long (whole days, once their day is materialised); NULL keeps them forever';
+
+-- Every grain complete up to the last flush: the materialised rows, and for
+-- the days and months still open the finer rows, truncated to the grain
+-- (not added up: readers group).  One snapshot sees both sides of a
+-- materialisation, so no bucket is counted twice or missed.
+CREATE VIEW unkey._rollups AS
+SELECT r.granularity, r.bucket, r.key_hash, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags, r.tags_id, r.valid, r.not_found,
+	   r.forbidden, r.usage_exceeded, r.rate_limited, r.disabled, r.insufficient_permissions, r.expired,
+	   r.spent_credits, r.latency_sum, r.latency_hist, r.last_time
+  FROM unkey.verification_rollups r
+UNION ALL
+SELECT 'day'::text, date_trunc('day', r.bucket, 'UTC'), r.key_hash, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags, r.tags_id, r.valid, r.not_found,
+	   r.forbidden, r.usage_exceeded, r.rate_limited, r.disabled, r.insufficient_permissions, r.expired,
+	   r.spent_credits, r.latency_sum, r.latency_hist, r.last_time
+  FROM unkey.verification_rollups r
+ WHERE r.granularity = 'hour' AND r.bucket >= coalesce((SELECT s.day_done FROM unkey.rollup_state s), '-infinity')
+UNION ALL
+SELECT 'month'::text, date_trunc('month', r.bucket, 'UTC'), r.key_hash, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags, r.tags_id, r.valid, r.not_found,
+	   r.forbidden, r.usage_exceeded, r.rate_limited, r.disabled, r.insufficient_permissions, r.expired,
+	   r.spent_credits, r.latency_sum, r.latency_hist, r.last_time
+  FROM unkey.verification_rollups r
+ WHERE r.granularity = 'day' AND r.bucket >= coalesce((SELECT s.month_done FROM unkey.rollup_state s), '-infinity')
+UNION ALL
+SELECT 'month'::text, date_trunc('month', r.bucket, 'UTC'), r.key_hash, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags, r.tags_id, r.valid, r.not_found,
+	   r.forbidden, r.usage_exceeded, r.rate_limited, r.disabled, r.insufficient_permissions, r.expired,
+	   r.spent_credits, r.latency_sum, r.latency_hist, r.last_time
+  FROM unkey.verification_rollups r
+ WHERE r.granularity = 'hour' AND r.bucket >= coalesce((SELECT s.day_done FROM unkey.rollup_state s), '-infinity');
+COMMENT ON VIEW unkey._rollups IS 'private: the verification rollups at every grain, the open days and months from the finer grain';
+
+-- The rollups summed per bucket, key, identity and tag set, one column per outcome
+CREATE OR REPLACE VIEW unkey.verifications AS
+SELECT r.granularity, r.bucket AS time, r.api_id, r.key_id, r.identity_id, r.external_id, min(r.tags) AS tags,
+	   sum(r.valid) AS valid, sum(r.not_found) AS not_found, sum(r.forbidden) AS forbidden,
+	   sum(r.usage_exceeded) AS usage_exceeded, sum(r.rate_limited) AS rate_limited, sum(r.disabled) AS disabled,
+	   sum(r.insufficient_permissions) AS insufficient_permissions, sum(r.expired) AS expired,
+	   sum(r.valid + r.not_found + r.forbidden + r.usage_exceeded + r.rate_limited + r.disabled
+		   + r.insufficient_permissions + r.expired) AS total,
+	   sum(r.spent_credits) AS spent_credits,
+	   sum(r.latency_sum) / sum(r.valid + r.not_found + r.forbidden + r.usage_exceeded + r.rate_limited
+								+ r.disabled + r.insufficient_permissions + r.expired) AS latency_avg,
+	   unkey._latency_quantile(unkey._latency_hist_sum(r.latency_hist), 0.75::double precision) AS latency_p75,
+	   unkey._latency_quantile(unkey._latency_hist_sum(r.latency_hist), 0.99::double precision) AS latency_p99
+  FROM unkey._rollups r
+ GROUP BY r.granularity, r.bucket, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags_id;
+COMMENT ON VIEW unkey.verifications IS 'verifications per hour, day or month (granularity), key, identity and tag set, one column per outcome';
+
+-- Per key, all time: one column per outcome, and when it was last used
+CREATE OR REPLACE VIEW unkey.key_usage AS
+SELECT r.key_id, max(r.api_id) AS api_id, sum(r.valid) AS valid, sum(r.forbidden) AS forbidden,
+	   sum(r.usage_exceeded) AS usage_exceeded, sum(r.rate_limited) AS rate_limited, sum(r.disabled) AS disabled,
+	   sum(r.insufficient_permissions) AS insufficient_permissions, sum(r.expired) AS expired,
+	   sum(r.valid + r.not_found + r.forbidden + r.usage_exceeded + r.rate_limited + r.disabled
+		   + r.insufficient_permissions + r.expired) AS total,
+	   sum(r.spent_credits) AS spent_credits, max(r.last_time) AS last_used_at
+  FROM unkey._rollups r
+ WHERE r.granularity = 'month' AND r.key_id IS NOT NULL
+ GROUP BY r.key_id;
+COMMENT ON VIEW unkey.key_usage IS 'verifications of each key, all time, one column per outcome, and its last use';
+
+CREATE OR REPLACE FUNCTION unkey._key_info(h bytea)
+RETURNS unkey.key_info
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	result unkey.key_info;
+BEGIN
+	SELECT k.id, k.api_id, k.start, k.prefix, k.name, k.meta, k.identity_id, i.external_id, i.meta,
+		   k.enabled, k.expires,
+		   unkey._credits_now(k.remaining, k.refill_amount, k.refill_day, k.last_refill_at, unkey.now()),
+		   k.refill_interval, k.refill_amount, k.refill_day, k.last_refill_at,
+		   unkey._get_ratelimits(k.key_hash, NULL::text),
+		   unkey._key_grants(k.key_hash, 'roles'::text), unkey._key_grants(k.key_hash, 'permissions'::text),
+		   k.created_at, k.updated_at,
+		   -- from the rollups of the verification events, not written by verification
+		   (SELECT max(r.last_time) FROM unkey._rollups r
+			 WHERE r.key_hash = k.key_hash AND r.granularity = 'month' AND r.key_id = k.id)
+	  INTO result
+	  FROM unkey.keys k
+	  JOIN unkey.apis a ON a.id = k.api_id AND a.deleted_at IS NULL
+	  LEFT JOIN unkey.identities i ON i.id = k.identity_id
+	 WHERE k.key_hash = h AND k.deleted_at IS NULL;
+	IF result.key_id IS NULL THEN
+		PERFORM unkey._raise('not_found'::text, 'key not found'::text,
+							 'Check the key id (key_...); a deleted key, or a key of a deleted API, cannot be used.'::text);
+	END IF;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION unkey._key_info(bytea) IS 'private: the key_info of a key hash';
+
+/*
+ * The checked arguments of unkey_get_verifications: the grain to read, the
+ * time unit grouped by (NULL: none), the range [first, stop) and the order.
+ * Without a time group the hours are summed, from start rounded down to the
+ * hour; from the day when the range reaches back into pruned hours.
+ */
+CREATE OR REPLACE FUNCTION unkey._verification_query(api_id text, start timestamptz, "end" timestamptz, group_by text[],
+										  order_by text, "order" text, "limit" integer,
+										  OUT gran text, OUT unit text, OUT first timestamptz, OUT stop timestamptz,
+										  OUT sort_by text, OUT descending boolean)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	groups text[] := coalesce(group_by, '{}');
+	by_tag boolean := 'tag' = ANY (groups);
+	by_tags boolean := 'tags' = ANY (groups);
+	hours_from timestamptz := (SELECT s.hours_from FROM unkey.rollup_state s);
+BEGIN
+	unit := (SELECT g FROM unnest(groups) g WHERE g IN ('hour', 'day', 'month') LIMIT 1);
+	stop := coalesce("end", unkey.now());
+	sort_by := coalesce(order_by, CASE WHEN unit IS NOT NULL THEN 'time' ELSE 'total' END);
+	IF start IS NULL THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'start must be given'::text,
+							 'Pass the start of the range; the end defaults to now.'::text);
+	END IF;
+	IF NOT isfinite(start) OR NOT isfinite(stop) THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'start and end must be finite'::text,
+							 'Pass real timestamps, not infinity.'::text);
+	END IF;
+	IF stop <= start THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'end must be after start'::text,
+							 'Swap them, or widen the range.'::text);
+	END IF;
+	IF EXISTS (SELECT FROM unnest(groups) g
+				WHERE g IS NULL OR g NOT IN ('key', 'identity', 'tag', 'tags', 'hour', 'day', 'month')) THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'group_by takes key, identity, tag, tags, hour, day and month'::text,
+							 'Pass an array such as ''{day,key}''.'::text);
+	END IF;
+	IF (SELECT count(*) FROM unnest(groups) g WHERE g IN ('hour', 'day', 'month')) > 1 THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'group_by takes at most one of hour, day and month'::text,
+							 'Pick one time unit.'::text);
+	END IF;
+	IF by_tag AND by_tags THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'group_by takes tag or tags, not both'::text,
+							 'tag counts each tag apart, tags each whole set of tags: pick one.'::text);
+	END IF;
+	IF sort_by NOT IN ('time', 'total', 'valid', 'not_found', 'forbidden', 'usage_exceeded', 'rate_limited',
+					   'disabled', 'insufficient_permissions', 'expired')
+	   OR (sort_by = 'time' AND unit IS NULL) THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'order_by must be time (with a time group), total or an outcome'::text,
+							 'Order by time (with hour, day or month in group_by), total, or an outcome such as valid.'::text);
+	END IF;
+	IF "order" IS NOT NULL AND "order" NOT IN ('asc', 'desc') THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'order must be asc or desc'::text,
+							 'Pass ''asc'' or ''desc''.'::text);
+	END IF;
+	IF "limit" < 1 THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'limit must be at least 1'::text,
+							 'Pass a limit of 1 or more.'::text);
+	END IF;
+	IF NOT EXISTS (SELECT FROM unkey.apis a WHERE a.id = _verification_query.api_id) THEN
+		PERFORM unkey._raise('not_found'::text, 'api not found'::text,
+							 'Check the API id (api_...); a deleted API cannot be used.'::text);
+	END IF;
+	descending := coalesce("order" = 'desc', sort_by <> 'time');
+	gran := coalesce(unit, CASE WHEN start < hours_from THEN 'day' ELSE 'hour' END);
+	first := date_trunc(gran, start, 'UTC');
+	-- a time series has one row per bucket and group: keep it to a size a dashboard can use
+	IF unit IS NOT NULL AND extract(epoch FROM stop - first) / extract(epoch FROM ('1 ' || unit)::interval) > 10000 THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, format('the range holds more than 10000 %s', unit || 's'),
+							 'Group by a longer unit, or ask for a shorter range.'::text);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION unkey._verification_query(text, timestamptz, timestamptz, text[], text, text, integer) IS 'private: the checked arguments of unkey_get_verifications';
+
+/*
+ * Unkey's analytics.getVerifications, over the rollups: counts per outcome in
+ * [start, end), grouped by any of key, identity, tag (each tag apart), tags
+ * (the whole set) and one of hour, day or month.  A time series is gap-filled
+ * with zero rows, for each group seen.  Buckets are UTC; start is rounded
+ * down to the bucket (the hour when no time is grouped).  Plain SQL: it
+ * reads the rollups once, groups once, and fills the gaps with a hash join
+ * of the grid against the groups, not an anti-join.
+ */
+CREATE OR REPLACE FUNCTION unkey.unkey_get_verifications(
+	api_id			text,
+	start			timestamptz,
+	"end"			timestamptz DEFAULT NULL,
+	group_by		text[]	DEFAULT NULL,
+	key_id			text	DEFAULT NULL,
+	external_id		text	DEFAULT NULL,
+	tags			text[]	DEFAULT NULL,
+	order_by		text	DEFAULT NULL,
+	"order"			text	DEFAULT NULL,
+	"limit"			integer DEFAULT NULL)
+RETURNS SETOF unkey.verification_count
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+	WITH q AS MATERIALIZED (
+		SELECT * FROM unkey._verification_query(api_id, start, "end", group_by, order_by, "order", "limit")
+	), agg AS (
+		SELECT CASE WHEN (SELECT q.unit FROM q) IS NOT NULL THEN r.bucket END AS t,
+			   -- bytewise comparisons: the grouping sorts hundreds of thousands of ids
+			   CASE WHEN 'key' = ANY (group_by) THEN r.key_id END COLLATE "C" AS k,
+			   CASE WHEN 'identity' = ANY (group_by) THEN r.identity_id END COLLATE "C" AS i,
+			   CASE WHEN 'identity' = ANY (group_by) THEN r.external_id END COLLATE "C" AS x,
+			   CASE WHEN 'tags' = ANY (group_by) THEN r.tags END AS g,
+			   one.tag COLLATE "C" AS tg,
+			   sum(r.valid)::bigint AS valid, sum(r.not_found)::bigint AS not_found,
+			   sum(r.forbidden)::bigint AS forbidden, sum(r.usage_exceeded)::bigint AS usage_exceeded,
+			   sum(r.rate_limited)::bigint AS rate_limited, sum(r.disabled)::bigint AS disabled,
+			   sum(r.insufficient_permissions)::bigint AS insufficient_permissions, sum(r.expired)::bigint AS expired,
+			   sum(r.valid + r.not_found + r.forbidden + r.usage_exceeded + r.rate_limited + r.disabled
+				   + r.insufficient_permissions + r.expired)::bigint AS total
+		  FROM unkey._rollups r
+		  LEFT JOIN LATERAL unnest(CASE WHEN 'tag' = ANY (group_by) THEN r.tags END) AS one(tag) ON true
+		 WHERE r.api_id = unkey_get_verifications.api_id AND r.granularity = (SELECT q.gran FROM q)
+		   AND r.bucket >= (SELECT q.first FROM q) AND r.bucket < (SELECT q.stop FROM q)
+		   AND (unkey_get_verifications.key_id IS NULL OR r.key_id = unkey_get_verifications.key_id)
+		   AND (unkey_get_verifications.external_id IS NULL OR r.external_id = unkey_get_verifications.external_id)
+		   AND (unkey_get_verifications.tags IS NULL OR r.tags @> unkey_get_verifications.tags)
+		 GROUP BY 1, 2, 3, 4, 5, 6
+	), grid AS (
+		-- every bucket (stepped in UTC wall time) for every group seen; for a time series alone, every bucket
+		SELECT w AT TIME ZONE 'UTC' AS t, d.k, d.i, d.x, d.g, d.tg
+		  FROM q,
+			   generate_series(q.first AT TIME ZONE 'UTC', (q.stop - interval '1 microsecond') AT TIME ZONE 'UTC',
+							   ('1 ' || q.unit)::interval) AS w,
+			   (SELECT DISTINCT a.k, a.i, a.x, a.g, a.tg FROM agg a
+				UNION
+				SELECT NULL, NULL, NULL, NULL, NULL
+				 WHERE NOT (group_by && '{key,identity,tags,tag}'::text[])) AS d
+		 WHERE q.unit IS NOT NULL
+	), rows AS (
+		-- no id, tag or tag set is empty: '' stands for NULL in the join
+		SELECT gr.t, gr.k, gr.i, gr.x, gr.g, gr.tg,
+			   coalesce(a.valid, 0) AS valid, coalesce(a.not_found, 0) AS not_found,
+			   coalesce(a.forbidden, 0) AS forbidden, coalesce(a.usage_exceeded, 0) AS usage_exceeded,
+			   coalesce(a.rate_limited, 0) AS rate_limited, coalesce(a.disabled, 0) AS disabled,
+			   coalesce(a.insufficient_permissions, 0) AS insufficient_permissions,
+			   coalesce(a.expired, 0) AS expired, coalesce(a.total, 0) AS total
+		  FROM grid gr
+		  LEFT JOIN agg a
+			ON a.t = gr.t AND coalesce(a.k, '') = coalesce(gr.k, '') AND coalesce(a.i, '') = coalesce(gr.i, '')
+		   AND coalesce(a.x, '') = coalesce(gr.x, '') AND coalesce(a.g, '{}') = coalesce(gr.g, '{}')
+		   AND coalesce(a.tg, '') = coalesce(gr.tg, '')
+		UNION ALL
+		SELECT a.* FROM agg a WHERE (SELECT q.unit FROM q) IS NULL
+	), sorted AS (
+		SELECT rw.*, CASE (SELECT q.sort_by FROM q)
+						 WHEN 'time' THEN extract(epoch FROM rw.t)
+						 WHEN 'total' THEN rw.total WHEN 'valid' THEN rw.valid
+						 WHEN 'not_found' THEN rw.not_found WHEN 'forbidden' THEN rw.forbidden
+						 WHEN 'usage_exceeded' THEN rw.usage_exceeded WHEN 'rate_limited' THEN rw.rate_limited
+						 WHEN 'disabled' THEN rw.disabled WHEN 'insufficient_permissions' THEN rw.insufficient_permissions
+						 ELSE rw.expired END AS sort_value
+		  FROM rows rw
+	)
+	SELECT st.t, st.k, st.i, st.x, st.g, st.tg, st.valid, st.not_found, st.forbidden, st.usage_exceeded,
+		   st.rate_limited, st.disabled, st.insufficient_permissions, st.expired, st.total
+	  FROM sorted st
+	 ORDER BY CASE WHEN (SELECT q.descending FROM q) THEN st.sort_value END DESC,
+			  CASE WHEN NOT (SELECT q.descending FROM q) THEN st.sort_value END ASC,
+			  st.t, st.k COLLATE "C", st.i COLLATE "C", st.g::text COLLATE "C", st.tg COLLATE "C"
+	 -- through q, so that the arguments are checked even when nothing else reads them
+	 LIMIT (SELECT "limit" FROM q)
+$$;
+COMMENT ON FUNCTION unkey.unkey_get_verifications(text, timestamptz, timestamptz, text[], text, text, text[], text, text, integer) IS 'verification counts per outcome, grouped and gap-filled, as Unkey''s analytics.getVerifications';
+
+-- what 0.2.0's rollups needed
+ALTER EXTENSION unkey DROP TABLE unkey.verification_rollups_020;	-- and out of pg_extension.extconfig
+DROP TABLE unkey.verification_rollups_020;
+DROP AGGREGATE unkey._latency_hist_sum(bigint[]);
+DROP FUNCTION unkey._hist_add(bigint[], bigint[]);
+DROP FUNCTION unkey._latency_quantile(bigint[], double precision);
+
+-- what this script created is not for PUBLIC, as in a fresh install
+REVOKE ALL ON TABLE unkey.verification_rollups, unkey.rollup_state, unkey._rollups FROM PUBLIC;
+REVOKE ALL ON FUNCTION unkey._latency_hist(double precision[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION unkey._hist_add(bytea, bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION unkey._latency_quantile(bytea, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION unkey._latency_hist_sum(bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION unkey._store_verifications(timestamptz[], double precision[], bytea[], text[], text[], text[], text[], text[], text[], text[], bigint[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION unkey._store_ratelimits(timestamptz[], double precision[], text[], text[], text[], text[], text[], boolean[], bigint[], bigint[], timestamptz[], bigint[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION unkey._store_verification_rollups(timestamptz[], bytea[], text[], text[], text[], text[], text[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], double precision[], bytea[], timestamptz[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION unkey._store_ratelimit_rollups(timestamptz[], text[], text[], bigint[], bigint[], timestamptz[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION unkey._materialize_rollups(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION unkey._verification_query(text, timestamptz, timestamptz, text[], text, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION unkey.unkey_set_hourly_retention(interval) FROM PUBLIC;
