@@ -66,7 +66,7 @@ CREATE TABLE unkey.verification_rollups (
 	last_time			timestamptz NOT NULL,
 	CONSTRAINT verification_rollups_key
 		UNIQUE NULLS NOT DISTINCT (key_hash, granularity, bucket, tags_id, identity_id, api_id)
-);
+) WITH (fillfactor = 80);	-- room on the page for a key's next verifications in the hour (HOT updates)
 CREATE INDEX verification_rollups_api_idx ON unkey.verification_rollups (api_id, granularity, bucket);
 COMMENT ON TABLE unkey.verification_rollups IS 'per-key: verification counts per hour, day and month, by key, identity and tag set, one column per outcome';
 
@@ -100,7 +100,7 @@ CREATE TABLE unkey.ratelimit_rollups (
 	limited				bigint NOT NULL,
 	last_time			timestamptz NOT NULL,
 	PRIMARY KEY (namespace_id, identifier, bucket)
-);
+) WITH (fillfactor = 80);	-- room for an identifier's next checks in the hour (HOT updates)
 COMMENT ON TABLE unkey.ratelimit_rollups IS 'per-identifier: rate-limit checks per hour, namespace and identifier, passed and limited';
 
 -- pg_dump carries user data; the extension recreates everything else
@@ -161,89 +161,6 @@ CREATE FUNCTION unkey._store_ratelimits(t timestamptz[], latency double precisio
 RETURNS void
 	AS 'MODULE_PATHNAME', 'unkey_store_ratelimits' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION unkey._store_ratelimits(timestamptz[], double precision[], text[], text[], text[], text[], text[], boolean[], bigint[], bigint[], timestamptz[], bigint[]) IS 'private: write rate-limit events and roll them up per hour, as the event writer does';
-
-/*
- * Add a batch's hourly rollup rows, one per unique key and sorted by it (the
- * event writer adds the batch up in C).  Rows of hours whose day (or month)
- * is already materialised are added to that day (and month) too.
- */
-CREATE FUNCTION unkey._store_verification_rollups(bucket timestamptz[], key_hash bytea[], api_id text[],
-	key_id text[], identity_id text[], external_id text[], tags text[], valid bigint[], not_found bigint[],
-	forbidden bigint[], usage_exceeded bigint[], rate_limited bigint[], disabled bigint[],
-	insufficient_permissions bigint[], expired bigint[], spent bigint[], latency_sum double precision[],
-	latency_hist bytea[], last_time timestamptz[])
-RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	day_done timestamptz;
-	month_done timestamptz;
-	late boolean;
-BEGIN
-	-- a materialisation (EXCLUSIVE) waits for this batch to commit, or this batch for it
-	LOCK TABLE unkey.rollup_state IN ROW SHARE MODE;
-	SELECT s.day_done, s.month_done INTO day_done, month_done FROM unkey.rollup_state s;
-	late := (SELECT min(b) FROM unnest(bucket) b) < day_done;
-	INSERT INTO unkey.verification_rollups AS r (granularity, bucket, key_hash, api_id, key_id, identity_id,
-		external_id, tags, tags_id, valid, not_found, forbidden, usage_exceeded, rate_limited, disabled,
-		insufficient_permissions, expired, spent_credits, latency_sum, latency_hist, last_time)
-	WITH e AS MATERIALIZED (
-		SELECT *
-		  FROM unnest(bucket, key_hash, api_id, key_id, identity_id, external_id, tags, valid, not_found,
-					  forbidden, usage_exceeded, rate_limited, disabled, insufficient_permissions, expired,
-					  spent, latency_sum, latency_hist, last_time)
-			   WITH ORDINALITY AS e(b, h, a, k, i, x, g, c1, c2, c3, c4, c5, c6, c7, c8, sp, ls, lh, lt, n)
-	)
-	SELECT * FROM (
-		SELECT 'hour', e.b, e.h, e.a, e.k, e.i, e.x, e.g::text[], md5(e.g)::uuid, e.c1, e.c2, e.c3, e.c4,
-			   e.c5, e.c6, e.c7, e.c8, e.sp, e.ls, e.lh, e.lt
-		  FROM e
-		 ORDER BY e.n
-	) hours
-	UNION ALL
-	-- late events, of buckets already materialised: added to the day (and month) too
-	SELECT u.unit, date_trunc(u.unit, e.b, 'UTC'), e.h, e.a, max(e.k), e.i, max(e.x), min(e.g)::text[],
-		   md5(e.g)::uuid, sum(e.c1), sum(e.c2), sum(e.c3), sum(e.c4), sum(e.c5), sum(e.c6), sum(e.c7),
-		   sum(e.c8), sum(e.sp), sum(e.ls), unkey._latency_hist_sum(e.lh), max(e.lt)
-	  FROM e, (VALUES ('day'::text), ('month'::text)) AS u(unit)
-	 WHERE late AND e.b < CASE u.unit WHEN 'day' THEN day_done ELSE month_done END
-	 GROUP BY u.unit, date_trunc(u.unit, e.b, 'UTC'), e.h, md5(e.g), e.i, e.a
-	ON CONFLICT ON CONSTRAINT verification_rollups_key DO UPDATE
-	   SET valid = r.valid + EXCLUDED.valid,
-		   not_found = r.not_found + EXCLUDED.not_found,
-		   forbidden = r.forbidden + EXCLUDED.forbidden,
-		   usage_exceeded = r.usage_exceeded + EXCLUDED.usage_exceeded,
-		   rate_limited = r.rate_limited + EXCLUDED.rate_limited,
-		   disabled = r.disabled + EXCLUDED.disabled,
-		   insufficient_permissions = r.insufficient_permissions + EXCLUDED.insufficient_permissions,
-		   expired = r.expired + EXCLUDED.expired,
-		   spent_credits = r.spent_credits + EXCLUDED.spent_credits,
-		   latency_sum = r.latency_sum + EXCLUDED.latency_sum,
-		   latency_hist = unkey._hist_add(r.latency_hist, EXCLUDED.latency_hist),
-		   last_time = greatest(r.last_time, EXCLUDED.last_time),
-		   external_id = coalesce(EXCLUDED.external_id, r.external_id);
-END
-$$;
-COMMENT ON FUNCTION unkey._store_verification_rollups(timestamptz[], bytea[], text[], text[], text[], text[], text[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], double precision[], bytea[], timestamptz[]) IS 'private: add a batch''s hourly verification rollups (and late ones to their closed day and month)';
-
--- Add a batch's hourly rate-limit rollup rows, one per unique key and sorted by it
-CREATE FUNCTION unkey._store_ratelimit_rollups(bucket timestamptz[], namespace_id text[], identifier text[],
-											   passed bigint[], limited bigint[], last_time timestamptz[])
-RETURNS void
-LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-	INSERT INTO unkey.ratelimit_rollups AS r (bucket, namespace_id, identifier, passed, limited, last_time)
-	SELECT e.b, e.ns, e.i, e.p, e.l, e.t
-	  FROM unnest(bucket, namespace_id, identifier, passed, limited, last_time) WITH ORDINALITY AS e(b, ns, i, p, l, t, n)
-	 ORDER BY e.n
-	ON CONFLICT ON CONSTRAINT ratelimit_rollups_pkey DO UPDATE
-	   SET passed = r.passed + EXCLUDED.passed,
-		   limited = r.limited + EXCLUDED.limited,
-		   last_time = greatest(r.last_time, EXCLUDED.last_time)
-$$;
-COMMENT ON FUNCTION unkey._store_ratelimit_rollups(timestamptz[], text[], text[], bigint[], bigint[], timestamptz[]) IS 'private: add a batch''s hourly rate-limit rollups';
 
 /*
  * Materialise the days, and the months, that have closed by now from the
