@@ -834,9 +834,11 @@ EvMaintain(void *arg)
 
 /*
  * Once a minute: create today's and tomorrow's partitions, so that crossing
- * midnight never waits for a lock, and drop partitions past the retention.
- * A short lock timeout keeps a long reader (pg_dump) from stalling the
- * writer; the upkeep is simply tried again a minute later.
+ * midnight never waits for a lock, drop partitions past the retention, and
+ * materialise the days and months of the rollups that have closed (one
+ * transaction: a crash leaves all of it or none).  A short lock timeout
+ * keeps a long reader (pg_dump) from stalling the writer; the upkeep is
+ * simply tried again a minute later.
  */
 static void
 EvUpkeep(void)
@@ -846,12 +848,14 @@ EvUpkeep(void)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (OidIsValid(get_extension_oid("unkey", true)))
 	{
+		pgstat_report_activity(STATE_RUNNING, "unkey: upkeep (partitions, retention, materialised rollups)");
 		SetConfigOption("lock_timeout", "1000", PGC_SUSET, PGC_S_SESSION);
 		(void) EvTry(EvMaintain, NULL, "the event upkeep (tried again in a minute)", true);
 		SetConfigOption("lock_timeout", "0", PGC_SUSET, PGC_S_SESSION);
 	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 /*
