@@ -79,10 +79,12 @@ SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
  WHERE i.inhparent = 'unkey.verification_events'::regclass AND c.relname LIKE '%_p203103%' ORDER BY 1;
 
 -- the rollups equal a GROUP BY over the raw events, at every grain: per
--- bucket, key (NOT_FOUND as one), identity, API and normalised tag set, each
--- outcome, the credits, the latency histogram and the last time
+-- bucket, key (NOT_FOUND as one), identity and API each outcome, the
+-- credits, the latency histogram and the last time; and per tag set too
+-- (normalised, the untagged as {}), each outcome, the credits and latencies
 CREATE FUNCTION pg_temp.rollups_vs_raw(lo timestamptz, hi timestamptz)
-RETURNS TABLE (granularity text, mismatches bigint, rolled_up numeric, events bigint) LANGUAGE sql AS $$
+RETURNS TABLE (granularity text, mismatches bigint, tag_mismatches bigint, rolled_up numeric, events bigint)
+LANGUAGE sql AS $$
 	WITH raw AS (
 		SELECT u.g, date_trunc(u.g, e.time, 'UTC') AS b,
 			   CASE WHEN e.outcome = 'NOT_FOUND' THEN '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea
@@ -98,22 +100,41 @@ RETURNS TABLE (granularity text, mismatches bigint, rolled_up numeric, events bi
 			   count(*) FILTER (WHERE outcome = 'RATE_LIMITED') AS rl, count(*) FILTER (WHERE outcome = 'DISABLED') AS d,
 			   count(*) FILTER (WHERE outcome = 'INSUFFICIENT_PERMISSIONS') AS ip, count(*) FILTER (WHERE outcome = 'EXPIRED') AS ex,
 			   sum(spent_credits) AS s, unkey._latency_hist(array_agg(latency)) AS hist, max(time) AS last
-		  FROM raw GROUP BY g, b, h, i, a, tags
+		  FROM raw GROUP BY GROUPING SETS ((g, b, h, i, a), (g, b, h, i, a, tags))
 	), actual AS (
-		SELECT r.granularity AS g, r.bucket AS b, r.key_hash AS h, r.identity_id AS i, r.api_id AS a, min(r.tags) AS tags,
+		SELECT r.granularity AS g, r.bucket AS b, r.key_hash AS h, r.identity_id AS i, r.api_id AS a, NULL::text[] AS tags,
 			   sum(r.valid) AS valid, sum(r.not_found) AS nf, sum(r.forbidden) AS fb, sum(r.usage_exceeded) AS ue,
 			   sum(r.rate_limited) AS rl, sum(r.disabled) AS d, sum(r.insufficient_permissions) AS ip,
 			   sum(r.expired) AS ex, sum(r.spent_credits) AS s, unkey._latency_hist_sum(r.latency_hist) AS hist,
 			   max(r.last_time) AS last
 		  FROM unkey._rollups r
 		 WHERE r.last_time >= lo AND r.last_time < hi
+		 GROUP BY r.granularity, r.bucket, r.key_hash, r.identity_id, r.api_id
+		UNION ALL
+		SELECT r.granularity, r.bucket, r.key_hash, r.identity_id, r.api_id, min(r.tags),
+			   sum(r.valid), sum(r.not_found), sum(r.forbidden), sum(r.usage_exceeded), sum(r.rate_limited),
+			   sum(r.disabled), sum(r.insufficient_permissions), sum(r.expired), sum(r.spent_credits),
+			   unkey._latency_hist_sum(r.latency_hist), NULL
+		  FROM unkey._tag_sets r
+		 WHERE r.bucket >= date_trunc(r.granularity, lo, 'UTC') AND r.bucket < hi
 		 GROUP BY r.granularity, r.bucket, r.key_hash, r.identity_id, r.api_id, r.tags_id
+	), compared AS (
+		-- a tag set's last verification is not kept apart
+		SELECT g, b, h, i, a, tags, valid, nf, fb, ue, rl, d, ip, ex, s, hist,
+			   CASE WHEN tags IS NULL THEN last END AS last FROM expected
 	)
 	SELECT u.g,
-		   (SELECT count(*) FROM ((SELECT * FROM expected x WHERE x.g = u.g EXCEPT SELECT * FROM actual y WHERE y.g = u.g)
+		   (SELECT count(*) FROM ((SELECT * FROM compared x WHERE x.g = u.g AND x.tags IS NULL
+								   EXCEPT SELECT * FROM actual y WHERE y.g = u.g AND y.tags IS NULL)
 								  UNION ALL
-								  (SELECT * FROM actual y WHERE y.g = u.g EXCEPT SELECT * FROM expected x WHERE x.g = u.g)) d),
-		   (SELECT sum(y.valid + y.nf + y.fb + y.ue + y.rl + y.d + y.ip + y.ex) FROM actual y WHERE y.g = u.g),
+								  (SELECT * FROM actual y WHERE y.g = u.g AND y.tags IS NULL
+								   EXCEPT SELECT * FROM compared x WHERE x.g = u.g AND x.tags IS NULL)) d),
+		   (SELECT count(*) FROM ((SELECT * FROM compared x WHERE x.g = u.g AND x.tags IS NOT NULL
+								   EXCEPT SELECT * FROM actual y WHERE y.g = u.g AND y.tags IS NOT NULL)
+								  UNION ALL
+								  (SELECT * FROM actual y WHERE y.g = u.g AND y.tags IS NOT NULL
+								   EXCEPT SELECT * FROM compared x WHERE x.g = u.g AND x.tags IS NOT NULL)) d),
+		   (SELECT sum(y.valid + y.nf + y.fb + y.ue + y.rl + y.d + y.ip + y.ex) FROM actual y WHERE y.g = u.g AND y.tags IS NULL),
 		   (SELECT count(*) FROM unkey.verification_events e WHERE e.time >= lo AND e.time < hi)
 	  FROM unnest(ARRAY['hour', 'day', 'month']) u(g)
 $$;
@@ -217,7 +238,7 @@ SELECT (SELECT not_found FROM unkey.unkey_get_verifications(:'api', '2031-05-01'
 	   (SELECT not_found FROM unkey.unkey_get_verifications(:'other_api', '2031-05-01', '2031-05-02')) AS other_api;
 SELECT api_id IS NULL AS no_api_id, count(*) FROM unkey.verification_events
  WHERE key_hash = digest('ev_wrong_key', 'sha256') AND time = '2031-05-01' GROUP BY 1 ORDER BY 1;
-SELECT granularity, cardinality(tags) AS tags, count(*) AS rollup_rows FROM unkey._rollups
+SELECT granularity, cardinality(tags) AS tags, count(*) AS rollup_rows FROM unkey._tagged_rollups
  WHERE key_id = :'valid_id' AND cardinality(tags) = 20 GROUP BY 1, 2 ORDER BY 1;
 -- partitions are a UTC day, whatever the session's DateStyle and time zone
 SET DateStyle = 'Postgres'; SET TimeZone = 'Asia/Kolkata';
@@ -291,7 +312,7 @@ SET unkey.test_now = '2031-03-02 10:15:00+00';
 SELECT code FROM unkey.unkey_verify_key(:'valid_key', cost => 0, tags => '{z,y,z}');
 SELECT code FROM unkey.unkey_verify_key(:'valid_key', cost => 0, tags => '{y,z}');
 SELECT FROM unkey.unkey_flush_events();
-SELECT tags, valid FROM unkey.verification_rollups WHERE granularity = 'hour' AND tags && '{y,z}';
+SELECT tags, valid FROM unkey.verification_tag_rollups WHERE granularity = 'hour' AND tags && '{y,z}';
 -- 2031-03-01 closes (the writer does this once a minute, on the server's clock)
 SELECT unkey._materialize_rollups('2031-03-02 00:30:00+00');
 SELECT day_done, month_done, hours_from FROM unkey.rollup_state;
@@ -301,7 +322,7 @@ SELECT * FROM pg_temp.rollups_vs_raw('2031-03-01', '2031-03-03');
 SET unkey.test_now = '2031-03-01 23:59:00+00';
 SELECT code FROM unkey.unkey_verify_key(:'valid_key', cost => 0, tags => '{late}');
 SELECT FROM unkey.unkey_flush_events();
-SELECT granularity, bucket, valid FROM unkey.verification_rollups WHERE tags = '{late}' ORDER BY 1;
+SELECT granularity, bucket, valid FROM unkey.verification_tag_rollups WHERE tags = '{late}' ORDER BY 1;
 SELECT * FROM pg_temp.rollups_vs_raw('2031-03-01', '2031-03-03');
 -- materialising again changes nothing; March closes on April 1st
 SELECT unkey._materialize_rollups('2031-03-02 00:30:00+00');
@@ -319,7 +340,7 @@ SELECT hours_from FROM unkey.rollup_state;
 SELECT unkey._materialize_rollups('2031-04-10 12:00:00+00');
 SELECT day_done, month_done, hours_from FROM unkey.rollup_state;
 SELECT granularity, min(bucket) FROM unkey.verification_rollups WHERE bucket >= '2031-01-01' GROUP BY 1 ORDER BY 1;
-SELECT granularity, mismatches, rolled_up, events FROM pg_temp.rollups_vs_raw('2031-03-01', '2031-03-03')
+SELECT granularity, mismatches, tag_mismatches, rolled_up, events FROM pg_temp.rollups_vs_raw('2031-03-01', '2031-03-03')
  WHERE granularity <> 'hour';
 -- a total over pruned hours is summed from the days, from start rounded down to the day
 SELECT total FROM unkey.unkey_get_verifications(:'api', '2031-03-01 10:00', '2031-03-03');

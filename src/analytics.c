@@ -269,3 +269,21 @@ unkey_hist_from_counts(PG_FUNCTION_ARGS)
 	HistRead(PG_GETARG_ARRAYTYPE_P(0), counts);
 	PG_RETURN_BYTEA_P(UnkeyHistEncode(counts));
 }
+
+PG_FUNCTION_INFO_V1(unkey_hist_subtract);
+
+/* unkey._hist_sub(a, b): the latencies of histogram a beyond those of b, a part of it (NULL b: none) */
+Datum
+unkey_hist_subtract(PG_FUNCTION_ARGS)
+{
+	int64		a[UNKEY_HIST_BUCKETS] = {0};
+	int64		b[UNKEY_HIST_BUCKETS] = {0};
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	UnkeyHistDecodeAdd(PG_GETARG_BYTEA_PP(0), a);
+	UnkeyHistDecodeAdd(PG_ARGISNULL(1) ? NULL : PG_GETARG_BYTEA_PP(1), b);
+	for (int i = 0; i < UNKEY_HIST_BUCKETS; i++)
+		a[i] = Max(a[i] - b[i], 0);
+	PG_RETURN_BYTEA_P(UnkeyHistEncode(a));
+}

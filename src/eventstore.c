@@ -41,6 +41,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "lib/stringinfo.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -344,18 +345,17 @@ NormalizeTags(ArrayType *a)
 	return construct_array(d, m, TEXTOID, -1, false, TYPALIGN_INT);
 }
 
+/* The order of the unique key of the rollups, with the tag set or without it */
 static int
-VRollupCmp(const void *pa, const void *pb)
+VRollupCmp(const VRollup *a, const VRollup *b, bool tagged)
 {
-	const VRollup *a = pa;
-	const VRollup *b = pb;
 	int			r;
 
 	if ((r = StrCmp(a->hash, b->hash)) != 0)
 		return r;
 	if (a->bucket != b->bucket)
 		return a->bucket < b->bucket ? -1 : 1;
-	if ((r = memcmp(a->tags_id.data, b->tags_id.data, UUID_LEN)) != 0)
+	if (tagged && (r = memcmp(a->tags_id.data, b->tags_id.data, UUID_LEN)) != 0)
 		return r;
 	if ((r = StrCmp(a->identity, b->identity)) != 0)
 		return r;
@@ -365,7 +365,13 @@ VRollupCmp(const void *pa, const void *pb)
 static int
 VRollupPtrCmp(const void *a, const void *b)
 {
-	return VRollupCmp(*(VRollup *const *) a, *(VRollup *const *) b);
+	return VRollupCmp(*(VRollup *const *) a, *(VRollup *const *) b, false);
+}
+
+static int
+VRollupPtrCmpTags(const void *a, const void *b)
+{
+	return VRollupCmp(*(VRollup *const *) a, *(VRollup *const *) b, true);
 }
 
 /* A text[] (or bytea[]) of strings, NULLs kept */
@@ -393,51 +399,73 @@ Int8Array(const Datum *d, int n, Oid elemtype)
 }
 
 /*
- * The rollup statements.  The batch's rows come as one array per column
- * ($1..$20), unnested in the order given, which is the unique key's.  The
- * hours are upserted; rows of hours whose day (or month) is already
- * materialised, late events, are added to that day (and month) too ($21 and
- * $22 are rollup_state's day_done and month_done).
+ * The rollup statements of a table (verification_rollups, or with tags
+ * verification_tag_rollups).  The batch's rows come as one array per column,
+ * unnested in the order given, which is the unique key's.  The hours are
+ * upserted; for late events, rows of hours whose day (or month) is already
+ * materialised, the rows are added to that day (and month) too ($21 and $22
+ * are rollup_state's day_done and month_done).
  */
-#define VR_COLUMNS "granularity, bucket, key_hash, api_id, key_id, identity_id, external_id, tags, tags_id, " \
-	"valid, not_found, forbidden, usage_exceeded, rate_limited, disabled, insufficient_permissions, expired, " \
-	"spent_credits, latency_sum, latency_hist, last_time"
-#define VR_UNNEST "unnest($1::timestamptz[], $2::bytea[], $3::text[], $4::text[], $5::text[], $6::text[], " \
-	"$7::text[], $8::uuid[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], " \
-	"$14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::float8[], $19::bytea[], " \
-	"$20::timestamptz[]) AS e(b, h, a, k, i, x, g, gi, c1, c2, c3, c4, c5, c6, c7, c8, sp, ls, lh, lt)"
-#define VR_UPSERT " ON CONFLICT ON CONSTRAINT verification_rollups_key DO UPDATE SET " \
-	"valid = r.valid + excluded.valid, not_found = r.not_found + excluded.not_found, " \
-	"forbidden = r.forbidden + excluded.forbidden, usage_exceeded = r.usage_exceeded + excluded.usage_exceeded, " \
-	"rate_limited = r.rate_limited + excluded.rate_limited, disabled = r.disabled + excluded.disabled, " \
-	"insufficient_permissions = r.insufficient_permissions + excluded.insufficient_permissions, " \
-	"expired = r.expired + excluded.expired, spent_credits = r.spent_credits + excluded.spent_credits, " \
-	"latency_sum = r.latency_sum + excluded.latency_sum, " \
-	"latency_hist = unkey._hist_add(r.latency_hist, excluded.latency_hist), " \
-	"last_time = greatest(r.last_time, excluded.last_time), " \
-	"external_id = coalesce(excluded.external_id, r.external_id)"
+static char *
+VRollupSql(bool tagged, bool late)
+{
+	StringInfoData sql;
+	const char *table = tagged ? "verification_tag_rollups" : "verification_rollups";
+	const char *tagcols = tagged ? ", tags, tags_id" : "";
 
-static const char *const vr_hours_sql =
-"INSERT INTO unkey.verification_rollups AS r (" VR_COLUMNS ") "
-"SELECT 'hour', e.b, e.h, e.a, e.k, e.i, e.x, e.g::text[], e.gi, e.c1, e.c2, e.c3, e.c4, e.c5, e.c6, e.c7, "
-"e.c8, e.sp, e.ls, e.lh, e.lt FROM " VR_UNNEST VR_UPSERT;
-
-static const char *const vr_late_sql =
-"INSERT INTO unkey.verification_rollups AS r (" VR_COLUMNS ") "
-"SELECT u.unit, date_trunc(u.unit, e.b, 'UTC'), e.h, e.a, max(e.k), e.i, max(e.x), min(e.g)::text[], e.gi, "
-"sum(e.c1), sum(e.c2), sum(e.c3), sum(e.c4), sum(e.c5), sum(e.c6), sum(e.c7), sum(e.c8), sum(e.sp), sum(e.ls), "
-"unkey._latency_hist_sum(e.lh), max(e.lt) FROM " VR_UNNEST ", "
-"(VALUES ('day'::text, $21::timestamptz), ('month'::text, $22::timestamptz)) AS u(unit, done) "
-"WHERE e.b < u.done GROUP BY u.unit, date_trunc(u.unit, e.b, 'UTC'), e.h, e.gi, e.i, e.a" VR_UPSERT;
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "INSERT INTO unkey.%s AS r (granularity, bucket, key_hash, api_id, key_id, identity_id, "
+					 "external_id, valid, not_found, forbidden, usage_exceeded, rate_limited, disabled, "
+					 "insufficient_permissions, expired, spent_credits, latency_sum, latency_hist, last_time%s) ",
+					 table, tagcols);
+	if (!late)
+		appendStringInfo(&sql,
+						 "SELECT 'hour', e.b, e.h, e.a, e.k, e.i, e.x, e.c1, e.c2, e.c3, e.c4, e.c5, e.c6, e.c7, "
+						 "e.c8, e.sp, e.ls, e.lh, e.lt%s",
+						 tagged ? ", e.g::text[], e.gi" : "");
+	else
+		appendStringInfo(&sql,
+						 "SELECT u.unit, date_trunc(u.unit, e.b, 'UTC'), e.h, e.a, max(e.k), e.i, max(e.x), "
+						 "sum(e.c1), sum(e.c2), sum(e.c3), sum(e.c4), sum(e.c5), sum(e.c6), sum(e.c7), sum(e.c8), "
+						 "sum(e.sp), sum(e.ls), unkey._latency_hist_sum(e.lh), max(e.lt)%s",
+						 tagged ? ", min(e.g)::text[], e.gi" : "");
+	appendStringInfoString(&sql,
+						   " FROM unnest($1::timestamptz[], $2::bytea[], $3::text[], $4::text[], $5::text[], "
+						   "$6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], "
+						   "$12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::float8[], $17::bytea[], "
+						   "$18::timestamptz[], $19::text[], $20::uuid[]) "
+						   "AS e(b, h, a, k, i, x, c1, c2, c3, c4, c5, c6, c7, c8, sp, ls, lh, lt, g, gi)");
+	if (late)
+		appendStringInfo(&sql,
+						 ", (VALUES ('day'::text, $21::timestamptz), ('month'::text, $22::timestamptz)) "
+						 "AS u(unit, done) WHERE e.b < u.done "
+						 "GROUP BY u.unit, date_trunc(u.unit, e.b, 'UTC'), e.h, e.i, e.a%s",
+						 tagged ? ", e.gi" : "");
+	appendStringInfo(&sql,
+					 " ON CONFLICT ON CONSTRAINT %s_key DO UPDATE SET "
+					 "valid = r.valid + excluded.valid, not_found = r.not_found + excluded.not_found, "
+					 "forbidden = r.forbidden + excluded.forbidden, "
+					 "usage_exceeded = r.usage_exceeded + excluded.usage_exceeded, "
+					 "rate_limited = r.rate_limited + excluded.rate_limited, disabled = r.disabled + excluded.disabled, "
+					 "insufficient_permissions = r.insufficient_permissions + excluded.insufficient_permissions, "
+					 "expired = r.expired + excluded.expired, spent_credits = r.spent_credits + excluded.spent_credits, "
+					 "latency_sum = r.latency_sum + excluded.latency_sum, "
+					 "latency_hist = unkey._hist_add(r.latency_hist, excluded.latency_hist), "
+					 "last_time = greatest(r.last_time, excluded.last_time), "
+					 "external_id = coalesce(excluded.external_id, r.external_id)",
+					 table);
+	return sql.data;
+}
 
 /*
- * Upsert rollup rows *r[0..n), sorted by their unique key.  ROW SHARE on
- * rollup_state makes a materialisation (EXCLUSIVE) wait for this batch to
- * commit, or this batch for it, so that no row is missed or counted twice;
- * the state is read after the lock is granted.
+ * Upsert rollup rows *r[0..n), sorted by their unique key, into one table.
+ * ROW SHARE on rollup_state makes a materialisation (EXCLUSIVE) wait for
+ * this batch to commit, or this batch for it, so that no row is missed or
+ * counted twice; the state is read after the lock is granted.
  */
 static void
-VRollupStore(VRollup **r, int n)
+VRollupStore(VRollup **r, int n, bool tagged)
 {
 	Datum		args[22];
 	Oid			types[22];
@@ -464,11 +492,6 @@ VRollupStore(VRollup **r, int n)
 	STRS(key, TEXTOID);
 	STRS(identity, TEXTOID);
 	STRS(external, TEXTOID);
-	STRS(tags, TEXTOID);
-	for (int i = 0; i < n; i++)
-		d[i] = UUIDPGetDatum(&r[i]->tags_id);
-	types[a] = get_array_type(UUIDOID);
-	args[a++] = PointerGetDatum(construct_array(d, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
 	for (int o = 0; o < NOUTCOMES; o++)
 		EIGHTS(Int64GetDatum(r[i]->count[o]), INT8OID);
 	EIGHTS(Int64GetDatum(r[i]->spent), INT8OID);
@@ -478,6 +501,11 @@ VRollupStore(VRollup **r, int n)
 	types[a] = BYTEAARRAYOID;
 	args[a++] = PointerGetDatum(construct_array(d, n, BYTEAOID, -1, false, TYPALIGN_INT));
 	EIGHTS(TimestampTzGetDatum(r[i]->last_time), TIMESTAMPTZOID);
+	STRS(tags, TEXTOID);
+	for (int i = 0; i < n; i++)
+		d[i] = UUIDPGetDatum(&r[i]->tags_id);
+	types[a] = get_array_type(UUIDOID);
+	args[a++] = PointerGetDatum(construct_array(d, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
 #undef STRS
 #undef EIGHTS
 
@@ -492,11 +520,51 @@ VRollupStore(VRollup **r, int n)
 		types[20] = types[21] = TIMESTAMPTZOID;
 		args[20] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		args[21] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-		if (SPI_execute_with_args(vr_late_sql, 22, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		if (SPI_execute_with_args(VRollupSql(tagged, true), 22, types, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "unkey: could not store late verification rollups");
 	}
-	if (SPI_execute_with_args(vr_hours_sql, 20, types, args, NULL, false, 0) != SPI_OK_INSERT)
+	if (SPI_execute_with_args(VRollupSql(tagged, false), 20, types, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "unkey: could not store %d verification rollups", n);
+}
+
+/*
+ * Add up rows of equal unique key (with the tag set, or without it) in place
+ * and upsert them, in that key's order (sorting pointers: a row is 500 bytes)
+ */
+static void
+VRollupMerge(VRollup **sorted, int n, bool tagged)
+{
+	int			m = 0;
+
+	if (n == 0)
+		return;
+	qsort(sorted, n, sizeof(VRollup *), tagged ? VRollupPtrCmpTags : VRollupPtrCmp);
+	for (int i = 0; i < n; i++)
+	{
+		VRollup    *x = m > 0 ? sorted[m - 1] : NULL;
+		VRollup    *y = sorted[i];
+
+		if (x == NULL || VRollupCmp(x, y, tagged) != 0)
+		{
+			sorted[m++] = y;
+			continue;
+		}
+		for (int o = 0; o < NOUTCOMES; o++)
+			x->count[o] += y->count[o];
+		x->spent += y->spent;
+		x->latency_sum += y->latency_sum;
+		for (int h = 0; h < UNKEY_HIST_BUCKETS; h++)
+			x->hist[h] += y->hist[h];
+		if (y->last_time >= x->last_time)
+		{
+			x->last_time = y->last_time;
+			if (y->external.len >= 0)
+				x->external = y->external;
+		}
+		if (x->key.len < 0)
+			x->key = y->key;
+	}
+	VRollupStore(sorted, m, tagged);
 }
 
 /* Write verification events: raw rows, then the batch added up per hour */
@@ -508,7 +576,9 @@ StoreVerifications(const UnkeyEvent *es, int n)
 	const char *err;
 	VRollup    *r = palloc0(sizeof(VRollup) * n);
 	VRollup   **sorted = palloc(sizeof(VRollup *) * n);
-	int			m = 0;
+	VRollup    *t = palloc(sizeof(VRollup) * n);
+	VRollup   **tsorted = palloc(sizeof(VRollup *) * n);
+	int			nt = 0;
 	int			lt = -1;			/* the last event with tags */
 
 	/* parse each tag set once, for the raw row and the rollup; runs of one set are common */
@@ -571,36 +641,19 @@ StoreVerifications(const UnkeyEvent *es, int n)
 
 	RawInsertByDay("verification_events", vcols, lengthof(vcols), es, n, VFill, &b);
 
-	/* add up the rows of equal unique key, in that key's order (sorting pointers: a row is 500 bytes) */
-	for (int i = 0; i < n; i++)
-		sorted[i] = &r[i];
-	qsort(sorted, n, sizeof(VRollup *), VRollupPtrCmp);
+	/* the tagged ones are counted again per tag set; copies, since adding up changes the rows */
 	for (int i = 0; i < n; i++)
 	{
-		VRollup    *x = m > 0 ? sorted[m - 1] : NULL;
-		VRollup    *y = sorted[i];
-
-		if (x == NULL || VRollupCmp(x, y) != 0)
+		sorted[i] = &r[i];
+		if (es[i].str[EV_V_TAGS] != NULL && b.canon[i].len > 2)
 		{
-			sorted[m++] = y;
-			continue;
+			t[nt] = r[i];
+			tsorted[nt] = &t[nt];
+			nt++;
 		}
-		for (int o = 0; o < NOUTCOMES; o++)
-			x->count[o] += y->count[o];
-		x->spent += y->spent;
-		x->latency_sum += y->latency_sum;
-		for (int h = 0; h < UNKEY_HIST_BUCKETS; h++)
-			x->hist[h] += y->hist[h];
-		if (y->last_time >= x->last_time)
-		{
-			x->last_time = y->last_time;
-			if (y->external.len >= 0)
-				x->external = y->external;
-		}
-		if (x->key.len < 0)
-			x->key = y->key;
 	}
-	VRollupStore(sorted, m);
+	VRollupMerge(sorted, n, false);
+	VRollupMerge(tsorted, nt, true);
 }
 
 /* Rate-limit events */

@@ -40,8 +40,11 @@ COMMENT ON TABLE unkey.ratelimit_events IS 'per-identifier: one row per unkey_ra
 -- each batch to the hours; a day, and a month, is materialised from the finer
 -- grain once it has closed (unkey._materialize_rollups), and a query adds the
 -- finer rows of the buckets still open (unkey._rollups).  One narrow row per
--- bucket, key, identity, API and tag set, with the outcomes as columns and
--- the latencies as a histogram (see src/analytics.c).
+-- bucket, key, identity and API, with the outcomes as columns and the
+-- latencies as a histogram (see src/analytics.c): the shape of the common
+-- answers (per day and key, per key).  Verifications with tags are counted a
+-- second time per tag set, in verification_tag_rollups; those without tags
+-- are the difference (unkey._tag_sets).
 CREATE TABLE unkey.verification_rollups (
 	granularity			text NOT NULL CHECK (granularity IN ('hour', 'day', 'month')),
 	bucket				timestamptz NOT NULL,
@@ -50,8 +53,6 @@ CREATE TABLE unkey.verification_rollups (
 	key_id				text,
 	identity_id			text,
 	external_id			text,
-	tags				text[] NOT NULL,	-- sorted and de-duplicated
-	tags_id				uuid NOT NULL,		-- md5 of tags: 20 tags of 512 characters do not fit an index
 	valid				bigint NOT NULL,
 	not_found			bigint NOT NULL,
 	forbidden			bigint NOT NULL,
@@ -65,10 +66,21 @@ CREATE TABLE unkey.verification_rollups (
 	latency_hist		bytea NOT NULL,
 	last_time			timestamptz NOT NULL,
 	CONSTRAINT verification_rollups_key
-		UNIQUE NULLS NOT DISTINCT (key_hash, granularity, bucket, tags_id, identity_id, api_id)
+		UNIQUE NULLS NOT DISTINCT (key_hash, granularity, bucket, identity_id, api_id)
 ) WITH (fillfactor = 80);	-- room on the page for a key's next verifications in the hour (HOT updates)
 CREATE INDEX verification_rollups_api_idx ON unkey.verification_rollups (api_id, granularity, bucket);
-COMMENT ON TABLE unkey.verification_rollups IS 'per-key: verification counts per hour, day and month, by key, identity and tag set, one column per outcome';
+COMMENT ON TABLE unkey.verification_rollups IS 'per-key: verification counts per hour, day and month, by key and identity, one column per outcome';
+
+-- The same for the verifications that carry tags, per tag set
+CREATE TABLE unkey.verification_tag_rollups (
+	LIKE unkey.verification_rollups,
+	tags				text[] NOT NULL,	-- sorted and de-duplicated, never empty
+	tags_id				uuid NOT NULL,		-- md5 of tags: 20 tags of 512 characters do not fit an index
+	CONSTRAINT verification_tag_rollups_key
+		UNIQUE NULLS NOT DISTINCT (key_hash, granularity, bucket, tags_id, identity_id, api_id)
+) WITH (fillfactor = 80);
+CREATE INDEX verification_tag_rollups_api_idx ON unkey.verification_tag_rollups (api_id, granularity, bucket);
+COMMENT ON TABLE unkey.verification_tag_rollups IS 'per-key: verification counts of tagged verifications per hour, day and month, by key, identity and tag set';
 
 -- How far the coarser grains are materialised: the day rollups hold every
 -- day before day_done, the month rollups every month before month_done, and
@@ -105,6 +117,7 @@ COMMENT ON TABLE unkey.ratelimit_rollups IS 'per-identifier: rate-limit checks p
 
 -- pg_dump carries user data; the extension recreates everything else
 SELECT pg_catalog.pg_extension_config_dump('unkey.verification_rollups', '');
+SELECT pg_catalog.pg_extension_config_dump('unkey.verification_tag_rollups', '');
 SELECT pg_catalog.pg_extension_config_dump('unkey.event_settings', '');
 SELECT pg_catalog.pg_extension_config_dump('unkey.ratelimit_rollups', '');
 SELECT pg_catalog.pg_extension_config_dump('unkey.rollup_state', '');
@@ -118,6 +131,9 @@ COMMENT ON FUNCTION unkey._hist_add(bytea, bytea) IS 'private: two latency histo
 CREATE FUNCTION unkey._latency_quantile(hist bytea, q double precision) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'unkey_hist_quantile_stored' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION unkey._latency_quantile(bytea, double precision) IS 'private: a quantile (ms) of a latency histogram, within a factor of two';
+CREATE FUNCTION unkey._hist_sub(a bytea, b bytea) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'unkey_hist_subtract' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION unkey._hist_sub(bytea, bytea) IS 'private: the latencies of a histogram beyond those of a part of it';
 CREATE AGGREGATE unkey._latency_hist_sum(bytea) (SFUNC = unkey._hist_add, STYPE = bytea, COMBINEFUNC = unkey._hist_add, PARALLEL = SAFE);
 COMMENT ON AGGREGATE unkey._latency_hist_sum(bytea) IS 'private: latency histograms merged';
 
@@ -176,6 +192,8 @@ AS $$
 DECLARE
 	st unkey.rollup_state;
 	step record;
+	tab text;
+	tagged boolean;
 	done timestamptz;
 	cut timestamptz;
 	keep interval := (SELECT e.hourly_retention FROM unkey.event_settings e);
@@ -192,17 +210,23 @@ BEGIN
 	FOR step IN SELECT * FROM (VALUES ('hour', 'day'), ('day', 'month')) AS v(finer, coarser) LOOP
 		done := CASE step.coarser WHEN 'day' THEN st.day_done ELSE st.month_done END;
 		CONTINUE WHEN date_trunc(step.coarser, now, 'UTC') <= done;
-		INSERT INTO unkey.verification_rollups (granularity, bucket, key_hash, api_id, key_id, identity_id,
-			external_id, tags, tags_id, valid, not_found, forbidden, usage_exceeded, rate_limited, disabled,
-			insufficient_permissions, expired, spent_credits, latency_sum, latency_hist, last_time)
-		SELECT step.coarser, date_trunc(step.coarser, r.bucket, 'UTC'), r.key_hash, r.api_id, max(r.key_id),
-			   r.identity_id, max(r.external_id), min(r.tags), r.tags_id, sum(r.valid), sum(r.not_found),
-			   sum(r.forbidden), sum(r.usage_exceeded), sum(r.rate_limited), sum(r.disabled),
-			   sum(r.insufficient_permissions), sum(r.expired), sum(r.spent_credits), sum(r.latency_sum),
-			   unkey._latency_hist_sum(r.latency_hist), max(r.last_time)
-		  FROM unkey.verification_rollups r
-		 WHERE r.granularity = step.finer AND r.bucket >= done AND r.bucket < date_trunc(step.coarser, now, 'UTC')
-		 GROUP BY 2, r.key_hash, r.tags_id, r.identity_id, r.api_id;
+		FOREACH tab IN ARRAY ARRAY['verification_rollups', 'verification_tag_rollups'] LOOP
+			tagged := tab = 'verification_tag_rollups';
+			EXECUTE format(
+				'INSERT INTO unkey.%1$I (granularity, bucket, key_hash, api_id, key_id, identity_id, external_id,'
+				' valid, not_found, forbidden, usage_exceeded, rate_limited, disabled, insufficient_permissions,'
+				' expired, spent_credits, latency_sum, latency_hist, last_time%2$s)'
+				' SELECT $1, date_trunc($1, r.bucket, ''UTC''), r.key_hash, r.api_id, max(r.key_id), r.identity_id,'
+				' max(r.external_id), sum(r.valid), sum(r.not_found), sum(r.forbidden), sum(r.usage_exceeded),'
+				' sum(r.rate_limited), sum(r.disabled), sum(r.insufficient_permissions), sum(r.expired),'
+				' sum(r.spent_credits), sum(r.latency_sum), unkey._latency_hist_sum(r.latency_hist), max(r.last_time)%3$s'
+				' FROM unkey.%1$I r WHERE r.granularity = $2 AND r.bucket >= $3 AND r.bucket < $4'
+				' GROUP BY 2, r.key_hash, r.identity_id, r.api_id%4$s',
+				tab, CASE WHEN tagged THEN ', tags, tags_id' ELSE '' END,
+				CASE WHEN tagged THEN ', min(r.tags), r.tags_id' ELSE '' END,
+				CASE WHEN tagged THEN ', r.tags_id' ELSE '' END)
+			USING step.coarser, step.finer, done, date_trunc(step.coarser, now, 'UTC');
+		END LOOP;
 		IF step.coarser = 'day' THEN
 			st.day_done := date_trunc('day', now, 'UTC');
 		ELSE
@@ -212,6 +236,7 @@ BEGIN
 	cut := least(st.day_done, date_trunc('day', now - keep, 'UTC'));
 	IF keep IS NOT NULL AND cut > coalesce(st.hours_from, '-infinity') THEN
 		DELETE FROM unkey.verification_rollups r WHERE r.granularity = 'hour' AND r.bucket < cut;
+		DELETE FROM unkey.verification_tag_rollups r WHERE r.granularity = 'hour' AND r.bucket < cut;
 		st.hours_from := cut;
 	END IF;
 	INSERT INTO unkey.rollup_state AS s VALUES (true, st.day_done, st.month_done, st.hours_from)
@@ -318,34 +343,97 @@ RETURNS SETOF record
 	AS 'MODULE_PATHNAME', 'unkey_events_info' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION unkey.unkey_events_info() IS 'the event buffers in shared memory, one row per database using one';
 
--- Every grain complete up to the last flush: the materialised rows, and for
--- the days and months still open the finer rows, truncated to the grain
--- (not added up: readers group).  One snapshot sees both sides of a
+-- Every grain complete up to the last flush, of both rollup tables
+-- (unkey._rollups, unkey._tagged_rollups): the materialised rows, and for
+-- the days and months still open the finer rows, truncated to the grain (not
+-- added up: readers group).  One snapshot sees both sides of a
 -- materialisation, so no bucket is counted twice or missed.
-CREATE VIEW unkey._rollups AS
-SELECT r.granularity, r.bucket, r.key_hash, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags, r.tags_id, r.valid, r.not_found,
-	   r.forbidden, r.usage_exceeded, r.rate_limited, r.disabled, r.insufficient_permissions, r.expired,
-	   r.spent_credits, r.latency_sum, r.latency_hist, r.last_time
-  FROM unkey.verification_rollups r
+DO $$
+DECLARE
+	v text[];
+	cols text := 'r.key_hash, r.api_id, r.key_id, r.identity_id, r.external_id, r.valid, r.not_found, r.forbidden,'
+				 ' r.usage_exceeded, r.rate_limited, r.disabled, r.insufficient_permissions, r.expired,'
+				 ' r.spent_credits, r.latency_sum, r.latency_hist, r.last_time';
+BEGIN
+	FOREACH v SLICE 1 IN ARRAY ARRAY[['_rollups', 'verification_rollups', ''],
+									 ['_tagged_rollups', 'verification_tag_rollups', ', r.tags, r.tags_id']] LOOP
+		EXECUTE format(
+			'CREATE VIEW unkey.%1$I AS'
+			' SELECT r.granularity, r.bucket, %3$s%4$s FROM unkey.%2$I r'
+			' UNION ALL'
+			' SELECT ''day''::text, date_trunc(''day'', r.bucket, ''UTC''), %3$s%4$s FROM unkey.%2$I r'
+			'  WHERE r.granularity = ''hour'''
+			'    AND r.bucket >= coalesce((SELECT s.day_done FROM unkey.rollup_state s), ''-infinity'')'
+			' UNION ALL'
+			' SELECT ''month''::text, date_trunc(''month'', r.bucket, ''UTC''), %3$s%4$s FROM unkey.%2$I r'
+			'  WHERE r.granularity = ''day'''
+			'    AND r.bucket >= coalesce((SELECT s.month_done FROM unkey.rollup_state s), ''-infinity'')'
+			' UNION ALL'
+			' SELECT ''month''::text, date_trunc(''month'', r.bucket, ''UTC''), %3$s%4$s FROM unkey.%2$I r'
+			'  WHERE r.granularity = ''hour'''
+			'    AND r.bucket >= coalesce((SELECT s.day_done FROM unkey.rollup_state s), ''-infinity'')',
+			v[1], v[2], cols, v[3]);
+		EXECUTE format('COMMENT ON VIEW unkey.%I IS %L', v[1],
+					   format('private: %s at every grain, the open days and months from the finer grain', v[2]));
+	END LOOP;
+END
+$$;
+
+-- Per grain, bucket, key, identity, API and tag set: the tagged rollups, and
+-- the verifications without tags as what the key's rollup holds beyond them
+-- (tags '{}')
+CREATE VIEW unkey._tag_sets AS
+WITH tagged AS (
+	SELECT t.granularity, t.bucket, t.key_hash, t.identity_id, t.api_id, t.tags_id, max(t.key_id) AS key_id,
+		   max(t.external_id) AS external_id, min(t.tags) AS tags, sum(t.valid) AS valid, sum(t.not_found) AS not_found,
+		   sum(t.forbidden) AS forbidden, sum(t.usage_exceeded) AS usage_exceeded, sum(t.rate_limited) AS rate_limited,
+		   sum(t.disabled) AS disabled, sum(t.insufficient_permissions) AS insufficient_permissions,
+		   sum(t.expired) AS expired, sum(t.spent_credits) AS spent_credits, sum(t.latency_sum) AS latency_sum,
+		   unkey._latency_hist_sum(t.latency_hist) AS latency_hist, max(t.last_time) AS last_time
+	  FROM unkey._tagged_rollups t
+	 GROUP BY t.granularity, t.bucket, t.key_hash, t.identity_id, t.api_id, t.tags_id
+), everything AS (
+	SELECT r.granularity, r.bucket, r.key_hash, r.identity_id, r.api_id, max(r.key_id) AS key_id,
+		   max(r.external_id) AS external_id, sum(r.valid) AS valid, sum(r.not_found) AS not_found,
+		   sum(r.forbidden) AS forbidden, sum(r.usage_exceeded) AS usage_exceeded, sum(r.rate_limited) AS rate_limited,
+		   sum(r.disabled) AS disabled, sum(r.insufficient_permissions) AS insufficient_permissions,
+		   sum(r.expired) AS expired, sum(r.spent_credits) AS spent_credits, sum(r.latency_sum) AS latency_sum,
+		   unkey._latency_hist_sum(r.latency_hist) AS latency_hist, max(r.last_time) AS last_time
+	  FROM unkey._rollups r
+	 GROUP BY r.granularity, r.bucket, r.key_hash, r.identity_id, r.api_id
+), tagged_per_key AS (
+	SELECT t.granularity, t.bucket, t.key_hash, t.identity_id, t.api_id, sum(t.valid) AS valid,
+		   sum(t.not_found) AS not_found, sum(t.forbidden) AS forbidden, sum(t.usage_exceeded) AS usage_exceeded,
+		   sum(t.rate_limited) AS rate_limited, sum(t.disabled) AS disabled,
+		   sum(t.insufficient_permissions) AS insufficient_permissions, sum(t.expired) AS expired,
+		   sum(t.spent_credits) AS spent_credits, sum(t.latency_sum) AS latency_sum,
+		   unkey._latency_hist_sum(t.latency_hist) AS latency_hist, max(t.last_time) AS last_time
+	  FROM tagged t
+	 GROUP BY t.granularity, t.bucket, t.key_hash, t.identity_id, t.api_id
+)
+SELECT t.granularity, t.bucket, t.key_hash, t.api_id, t.key_id, t.identity_id, t.external_id, t.tags, t.tags_id,
+	   t.valid, t.not_found, t.forbidden, t.usage_exceeded, t.rate_limited, t.disabled, t.insufficient_permissions,
+	   t.expired, t.spent_credits, t.latency_sum, t.latency_hist, t.last_time
+  FROM tagged t
 UNION ALL
-SELECT 'day'::text, date_trunc('day', r.bucket, 'UTC'), r.key_hash, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags, r.tags_id, r.valid, r.not_found,
-	   r.forbidden, r.usage_exceeded, r.rate_limited, r.disabled, r.insufficient_permissions, r.expired,
-	   r.spent_credits, r.latency_sum, r.latency_hist, r.last_time
-  FROM unkey.verification_rollups r
- WHERE r.granularity = 'hour' AND r.bucket >= coalesce((SELECT s.day_done FROM unkey.rollup_state s), '-infinity')
-UNION ALL
-SELECT 'month'::text, date_trunc('month', r.bucket, 'UTC'), r.key_hash, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags, r.tags_id, r.valid, r.not_found,
-	   r.forbidden, r.usage_exceeded, r.rate_limited, r.disabled, r.insufficient_permissions, r.expired,
-	   r.spent_credits, r.latency_sum, r.latency_hist, r.last_time
-  FROM unkey.verification_rollups r
- WHERE r.granularity = 'day' AND r.bucket >= coalesce((SELECT s.month_done FROM unkey.rollup_state s), '-infinity')
-UNION ALL
-SELECT 'month'::text, date_trunc('month', r.bucket, 'UTC'), r.key_hash, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags, r.tags_id, r.valid, r.not_found,
-	   r.forbidden, r.usage_exceeded, r.rate_limited, r.disabled, r.insufficient_permissions, r.expired,
-	   r.spent_credits, r.latency_sum, r.latency_hist, r.last_time
-  FROM unkey.verification_rollups r
- WHERE r.granularity = 'hour' AND r.bucket >= coalesce((SELECT s.day_done FROM unkey.rollup_state s), '-infinity');
-COMMENT ON VIEW unkey._rollups IS 'private: the verification rollups at every grain, the open days and months from the finer grain';
+SELECT e.granularity, e.bucket, e.key_hash, e.api_id, e.key_id, e.identity_id, e.external_id, '{}'::text[],
+	   '99914b93-2bd3-7a50-b983-c5e7c90ae93b'::uuid,	-- md5('{}')
+	   e.valid - coalesce(p.valid, 0), e.not_found - coalesce(p.not_found, 0), e.forbidden - coalesce(p.forbidden, 0),
+	   e.usage_exceeded - coalesce(p.usage_exceeded, 0), e.rate_limited - coalesce(p.rate_limited, 0),
+	   e.disabled - coalesce(p.disabled, 0), e.insufficient_permissions - coalesce(p.insufficient_permissions, 0),
+	   e.expired - coalesce(p.expired, 0), e.spent_credits - coalesce(p.spent_credits, 0),
+	   e.latency_sum - coalesce(p.latency_sum, 0), unkey._hist_sub(e.latency_hist, p.latency_hist),
+	   -- the last untagged verification is not known apart: the key's last one, when it is not a tagged one
+	   CASE WHEN p.last_time IS NULL OR e.last_time > p.last_time THEN e.last_time END
+  FROM everything e
+  LEFT JOIN tagged_per_key p
+	ON p.granularity = e.granularity AND p.bucket = e.bucket AND p.key_hash = e.key_hash
+   AND p.identity_id IS NOT DISTINCT FROM e.identity_id AND p.api_id IS NOT DISTINCT FROM e.api_id
+ WHERE e.valid + e.not_found + e.forbidden + e.usage_exceeded + e.rate_limited + e.disabled
+	   + e.insufficient_permissions + e.expired
+	   > coalesce(p.valid + p.not_found + p.forbidden + p.usage_exceeded + p.rate_limited + p.disabled
+				  + p.insufficient_permissions + p.expired, 0);
+COMMENT ON VIEW unkey._tag_sets IS 'private: verification counts per grain, bucket, key, identity and tag set, tagged or not';
 
 -- The rollups summed per bucket, key, identity and tag set, one column per outcome
 CREATE VIEW unkey.verifications AS
@@ -360,7 +448,7 @@ SELECT r.granularity, r.bucket AS time, r.api_id, r.key_id, r.identity_id, r.ext
 								+ r.disabled + r.insufficient_permissions + r.expired) AS latency_avg,
 	   unkey._latency_quantile(unkey._latency_hist_sum(r.latency_hist), 0.75::double precision) AS latency_p75,
 	   unkey._latency_quantile(unkey._latency_hist_sum(r.latency_hist), 0.99::double precision) AS latency_p99
-  FROM unkey._rollups r
+  FROM unkey._tag_sets r
  GROUP BY r.granularity, r.bucket, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags_id;
 COMMENT ON VIEW unkey.verifications IS 'verifications per hour, day or month (granularity), key, identity and tag set, one column per outcome';
 
@@ -439,9 +527,9 @@ CREATE TYPE unkey.verification_count AS (
  * hour; from the day when the range reaches back into pruned hours.
  */
 CREATE FUNCTION unkey._verification_query(api_id text, start timestamptz, "end" timestamptz, group_by text[],
-										  order_by text, "order" text, "limit" integer,
+										  tags text[], order_by text, "order" text, "limit" integer,
 										  OUT gran text, OUT unit text, OUT first timestamptz, OUT stop timestamptz,
-										  OUT sort_by text, OUT descending boolean)
+										  OUT sort_by text, OUT descending boolean, OUT tagged boolean)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -498,6 +586,8 @@ BEGIN
 							 'Check the API id (api_...); a deleted API cannot be used.'::text);
 	END IF;
 	descending := coalesce("order" = 'desc', sort_by <> 'time');
+	-- tag sets are counted in the tagged rollups; without them, the key's rollups answer
+	tagged := by_tag OR by_tags OR _verification_query.tags IS NOT NULL;
 	gran := coalesce(unit, CASE WHEN start < hours_from THEN 'day' ELSE 'hour' END);
 	first := date_trunc(gran, start, 'UTC');
 	-- a time series has one row per bucket and group: keep it to a size a dashboard can use
@@ -507,7 +597,7 @@ BEGIN
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION unkey._verification_query(text, timestamptz, timestamptz, text[], text, text, integer) IS 'private: the checked arguments of unkey_get_verifications';
+COMMENT ON FUNCTION unkey._verification_query(text, timestamptz, timestamptz, text[], text[], text, text, integer) IS 'private: the checked arguments of unkey_get_verifications';
 
 /*
  * Unkey's analytics.getVerifications, over the rollups: counts per outcome in
@@ -535,7 +625,7 @@ SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
 	WITH q AS MATERIALIZED (
-		SELECT * FROM unkey._verification_query(api_id, start, "end", group_by, order_by, "order", "limit")
+		SELECT * FROM unkey._verification_query(api_id, start, "end", group_by, tags, order_by, "order", "limit")
 	), agg AS (
 		SELECT CASE WHEN (SELECT q.unit FROM q) IS NOT NULL THEN r.bucket END AS t,
 			   -- bytewise comparisons: the grouping sorts hundreds of thousands of ids
@@ -550,7 +640,17 @@ AS $$
 			   sum(r.insufficient_permissions)::bigint AS insufficient_permissions, sum(r.expired)::bigint AS expired,
 			   sum(r.valid + r.not_found + r.forbidden + r.usage_exceeded + r.rate_limited + r.disabled
 				   + r.insufficient_permissions + r.expired)::bigint AS total
-		  FROM unkey._rollups r
+		  FROM (SELECT k.granularity, k.bucket, k.api_id, k.key_id, k.identity_id, k.external_id, NULL::text[] AS tags,
+					   k.valid, k.not_found, k.forbidden, k.usage_exceeded, k.rate_limited, k.disabled,
+					   k.insufficient_permissions, k.expired
+				  FROM unkey._rollups k
+				 WHERE NOT (SELECT q.tagged FROM q)
+				UNION ALL
+				SELECT t.granularity, t.bucket, t.api_id, t.key_id, t.identity_id, t.external_id, t.tags,
+					   t.valid, t.not_found, t.forbidden, t.usage_exceeded, t.rate_limited, t.disabled,
+					   t.insufficient_permissions, t.expired
+				  FROM unkey._tag_sets t
+				 WHERE (SELECT q.tagged FROM q)) r
 		  LEFT JOIN LATERAL unnest(CASE WHEN 'tag' = ANY (group_by) THEN r.tags END) AS one(tag) ON true
 		 WHERE r.api_id = unkey_get_verifications.api_id AND r.granularity = (SELECT q.gran FROM q)
 		   AND r.bucket >= (SELECT q.first FROM q) AND r.bucket < (SELECT q.stop FROM q)

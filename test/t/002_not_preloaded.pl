@@ -68,7 +68,7 @@ $node->pgbench(
 	});
 is( $node->safe_psql('postgres', q{
 SELECT (SELECT count(*) FROM unkey.verification_events WHERE tags = '{a,b}'),
-       (SELECT sum(valid) FROM unkey.verification_rollups WHERE tags = '{a,b}' AND granularity = 'hour')}),
+       (SELECT sum(valid) FROM unkey.verification_tag_rollups WHERE tags = '{a,b}' AND granularity = 'hour')}),
 	'1600|1600', 'every event is written and rolled up');
 # a read-only transaction cannot write the event: verification still answers, with a warning
 my ($ret, $out, $err) = $node->psql('postgres',

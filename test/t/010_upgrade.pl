@@ -222,7 +222,7 @@ sub table_state
 sub new_relations_are_empty_partitions
 {
 	my ($before, $what) = @_;
-	my %seen = map { $_ => 1 } @$before, 'unkey.ratelimit_rollups', 'unkey.rollup_state';
+	my %seen = map { $_ => 1 } @$before, 'unkey.ratelimit_rollups', 'unkey.rollup_state', 'unkey.verification_tag_rollups';
 	for my $rel (grep { !$seen{$_} } @{ relations() })
 	{
 		is(dbq(qq{SELECT c.relispartition AND NOT EXISTS (SELECT FROM $rel)
