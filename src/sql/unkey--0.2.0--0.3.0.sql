@@ -448,16 +448,20 @@ COMMENT ON FUNCTION unkey._key_info(bytea) IS 'private: the key_info of a key ha
 CREATE OR REPLACE FUNCTION unkey._verification_query(api_id text, start timestamptz, "end" timestamptz, group_by text[],
 										  tags text[], order_by text, "order" text, "limit" integer,
 										  OUT gran text, OUT unit text, OUT first timestamptz, OUT stop timestamptz,
-										  OUT sort_by text, OUT descending boolean, OUT tagged boolean)
+										  OUT sort_by text, OUT descending boolean, OUT tagged boolean,
+										  OUT by_key boolean, OUT by_identity boolean, OUT by_tags boolean,
+										  OUT by_tag boolean)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	groups text[] := coalesce(group_by, '{}');
-	by_tag boolean := 'tag' = ANY (groups);
-	by_tags boolean := 'tags' = ANY (groups);
 	hours_from timestamptz := (SELECT s.hours_from FROM unkey.rollup_state s);
 BEGIN
+	by_key := 'key' = ANY (groups);
+	by_identity := 'identity' = ANY (groups);
+	by_tags := 'tags' = ANY (groups);
+	by_tag := 'tag' = ANY (groups);
 	unit := (SELECT g FROM unnest(groups) g WHERE g IN ('hour', 'day', 'month') LIMIT 1);
 	stop := coalesce("end", unkey.now());
 	sort_by := coalesce(order_by, CASE WHEN unit IS NOT NULL THEN 'time' ELSE 'total' END);
@@ -524,8 +528,9 @@ COMMENT ON FUNCTION unkey._verification_query(text, timestamptz, timestamptz, te
  * (the whole set) and one of hour, day or month.  A time series is gap-filled
  * with zero rows, for each group seen.  Buckets are UTC; start is rounded
  * down to the bucket (the hour when no time is grouped).  Plain SQL: it
- * reads the rollups once, groups once, and fills the gaps with a hash join
- * of the grid against the groups, not an anti-join.
+ * reads the rollups of one grain (the key's, or the tag sets' when tags
+ * matter) once, groups once, and builds the grid of buckets only for the
+ * groups that miss one.
  */
 CREATE OR REPLACE FUNCTION unkey.unkey_get_verifications(
 	api_id			text,
@@ -542,83 +547,89 @@ RETURNS SETOF unkey.verification_count
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
+SET work_mem = '64MB'
 AS $$
 	WITH q AS MATERIALIZED (
 		SELECT * FROM unkey._verification_query(api_id, start, "end", group_by, tags, order_by, "order", "limit")
+	), src AS (
+		-- the key's rollups, or with tags the tag sets; each tag apart only when grouped by tag
+		SELECT k.bucket, k.key_id, k.identity_id, k.external_id, NULL::text[] AS tags, NULL::text AS tag,
+			   k.valid, k.not_found, k.forbidden, k.usage_exceeded, k.rate_limited, k.disabled,
+			   k.insufficient_permissions, k.expired
+		  FROM unkey._rollups k
+		 WHERE NOT (SELECT q.tagged FROM q)
+		   AND k.api_id = unkey_get_verifications.api_id AND k.granularity = (SELECT q.gran FROM q)
+		   AND k.bucket >= (SELECT q.first FROM q) AND k.bucket < (SELECT q.stop FROM q)
+		   AND (unkey_get_verifications.key_id IS NULL OR k.key_id = unkey_get_verifications.key_id)
+		   AND (unkey_get_verifications.external_id IS NULL OR k.external_id = unkey_get_verifications.external_id)
+		UNION ALL
+		SELECT t.bucket, t.key_id, t.identity_id, t.external_id, t.tags, one.tag,
+			   t.valid, t.not_found, t.forbidden, t.usage_exceeded, t.rate_limited, t.disabled,
+			   t.insufficient_permissions, t.expired
+		  FROM unkey._tag_sets t
+		  LEFT JOIN LATERAL unnest(CASE WHEN (SELECT q.by_tag FROM q) THEN t.tags END) AS one(tag) ON true
+		 WHERE (SELECT q.tagged FROM q)
+		   AND t.api_id = unkey_get_verifications.api_id AND t.granularity = (SELECT q.gran FROM q)
+		   AND t.bucket >= (SELECT q.first FROM q) AND t.bucket < (SELECT q.stop FROM q)
+		   AND (unkey_get_verifications.key_id IS NULL OR t.key_id = unkey_get_verifications.key_id)
+		   AND (unkey_get_verifications.external_id IS NULL OR t.external_id = unkey_get_verifications.external_id)
+		   AND (unkey_get_verifications.tags IS NULL OR t.tags @> unkey_get_verifications.tags)
 	), agg AS (
 		SELECT CASE WHEN (SELECT q.unit FROM q) IS NOT NULL THEN r.bucket END AS t,
 			   -- bytewise comparisons: the grouping sorts hundreds of thousands of ids
-			   CASE WHEN 'key' = ANY (group_by) THEN r.key_id END COLLATE "C" AS k,
-			   CASE WHEN 'identity' = ANY (group_by) THEN r.identity_id END COLLATE "C" AS i,
-			   CASE WHEN 'identity' = ANY (group_by) THEN r.external_id END COLLATE "C" AS x,
-			   CASE WHEN 'tags' = ANY (group_by) THEN r.tags END AS g,
-			   one.tag COLLATE "C" AS tg,
+			   CASE WHEN (SELECT q.by_key FROM q) THEN r.key_id END COLLATE "C" AS k,
+			   CASE WHEN (SELECT q.by_identity FROM q) THEN r.identity_id END COLLATE "C" AS i,
+			   CASE WHEN (SELECT q.by_identity FROM q) THEN r.external_id END COLLATE "C" AS x,
+			   CASE WHEN (SELECT q.by_tags FROM q) THEN r.tags END AS g,
+			   r.tag COLLATE "C" AS tg,
 			   sum(r.valid)::bigint AS valid, sum(r.not_found)::bigint AS not_found,
 			   sum(r.forbidden)::bigint AS forbidden, sum(r.usage_exceeded)::bigint AS usage_exceeded,
 			   sum(r.rate_limited)::bigint AS rate_limited, sum(r.disabled)::bigint AS disabled,
 			   sum(r.insufficient_permissions)::bigint AS insufficient_permissions, sum(r.expired)::bigint AS expired,
 			   sum(r.valid + r.not_found + r.forbidden + r.usage_exceeded + r.rate_limited + r.disabled
 				   + r.insufficient_permissions + r.expired)::bigint AS total
-		  FROM (SELECT k.granularity, k.bucket, k.api_id, k.key_id, k.identity_id, k.external_id, NULL::text[] AS tags,
-					   k.valid, k.not_found, k.forbidden, k.usage_exceeded, k.rate_limited, k.disabled,
-					   k.insufficient_permissions, k.expired
-				  FROM unkey._rollups k
-				 WHERE NOT (SELECT q.tagged FROM q)
-				UNION ALL
-				SELECT t.granularity, t.bucket, t.api_id, t.key_id, t.identity_id, t.external_id, t.tags,
-					   t.valid, t.not_found, t.forbidden, t.usage_exceeded, t.rate_limited, t.disabled,
-					   t.insufficient_permissions, t.expired
-				  FROM unkey._tag_sets t
-				 WHERE (SELECT q.tagged FROM q)) r
-		  LEFT JOIN LATERAL unnest(CASE WHEN 'tag' = ANY (group_by) THEN r.tags END) AS one(tag) ON true
-		 WHERE r.api_id = unkey_get_verifications.api_id AND r.granularity = (SELECT q.gran FROM q)
-		   AND r.bucket >= (SELECT q.first FROM q) AND r.bucket < (SELECT q.stop FROM q)
-		   AND (unkey_get_verifications.key_id IS NULL OR r.key_id = unkey_get_verifications.key_id)
-		   AND (unkey_get_verifications.external_id IS NULL OR r.external_id = unkey_get_verifications.external_id)
-		   AND (unkey_get_verifications.tags IS NULL OR r.tags @> unkey_get_verifications.tags)
+		  FROM src r
 		 GROUP BY 1, 2, 3, 4, 5, 6
-	), grid AS (
-		-- every bucket (stepped in UTC wall time) for every group seen; for a time series alone, every bucket
-		SELECT w AT TIME ZONE 'UTC' AS t, d.k, d.i, d.x, d.g, d.tg
-		  FROM q,
-			   generate_series(q.first AT TIME ZONE 'UTC', (q.stop - interval '1 microsecond') AT TIME ZONE 'UTC',
-							   ('1 ' || q.unit)::interval) AS w,
-			   (SELECT DISTINCT a.k, a.i, a.x, a.g, a.tg FROM agg a
-				UNION
-				SELECT NULL, NULL, NULL, NULL, NULL
-				 WHERE NOT (group_by && '{key,identity,tags,tag}'::text[])) AS d
+	), buckets AS (
+		-- every bucket of a time series, stepped in UTC wall time
+		SELECT w AT TIME ZONE 'UTC' AS t
+		  FROM q, generate_series(q.first AT TIME ZONE 'UTC', (q.stop - interval '1 microsecond') AT TIME ZONE 'UTC',
+								  ('1 ' || q.unit)::interval) AS w
 		 WHERE q.unit IS NOT NULL
+	), gapped AS (
+		-- the groups that miss a bucket (most have none); a time series alone always has its group
+		SELECT a.k, a.i, a.x, a.g, a.tg FROM agg a
+		 GROUP BY a.k, a.i, a.x, a.g, a.tg
+		HAVING count(*) < (SELECT count(*) FROM buckets)
+		UNION
+		SELECT NULL, NULL, NULL, NULL, NULL
+		 WHERE NOT (group_by && '{key,identity,tags,tag}'::text[]) AND (SELECT q.unit FROM q) IS NOT NULL
 	), rows AS (
-		-- no id, tag or tag set is empty: '' stands for NULL in the join
-		SELECT gr.t, gr.k, gr.i, gr.x, gr.g, gr.tg,
-			   coalesce(a.valid, 0) AS valid, coalesce(a.not_found, 0) AS not_found,
-			   coalesce(a.forbidden, 0) AS forbidden, coalesce(a.usage_exceeded, 0) AS usage_exceeded,
-			   coalesce(a.rate_limited, 0) AS rate_limited, coalesce(a.disabled, 0) AS disabled,
-			   coalesce(a.insufficient_permissions, 0) AS insufficient_permissions,
-			   coalesce(a.expired, 0) AS expired, coalesce(a.total, 0) AS total
-		  FROM grid gr
-		  LEFT JOIN agg a
-			ON a.t = gr.t AND coalesce(a.k, '') = coalesce(gr.k, '') AND coalesce(a.i, '') = coalesce(gr.i, '')
-		   AND coalesce(a.x, '') = coalesce(gr.x, '') AND coalesce(a.g, '{}') = coalesce(gr.g, '{}')
-		   AND coalesce(a.tg, '') = coalesce(gr.tg, '')
+		SELECT a.* FROM agg a
 		UNION ALL
-		SELECT a.* FROM agg a WHERE (SELECT q.unit FROM q) IS NULL
-	), sorted AS (
-		SELECT rw.*, CASE (SELECT q.sort_by FROM q)
-						 WHEN 'time' THEN extract(epoch FROM rw.t)
-						 WHEN 'total' THEN rw.total WHEN 'valid' THEN rw.valid
-						 WHEN 'not_found' THEN rw.not_found WHEN 'forbidden' THEN rw.forbidden
-						 WHEN 'usage_exceeded' THEN rw.usage_exceeded WHEN 'rate_limited' THEN rw.rate_limited
-						 WHEN 'disabled' THEN rw.disabled WHEN 'insufficient_permissions' THEN rw.insufficient_permissions
-						 ELSE rw.expired END AS sort_value
-		  FROM rows rw
+		-- the missing buckets of those groups, as zeros ('' stands for NULL: no id, tag or tag set is empty)
+		SELECT b.t, gp.k, gp.i, gp.x, gp.g, gp.tg, 0, 0, 0, 0, 0, 0, 0, 0, 0
+		  FROM buckets b, gapped gp
+		 WHERE NOT EXISTS (SELECT FROM agg a
+							WHERE a.t = b.t AND coalesce(a.k, '') = coalesce(gp.k, '')
+							  AND coalesce(a.i, '') = coalesce(gp.i, '') AND coalesce(a.x, '') = coalesce(gp.x, '')
+							  AND coalesce(a.g, '{}') = coalesce(gp.g, '{}') AND coalesce(a.tg, '') = coalesce(gp.tg, ''))
 	)
-	SELECT st.t, st.k, st.i, st.x, st.g, st.tg, st.valid, st.not_found, st.forbidden, st.usage_exceeded,
-		   st.rate_limited, st.disabled, st.insufficient_permissions, st.expired, st.total
-	  FROM sorted st
-	 ORDER BY CASE WHEN (SELECT q.descending FROM q) THEN st.sort_value END DESC,
-			  CASE WHEN NOT (SELECT q.descending FROM q) THEN st.sort_value END ASC,
-			  st.t, st.k COLLATE "C", st.i COLLATE "C", st.g::text COLLATE "C", st.tg COLLATE "C"
+	-- ordered by time, or by a count (bigint, not through a numeric of both), then by the groups
+	SELECT rw.t, rw.k, rw.i, rw.x, rw.g, rw.tg, rw.valid, rw.not_found, rw.forbidden, rw.usage_exceeded,
+		   rw.rate_limited, rw.disabled, rw.insufficient_permissions, rw.expired, rw.total
+	  FROM rows rw
+	 ORDER BY CASE WHEN (SELECT q.sort_by = 'time' AND NOT q.descending FROM q) THEN rw.t END ASC,
+			  CASE WHEN (SELECT q.sort_by = 'time' AND q.descending FROM q) THEN rw.t END DESC,
+			  CASE WHEN (SELECT q.sort_by <> 'time' FROM q) THEN
+				  CASE (SELECT q.sort_by FROM q)
+					  WHEN 'total' THEN rw.total WHEN 'valid' THEN rw.valid
+					  WHEN 'not_found' THEN rw.not_found WHEN 'forbidden' THEN rw.forbidden
+					  WHEN 'usage_exceeded' THEN rw.usage_exceeded WHEN 'rate_limited' THEN rw.rate_limited
+					  WHEN 'disabled' THEN rw.disabled WHEN 'insufficient_permissions' THEN rw.insufficient_permissions
+					  ELSE rw.expired END
+				  * CASE WHEN (SELECT q.descending FROM q) THEN -1 ELSE 1 END END ASC,
+			  rw.t, rw.k COLLATE "C", rw.i COLLATE "C", rw.g::text COLLATE "C", rw.tg COLLATE "C"
 	 -- through q, so that the arguments are checked even when nothing else reads them
 	 LIMIT (SELECT "limit" FROM q)
 $$;
