@@ -347,6 +347,20 @@ SELECT total FROM unkey.unkey_get_verifications(:'api', '2031-03-01 10:00', '203
 SELECT unkey.unkey_set_hourly_retention(NULL);
 SELECT count(*) AS settings_rows FROM unkey.event_settings;
 
+-- materialising needs read committed: a snapshot older than its lock would miss batches
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT regress.err($$SELECT unkey._materialize_rollups('2031-04-10 12:00:00+00')$$);
+ROLLBACK;
+-- what the writer's C path refuses: a hash of another size, an infinite latency or time
+SELECT regress.err($$SELECT unkey._store_verifications(ARRAY['2031-03-01']::timestamptz[], '{0.1}', ARRAY['\x00']::bytea[],
+	'{NULL}', '{NULL}', '{NULL}', '{NULL}', '{NULL}', '{NOT_FOUND}', '{NULL}', '{0}')$$);
+SELECT regress.err($$SELECT unkey._store_verifications(ARRAY['2031-03-01']::timestamptz[], '{Infinity}',
+	ARRAY[digest('x', 'sha256')], '{NULL}', '{NULL}', '{NULL}', '{NULL}', '{NULL}', '{NOT_FOUND}', '{NULL}', '{0}')$$);
+SELECT regress.err($$SELECT unkey._store_verifications(ARRAY['infinity']::timestamptz[], '{0.1}',
+	ARRAY[digest('x', 'sha256')], '{NULL}', '{NULL}', '{NULL}', '{NULL}', '{NULL}', '{NOT_FOUND}', '{NULL}', '{0}')$$);
+-- a latency far beyond the last bucket lands in it
+SELECT unkey._latency_quantile(unkey._latency_hist(ARRAY[1e300, 'Infinity']::float8[]), 0.5) AS ms;
+
 ----------------------------------------------------------------------------
 -- retention: whole partitions before now - retention go, nothing newer
 ----------------------------------------------------------------------------

@@ -39,6 +39,8 @@ UnkeyHistBucket(double ms)
 
 	if (!(us >= 1.0))			/* also NaN */
 		return 0;
+	if (us >= ldexp(1.0, UNKEY_HIST_BUCKETS - 2))	/* also infinity: log2 would not fit an int */
+		return UNKEY_HIST_BUCKETS - 1;
 	b = (int) floor(log2(us)) + 1;
 	return Min(b, UNKEY_HIST_BUCKETS - 1);
 }

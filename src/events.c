@@ -822,40 +822,54 @@ EvFlushBatch(int slot)
 	return n;
 }
 
-/* The worker's upkeep, for EvTry: tomorrow's partitions ahead of time, and the retention */
+/* The worker's upkeep, for EvTry: one statement of it (arg) */
 static void
 EvMaintain(void *arg)
 {
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "unkey: SPI_connect failed");
-	SPI_execute("SELECT unkey._maintain_events(pg_catalog.now())", false, 0);
+	SPI_execute((const char *) arg, false, 0);
 	SPI_finish();
 }
 
 /*
  * Once a minute: create today's and tomorrow's partitions, so that crossing
  * midnight never waits for a lock, drop partitions past the retention, and
- * materialise the days and months of the rollups that have closed (one
- * transaction: a crash leaves all of it or none).  A short lock timeout
+ * materialise the days and months of the rollups that have closed (in a
+ * transaction of its own: a crash leaves all of it or none).  A short lock timeout
  * keeps a long reader (pg_dump) from stalling the writer; the upkeep is
  * simply tried again a minute later.
  */
 static void
 EvUpkeep(void)
 {
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (OidIsValid(get_extension_oid("unkey", true)))
+	/*
+	 * Two transactions: the partitions' locks are not held while a day is
+	 * materialised, and a failure of one leaves the other done.  0.2.0's SQL
+	 * (before ALTER EXTENSION UPDATE) has no rollups to materialise.
+	 */
+	static const char *const steps[] = {
+		"SELECT unkey._maintain_events(pg_catalog.now())",
+		"SELECT unkey._materialize_rollups(pg_catalog.now())"
+	};
+
+	for (int i = 0; i < lengthof(steps); i++)
 	{
-		pgstat_report_activity(STATE_RUNNING, "unkey: upkeep (partitions, retention, materialised rollups)");
-		SetConfigOption("lock_timeout", "1000", PGC_SUSET, PGC_S_SESSION);
-		(void) EvTry(EvMaintain, NULL, "the event upkeep (tried again in a minute)", true);
-		SetConfigOption("lock_timeout", "0", PGC_SUSET, PGC_S_SESSION);
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (OidIsValid(get_extension_oid("unkey", true)) &&
+			(i == 0 || OidIsValid(get_relname_relid("rollup_state", get_namespace_oid("unkey", false)))))
+		{
+			pgstat_report_activity(STATE_RUNNING, "unkey: upkeep (partitions, retention, materialised rollups)");
+			SetConfigOption("lock_timeout", "1000", PGC_SUSET, PGC_S_SESSION);
+			(void) EvTry(EvMaintain, (void *) steps[i], "the event upkeep (tried again in a minute)", true);
+			SetConfigOption("lock_timeout", "0", PGC_SUSET, PGC_S_SESSION);
+		}
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_activity(STATE_IDLE, NULL);
 	}
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 /*
@@ -904,6 +918,8 @@ UnkeyEventWorkerMain(Datum main_arg)
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
+	/* each statement sees what committed before it: the rollups' locking relies on it */
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("DateStyle", "ISO", PGC_SUSET, PGC_S_OVERRIDE);
 	idle_since = GetCurrentTimestamp();
 	last_flush = idle_since;

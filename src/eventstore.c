@@ -27,11 +27,14 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/heapam.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_type.h"
 #include "common/md5.h"
 #include "executor/executor.h"
@@ -45,6 +48,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -191,7 +195,8 @@ DayPartition(const char *parent, TimestampTz day)
  * value in its place (and NULL in a column we do not know).
  */
 static void
-RawInsert(Oid relid, const char *const *cols, int ncols, const int *idx, int n, RawFill fill, void *arg)
+RawInsert(Oid parent, Oid relid, const char *const *cols, const Oid *types, int ncols, const int *idx, int n,
+		  RawFill fill, void *arg)
 {
 	Relation	rel = table_open(relid, RowExclusiveLock);
 	TupleDesc	td = RelationGetDescr(rel);
@@ -205,14 +210,23 @@ RawInsert(Oid relid, const char *const *cols, int ncols, const int *idx, int n, 
 	TupleTableSlot **slots = palloc(sizeof(TupleTableSlot *) * Min(n, MULTI_INSERT_SLOTS));
 	int			nslots = 0;
 
-	if (rel->rd_rel->relkind != RELKIND_RELATION)
-		elog(ERROR, "unkey: \"%s\" is not a table", RelationGetRelationName(rel));
+	if (rel->rd_rel->relkind != RELKIND_RELATION || !rel->rd_rel->relispartition ||
+		get_partition_parent(relid, false) != parent)
+		elog(ERROR, "unkey: \"%s\" is not a partition of the event table", RelationGetRelationName(rel));
 	for (int a = 0; a < td->natts; a++)
 	{
+		Form_pg_attribute att = TupleDescAttr(td, a);
+
 		map[a] = -1;
-		for (int c = 0; c < ncols && !TupleDescAttr(td, a)->attisdropped; c++)
-			if (strcmp(NameStr(TupleDescAttr(td, a)->attname), cols[c]) == 0)
+		for (int c = 0; c < ncols && !att->attisdropped; c++)
+			if (strcmp(NameStr(att->attname), cols[c]) == 0)
+			{
+				/* a value of another type would be read as garbage, or crash */
+				if (att->atttypid != types[c])
+					elog(ERROR, "unkey: column \"%s\" of \"%s\" has type %s, not %s", cols[c],
+						 RelationGetRelationName(rel), format_type_be(att->atttypid), format_type_be(types[c]));
 				map[a] = c;
+			}
 	}
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
 	ExecOpenIndices(rri, false);
@@ -259,9 +273,10 @@ RawInsert(Oid relid, const char *const *cols, int ncols, const int *idx, int n, 
 
 /* Insert the raw rows of events es[0..n), each into the partition of its day */
 static void
-RawInsertByDay(const char *parent, const char *const *cols, int ncols, const UnkeyEvent *es, int n,
-			   RawFill fill, void *arg)
+RawInsertByDay(const char *parent, const char *const *cols, const Oid *types, int ncols, const UnkeyEvent *es,
+			   int n, RawFill fill, void *arg)
 {
+	Oid			parent_oid = get_relname_relid(parent, get_namespace_oid("unkey", false));
 	int		   *idx = palloc(sizeof(int) * n);
 	bool	   *done = palloc0(sizeof(bool) * n);
 
@@ -280,7 +295,7 @@ RawInsertByDay(const char *parent, const char *const *cols, int ncols, const Unk
 				idx[m++] = i;
 				done[i] = true;
 			}
-		RawInsert(DayPartition(parent, day), cols, ncols, idx, m, fill, arg);
+		RawInsert(parent_oid, DayPartition(parent, day), cols, types, ncols, idx, m, fill, arg);
 	}
 }
 
@@ -296,6 +311,10 @@ typedef struct VBatch
 static const char *const vcols[] = {
 	"time", "request_id", "key_hash", "api_id", "key_id", "identity_id", "external_id",
 	"outcome", "tags", "spent_credits", "latency"
+};
+static const Oid vtypes[] = {
+	TIMESTAMPTZOID, TEXTOID, BYTEAOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTOID, TEXTARRAYOID, INT8OID, FLOAT8OID
 };
 
 /* The raw row of verification i */
@@ -440,8 +459,10 @@ VRollupSql(bool tagged, bool late)
 		appendStringInfo(&sql,
 						 ", (VALUES ('day'::text, $21::timestamptz), ('month'::text, $22::timestamptz)) "
 						 "AS u(unit, done) WHERE e.b < u.done "
-						 "GROUP BY u.unit, date_trunc(u.unit, e.b, 'UTC'), e.h, e.i, e.a%s",
-						 tagged ? ", e.gi" : "");
+						 "GROUP BY u.unit, date_trunc(u.unit, e.b, 'UTC'), e.h, e.i, e.a%s "
+						 /* in the unique key's order too, so that writers lock rows alike */
+						 "ORDER BY e.h, u.unit, 2%s, e.i, e.a",
+						 tagged ? ", e.gi" : "", tagged ? ", e.gi" : "");
 	appendStringInfo(&sql,
 					 " ON CONFLICT ON CONSTRAINT %s_key DO UPDATE SET "
 					 "valid = r.valid + excluded.valid, not_found = r.not_found + excluded.not_found, "
@@ -474,6 +495,7 @@ VRollupStore(VRollup **r, int n, bool tagged)
 	Datum	   *d = palloc(sizeof(Datum) * n);
 	TimestampTz first = r[0]->bucket;
 	bool		isnull;
+	SPIPlanPtr	state;
 
 #define STRS(field, type) do { \
 		for (int i = 0; i < n; i++) s[i] = r[i]->field; \
@@ -509,8 +531,15 @@ VRollupStore(VRollup **r, int n, bool tagged)
 #undef STRS
 #undef EIGHTS
 
+	/*
+	 * Read the state as committed now, also in a REPEATABLE READ caller (an
+	 * inline write), whose snapshot may predate a materialisation the lock
+	 * waited for.
+	 */
 	if (SPI_execute("LOCK TABLE unkey.rollup_state IN ROW SHARE MODE", false, 0) != SPI_OK_UTILITY ||
-		SPI_execute("SELECT day_done, month_done FROM unkey.rollup_state", false, 0) != SPI_OK_SELECT)
+		(state = SPI_prepare("SELECT day_done, month_done FROM unkey.rollup_state", 0, NULL)) == NULL ||
+		SPI_execute_snapshot(state, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot, true, false, 1)
+		!= SPI_OK_SELECT)
 		elog(ERROR, "unkey: could not read unkey.rollup_state");
 	for (int i = 1; i < n; i++)
 		first = Min(first, r[i]->bucket);
@@ -617,15 +646,13 @@ StoreVerifications(const UnkeyEvent *es, int n)
 
 		x->bucket = Floor(es[i].time, USECS_PER_HOUR);
 		x->hash = EvStr(&es[i], EV_V_HASH);
-		if (o == OUTCOME_NOT_FOUND)
-		{
-			x->hash.p = zero_hash;
-			x->hash.len = UNKEY_HASH_LEN;
-		}
-		else if (x->hash.len != UNKEY_HASH_LEN)
+		/* the raw table's CHECK, which the bulk path does not run */
+		if (x->hash.len != UNKEY_HASH_LEN)
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					(errcode(ERRCODE_CHECK_VIOLATION),
 					 errmsg("key_hash must be %d bytes", UNKEY_HASH_LEN)));
+		if (o == OUTCOME_NOT_FOUND)
+			x->hash.p = zero_hash;
 		x->tags = b.canon[i];
 		x->tags_id = b.canon_id[i];
 		x->identity = EvStr(&es[i], EV_V_IDENTITY_ID);
@@ -639,7 +666,7 @@ StoreVerifications(const UnkeyEvent *es, int n)
 		x->last_time = es[i].time;
 	}
 
-	RawInsertByDay("verification_events", vcols, lengthof(vcols), es, n, VFill, &b);
+	RawInsertByDay("verification_events", vcols, vtypes, lengthof(vcols), es, n, VFill, &b);
 
 	/* the tagged ones are counted again per tag set; copies, since adding up changes the rows */
 	for (int i = 0; i < n; i++)
@@ -660,6 +687,10 @@ StoreVerifications(const UnkeyEvent *es, int n)
 static const char *const rcols[] = {
 	"time", "request_id", "namespace_id", "namespace", "identifier", "override_id", "passed",
 	"limit", "remaining", "reset", "cost", "latency"
+};
+static const Oid rtypes[] = {
+	TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID,
+	INT8OID, INT8OID, TIMESTAMPTZOID, INT8OID, FLOAT8OID
 };
 
 /* The raw row of rate-limit check i */
@@ -712,7 +743,7 @@ StoreRatelimits(const UnkeyEvent *es, int n)
 	TIMESTAMPTZARRAYOID};
 	int			m = 0;
 
-	RawInsertByDay("ratelimit_events", rcols, lengthof(rcols), es, n, RFill, (void *) es);
+	RawInsertByDay("ratelimit_events", rcols, rtypes, lengthof(rcols), es, n, RFill, (void *) es);
 
 	for (int i = 0; i < n; i++)
 	{
@@ -844,6 +875,20 @@ ArgEights(FunctionCallInfo fcinfo, int a, int n)
 	return d;
 }
 
+/* An event's time and latency must be finite: they become buckets and sums */
+static void
+CheckFinite(TimestampTz t, double latency)
+{
+	if (TIMESTAMP_NOT_FINITE(t))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("t must be finite")));
+	if (isnan(latency) || isinf(latency))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("latency must be a finite number")));
+}
+
 /* The number of events in a call: the length of the first array */
 static int
 ArgCount(FunctionCallInfo fcinfo)
@@ -881,6 +926,7 @@ unkey_store_verifications(PG_FUNCTION_ARGS)
 		es[i].nstr = EV_V_NSTR;
 		es[i].time = DatumGetTimestampTz(t[i]);
 		es[i].latency_ms = DatumGetFloat8(lat[i]);
+		CheckFinite(es[i].time, es[i].latency_ms);
 		es[i].num[0] = DatumGetInt64(spent[i]);
 		if (es[i].str[EV_V_OUTCOME] == NULL)
 			ereport(ERROR,
@@ -932,6 +978,7 @@ unkey_store_ratelimits(PG_FUNCTION_ARGS)
 		es[i].nstr = EV_R_NSTR;
 		es[i].time = DatumGetTimestampTz(t[i]);
 		es[i].latency_ms = DatumGetFloat8(lat[i]);
+		CheckFinite(es[i].time, es[i].latency_ms);
 		if (pnulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

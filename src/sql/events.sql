@@ -198,14 +198,25 @@ DECLARE
 	cut timestamptz;
 	keep interval := (SELECT e.hourly_retention FROM unkey.event_settings e);
 BEGIN
+	-- each statement must see what committed before it, the batches the lock waited for included
+	IF current_setting('transaction_isolation') <> 'read committed' THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'rollups are materialised in read committed transactions only'::text,
+							 'Leave it to the event writer, or SET TRANSACTION ISOLATION LEVEL READ COMMITTED.'::text);
+	END IF;
 	-- no batch is being added meanwhile: each is either in what we read, or waits and sees the new state
 	LOCK TABLE unkey.rollup_state IN EXCLUSIVE MODE;
 	SELECT * INTO st FROM unkey.rollup_state;
 	IF NOT FOUND THEN
-		-- the first time: from the oldest hour (or today when there is none)
-		st.day_done := date_trunc('day', coalesce((SELECT min(r.bucket) FROM unkey.verification_rollups r
-													WHERE r.granularity = 'hour'), now), 'UTC');
-		st.month_done := date_trunc('month', st.day_done, 'UTC');
+		-- the first time: after the days and months already there (a restore without this table's
+		-- row), else from the oldest hour, or today when there is none
+		st.day_done := coalesce((SELECT max(r.bucket) + interval '24 hours' FROM unkey.verification_rollups r
+								  WHERE r.granularity = 'day'),
+								date_trunc('day', coalesce((SELECT min(r.bucket) FROM unkey.verification_rollups r
+															 WHERE r.granularity = 'hour'), now), 'UTC'));
+		st.month_done := coalesce((SELECT date_trunc('month', max(r.bucket) + interval '32 days', 'UTC')
+									 FROM unkey.verification_rollups r WHERE r.granularity = 'month'),
+								  date_trunc('month', coalesce((SELECT min(r.bucket) FROM unkey.verification_rollups r
+																 WHERE r.granularity IN ('day', 'hour')), now), 'UTC'));
 	END IF;
 	FOR step IN SELECT * FROM (VALUES ('hour', 'day'), ('day', 'month')) AS v(finer, coarser) LOOP
 		done := CASE step.coarser WHEN 'day' THEN st.day_done ELSE st.month_done END;
@@ -285,10 +296,9 @@ BEGIN
 	PERFORM unkey._ensure_partitions(p, ARRAY[now, now + interval '24 hours'])
 	   FROM unnest(ARRAY['verification_events', 'ratelimit_events']) p;
 	PERFORM unkey._apply_retention(now);
-	PERFORM unkey._materialize_rollups(now);
 END
 $$;
-COMMENT ON FUNCTION unkey._maintain_events(timestamptz) IS 'private: create the coming partitions, apply the retention and materialise closed days and months';
+COMMENT ON FUNCTION unkey._maintain_events(timestamptz) IS 'private: create the coming partitions and apply the retention';
 
 CREATE FUNCTION unkey.unkey_set_retention(retention interval)
 RETURNS void
@@ -383,7 +393,7 @@ $$;
 -- the verifications without tags as what the key's rollup holds beyond them
 -- (tags '{}')
 CREATE VIEW unkey._tag_sets AS
-WITH tagged AS (
+WITH tagged AS NOT MATERIALIZED (
 	SELECT t.granularity, t.bucket, t.key_hash, t.identity_id, t.api_id, t.tags_id, max(t.key_id) AS key_id,
 		   max(t.external_id) AS external_id, min(t.tags) AS tags, sum(t.valid) AS valid, sum(t.not_found) AS not_found,
 		   sum(t.forbidden) AS forbidden, sum(t.usage_exceeded) AS usage_exceeded, sum(t.rate_limited) AS rate_limited,

@@ -134,12 +134,12 @@ BEGIN
 			-- the rows of 0.2.0, each with its new key: NOT_FOUND as one key, the tag set normalised
 			' FROM (SELECT r.granularity, r.bucket, r.api_id, r.key_id, r.identity_id, r.external_id, r.outcome,'
 			'		 r.count, r.spent_credits, r.latency_sum, unkey._hist_from_counts(r.latency_hist) AS latency_hist,'
-			'		 r.last_time, CASE WHEN r.outcome = ''NOT_FOUND'' THEN ''\x'' || repeat(''00'', 32) END AS nf,'
+			'		 r.last_time, CASE WHEN r.outcome = ''NOT_FOUND'' THEN decode(repeat(''00'', 32), ''hex'') END AS nf,'
 			'		 r.key_hash AS h,'
 			'		 ARRAY(SELECT DISTINCT t COLLATE "C" FROM unnest(r.tags) t WHERE t IS NOT NULL ORDER BY 1) AS tags'
 			'		FROM unkey.verification_rollups_020 r'
 			'	   WHERE r.granularity = ''hour'' OR r.bucket < date_trunc(r.granularity, pg_catalog.now(), ''UTC'')) o0,'
-			'	  LATERAL (SELECT o0.*, coalesce(o0.nf::bytea, o0.h) AS key_hash) o %4$s'
+			'	  LATERAL (SELECT o0.*, coalesce(o0.nf, o0.h) AS key_hash) o %4$s'
 			' GROUP BY o.granularity, o.bucket, o.key_hash, o.identity_id, o.api_id%5$s',
 			CASE WHEN tagged THEN 'verification_tag_rollups' ELSE 'verification_rollups' END,
 			CASE WHEN tagged THEN ', tags, tags_id' ELSE '' END,
@@ -189,14 +189,25 @@ DECLARE
 	cut timestamptz;
 	keep interval := (SELECT e.hourly_retention FROM unkey.event_settings e);
 BEGIN
+	-- each statement must see what committed before it, the batches the lock waited for included
+	IF current_setting('transaction_isolation') <> 'read committed' THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'rollups are materialised in read committed transactions only'::text,
+							 'Leave it to the event writer, or SET TRANSACTION ISOLATION LEVEL READ COMMITTED.'::text);
+	END IF;
 	-- no batch is being added meanwhile: each is either in what we read, or waits and sees the new state
 	LOCK TABLE unkey.rollup_state IN EXCLUSIVE MODE;
 	SELECT * INTO st FROM unkey.rollup_state;
 	IF NOT FOUND THEN
-		-- the first time: from the oldest hour (or today when there is none)
-		st.day_done := date_trunc('day', coalesce((SELECT min(r.bucket) FROM unkey.verification_rollups r
-													WHERE r.granularity = 'hour'), now), 'UTC');
-		st.month_done := date_trunc('month', st.day_done, 'UTC');
+		-- the first time: after the days and months already there (a restore without this table's
+		-- row), else from the oldest hour, or today when there is none
+		st.day_done := coalesce((SELECT max(r.bucket) + interval '24 hours' FROM unkey.verification_rollups r
+								  WHERE r.granularity = 'day'),
+								date_trunc('day', coalesce((SELECT min(r.bucket) FROM unkey.verification_rollups r
+															 WHERE r.granularity = 'hour'), now), 'UTC'));
+		st.month_done := coalesce((SELECT date_trunc('month', max(r.bucket) + interval '32 days', 'UTC')
+									 FROM unkey.verification_rollups r WHERE r.granularity = 'month'),
+								  date_trunc('month', coalesce((SELECT min(r.bucket) FROM unkey.verification_rollups r
+																 WHERE r.granularity IN ('day', 'hour')), now), 'UTC'));
 	END IF;
 	FOR step IN SELECT * FROM (VALUES ('hour', 'day'), ('day', 'month')) AS v(finer, coarser) LOOP
 		done := CASE step.coarser WHEN 'day' THEN st.day_done ELSE st.month_done END;
@@ -246,10 +257,9 @@ BEGIN
 	PERFORM unkey._ensure_partitions(p, ARRAY[now, now + interval '24 hours'])
 	   FROM unnest(ARRAY['verification_events', 'ratelimit_events']) p;
 	PERFORM unkey._apply_retention(now);
-	PERFORM unkey._materialize_rollups(now);
 END
 $$;
-COMMENT ON FUNCTION unkey._maintain_events(timestamptz) IS 'private: create the coming partitions, apply the retention and materialise closed days and months';
+COMMENT ON FUNCTION unkey._maintain_events(timestamptz) IS 'private: create the coming partitions and apply the retention';
 
 CREATE OR REPLACE FUNCTION unkey.unkey_set_retention(retention interval)
 RETURNS void
@@ -325,7 +335,7 @@ $$;
 -- the verifications without tags as what the key's rollup holds beyond them
 -- (tags '{}')
 CREATE VIEW unkey._tag_sets AS
-WITH tagged AS (
+WITH tagged AS NOT MATERIALIZED (
 	SELECT t.granularity, t.bucket, t.key_hash, t.identity_id, t.api_id, t.tags_id, max(t.key_id) AS key_id,
 		   max(t.external_id) AS external_id, min(t.tags) AS tags, sum(t.valid) AS valid, sum(t.not_found) AS not_found,
 		   sum(t.forbidden) AS forbidden, sum(t.usage_exceeded) AS usage_exceeded, sum(t.rate_limited) AS rate_limited,
@@ -634,6 +644,20 @@ AS $$
 	 LIMIT (SELECT "limit" FROM q)
 $$;
 COMMENT ON FUNCTION unkey.unkey_get_verifications(text, timestamptz, timestamptz, text[], text, text, text[], text, text, integer) IS 'verification counts per outcome, grouped and gap-filled, as Unkey''s analytics.getVerifications';
+
+-- grants made on 0.2.0's rollups table go to its successor
+DO $$
+DECLARE
+	g record;
+BEGIN
+	FOR g IN SELECT a.privilege_type, a.grantee
+			   FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+			  WHERE c.oid = 'unkey.verification_rollups_020'::regclass AND a.grantee <> c.relowner LOOP
+		EXECUTE format('GRANT %s ON unkey.verification_rollups TO %s', g.privilege_type,
+					   CASE g.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END);
+	END LOOP;
+END
+$$;
 
 -- what 0.2.0's rollups needed
 ALTER EXTENSION unkey DROP TABLE unkey.verification_rollups_020;	-- and out of pg_extension.extconfig
