@@ -5,8 +5,9 @@
  *	  libsodium and then each subsystem, pgvector-style.
  *
  * Each subsystem defines its own settings and hooks in its XxxInit();
- * the limiter and the event pipeline define theirs only when the library
- * is preloaded, since their shared memory is requested at server start.
+ * the limiter, the event pipeline and the vault define theirs only when the
+ * library is preloaded, since their shared memory is requested, and the
+ * vault's key read, at server start.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,6 +21,7 @@
 #include "events.h"
 #include "limiter.h"
 #include "utils.h"
+#include "vault.h"
 
 PG_MODULE_MAGIC;
 
@@ -37,6 +39,7 @@ _PG_init(void)
 	UtilsInit();
 	LimiterInit();
 	EventsInit();
+	VaultInit();
 
 	MarkGUCPrefixReserved("unkey");
 }

@@ -645,6 +645,16 @@ AS $$
 $$;
 COMMENT ON FUNCTION unkey.unkey_get_verifications(text, timestamptz, timestamptz, text[], text, text, text[], text, text, integer) IS 'verification counts per outcome, grouped and gap-filled, as Unkey''s analytics.getVerifications';
 
+/*
+ * vault.sql: the vault (C: src/vault.c); its root key is read at server
+ * start from unkey.vault_key_file and never reaches SQL
+ */
+
+CREATE FUNCTION unkey.unkey_vault_info(OUT configured boolean, OUT key_id text)
+RETURNS record
+	AS 'MODULE_PATHNAME', 'unkey_vault_info' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION unkey.unkey_vault_info() IS 'whether the server has a vault root key (unkey.vault_key_file), and the id that tells root keys apart; never the key';
+
 -- grants made on 0.2.0's rollups table go to its successor
 DO $$
 DECLARE
@@ -679,3 +689,4 @@ REVOKE ALL ON FUNCTION unkey._store_ratelimits(timestamptz[], double precision[]
 REVOKE ALL ON FUNCTION unkey._materialize_rollups(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION unkey._verification_query(text, timestamptz, timestamptz, text[], text[], text, text, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION unkey.unkey_set_hourly_retention(interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION unkey.unkey_vault_info() FROM PUBLIC;
