@@ -655,6 +655,52 @@ RETURNS record
 	AS 'MODULE_PATHNAME', 'unkey_vault_info' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION unkey.unkey_vault_info() IS 'whether the server has a vault root key (unkey.vault_key_file), and the id that tells root keys apart; never the key';
 
+-- The installer's default privileges (ALTER DEFAULT PRIVILEGES) granted what
+-- the update scripts created to other roles (0.1.0 to 0.2.0 revoked PUBLIC
+-- only): take back every grant but the owner's that an extension script
+-- made, as a fresh install does.  pg_init_privs holds exactly those of the
+-- earlier scripts, not the grants made since by hand, which stay.
+DO $$
+DECLARE
+	stmt text;
+BEGIN
+	FOR stmt IN
+		SELECT DISTINCT format('REVOKE ALL ON %s %s FROM %s', o.kind, o.name,
+							   CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END)
+		  FROM (SELECT 'ROUTINE', p.oid::regprocedure::text, p.oid, 'pg_catalog.pg_proc'::regclass, p.proowner
+				  FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'unkey'::regnamespace
+				UNION ALL
+				SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, c.oid::regclass::text, c.oid,
+					   'pg_catalog.pg_class'::regclass, c.relowner
+				  FROM pg_catalog.pg_class c
+				 WHERE c.relnamespace = 'unkey'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'S')) o(kind, name, oid, cls, owner)
+		  JOIN pg_catalog.pg_init_privs i ON i.objoid = o.oid AND i.classoid = o.cls AND i.objsubid = 0 AND i.privtype = 'e',
+			   pg_catalog.aclexplode(i.initprivs) a
+		 WHERE a.grantee <> o.owner
+		UNION
+		-- what this script created (its initial privileges are recorded only when it ends)
+		SELECT format('REVOKE ALL ON %s %s FROM %s', o.kind, o.name,
+					  CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END)
+		  FROM (SELECT 'ROUTINE', p.oid::regprocedure::text, p.proacl, p.proowner
+				  FROM pg_catalog.pg_proc p
+				 WHERE p.oid = ANY (ARRAY['unkey._latency_hist(double precision[])', 'unkey._hist_add(bytea, bytea)',
+										  'unkey._hist_sub(bytea, bytea)', 'unkey._latency_quantile(bytea, double precision)',
+										  'unkey._latency_hist_sum(bytea)', 'unkey._materialize_rollups(timestamptz)',
+										  'unkey._verification_query(text, timestamptz, timestamptz, text[], text[], text, text, integer)',
+										  'unkey.unkey_set_hourly_retention(interval)', 'unkey.unkey_vault_info()']::regprocedure[])
+				UNION ALL
+				SELECT 'TABLE', c.oid::regclass::text, c.relacl, c.relowner
+				  FROM pg_catalog.pg_class c
+				 WHERE c.oid = ANY (ARRAY['unkey.verification_rollups', 'unkey.verification_tag_rollups', 'unkey.rollup_state',
+										  'unkey._rollups', 'unkey._tagged_rollups', 'unkey._tag_sets']::regclass[])) o(kind, name, acl, owner),
+			   pg_catalog.aclexplode(o.acl) a
+		 WHERE a.grantee <> o.owner
+	LOOP
+		EXECUTE stmt;
+	END LOOP;
+END
+$$;
+
 -- grants made on 0.2.0's rollups table go to its successor
 DO $$
 DECLARE

@@ -272,7 +272,17 @@ CREATE TABLE public.answers_before AS $answers_sql;
 # the update
 ############################################################################
 
+# the installing role's default privileges would grant what the update creates
+# to another role: the update takes that back, as a fresh install does
+$node->safe_psql('postgres', 'CREATE ROLE upgrade_snoop');
+dbq('ALTER DEFAULT PRIVILEGES GRANT EXECUTE ON FUNCTIONS TO upgrade_snoop');
+dbq('ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO upgrade_snoop');
 dbq('ALTER EXTENSION unkey UPDATE');
+dbq('ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM upgrade_snoop');
+dbq('ALTER DEFAULT PRIVILEGES REVOKE SELECT ON TABLES FROM upgrade_snoop');
+is( dbq(q{SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a
+           WHERE p.pronamespace = 'unkey'::regnamespace AND a.grantee = 'upgrade_snoop'::regrole}),
+	'0', 'the update grants nothing in schema unkey through default privileges');
 is(dbq(q{SELECT extversion FROM pg_extension WHERE extname = 'unkey'}), $current,
 	"ALTER EXTENSION UPDATE brought 0.1.0 to $current");
 
