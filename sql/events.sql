@@ -344,6 +344,8 @@ SELECT granularity, mismatches, tag_mismatches, rolled_up, events FROM pg_temp.r
  WHERE granularity <> 'hour';
 -- a total over pruned hours is summed from the days, from start rounded down to the day
 SELECT total FROM unkey.unkey_get_verifications(:'api', '2031-03-01 10:00', '2031-03-03');
+-- an hourly series over them is refused rather than shown as zeros
+SELECT regress.err(format($$SELECT * FROM unkey.unkey_get_verifications(%L, '2031-03-01', '2031-03-02', group_by => '{hour}')$$, :'api'));
 SELECT unkey.unkey_set_hourly_retention(NULL);
 SELECT count(*) AS settings_rows FROM unkey.event_settings;
 

@@ -603,6 +603,12 @@ BEGIN
 	-- tag sets are counted in the tagged rollups; without them, the key's rollups answer
 	tagged := by_tag OR by_tags OR _verification_query.tags IS NOT NULL;
 	gran := coalesce(unit, CASE WHEN start < hours_from THEN 'day' ELSE 'hour' END);
+	-- an hourly series over pruned hours would show zeros where there were verifications
+	IF unit = 'hour' AND start < hours_from THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text,
+							 format('hourly rollups before %s were pruned', to_char(hours_from AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')),
+							 'Start the hourly series later, or group by day or month (unkey_set_hourly_retention).'::text);
+	END IF;
 	first := date_trunc(gran, start, 'UTC');
 	-- a time series has one row per bucket and group: keep it to a size a dashboard can use
 	IF unit IS NOT NULL AND extract(epoch FROM stop - first) / extract(epoch FROM ('1 ' || unit)::interval) > 10000 THEN
