@@ -5,4 +5,5 @@ SHOW unkey.vault_key_file;
 -- its setting can only be changed by a restart
 SELECT context FROM pg_settings WHERE name = 'unkey.vault_key_file';
 -- recoverable keys still fail clearly (the rest of issue 14)
-SELECT regress.err($$SELECT unkey.unkey_create_key((SELECT id FROM unkey.apis LIMIT 1), recoverable => true)$$);
+SELECT unkey.unkey_create_api('vault') AS vault_api \gset
+SELECT regress.err(format($$SELECT unkey.unkey_create_key(%L, recoverable => true)$$, :'vault_api'));

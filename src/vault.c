@@ -25,7 +25,12 @@
  */
 #include "postgres.h"
 
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
 #include <sodium.h>
 
 #include "fmgr.h"
@@ -78,36 +83,41 @@ static void
 VaultLoad(void)
 {
 	char		path[MAXPGPATH];
-	char		data_dir[MAXPGPATH];
+	char		real[PATH_MAX];
+	char		data_dir[PATH_MAX];
 	char		buf[VAULT_FILE_MAX + 1];
 	unsigned char key[UNKEY_VAULT_KEY_BYTES];
 	struct stat st;
-	FILE	   *f;
+	int			fd;
+	ssize_t		got;
 	size_t		len;
 	char	   *text = buf;
 	bool		ok;
 
 	strlcpy(path, vault_key_file, sizeof(path));
 	canonicalize_path(path);
-	strlcpy(data_dir, DataDir, sizeof(data_dir));
-	canonicalize_path(data_dir);
 	if (!is_absolute_path(path))
 		VaultRefuse("is not an absolute path", "Name the key file by its absolute path, outside the data directory.");
-	if (path_is_prefix_of_path(data_dir, path))
+	/* with symbolic links resolved, so that a link cannot lead into the data directory */
+	if (realpath(path, real) == NULL)
+		VaultRefuse("cannot be read", "Check that the file exists and that the server's OS user can read it.");
+	if (realpath(DataDir, data_dir) == NULL)
+		strlcpy(data_dir, DataDir, sizeof(data_dir));
+	if (path_is_prefix_of_path(data_dir, real))
 		VaultRefuse("is inside the data directory",
 					"Keep the key outside the data directory, so that backups of the data do not carry it.");
-	if (stat(path, &st) != 0)
+
+	/* read(2), not stdio, so that no library buffer keeps a copy; the checks on the file opened */
+	fd = OpenTransientFile(real, O_RDONLY | PG_BINARY);
+	if (fd < 0)
 		VaultRefuse("cannot be read", "Check that the file exists and that the server's OS user can read it.");
-	if (!S_ISREG(st.st_mode))
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
 		VaultRefuse("is not a regular file", NULL);
 	if (st.st_mode & (S_IRWXG | S_IRWXO))
 		VaultRefuse("can be read by other users than its owner", "chmod 600 the key file.");
-
-	f = AllocateFile(path, PG_BINARY_R);
-	if (f == NULL)
-		VaultRefuse("cannot be read", "Check that the file exists and that the server's OS user can read it.");
-	len = fread(buf, 1, sizeof(buf), f);
-	FreeFile(f);
+	got = read(fd, buf, sizeof(buf));
+	CloseTransientFile(fd);
+	len = got < 0 ? 0 : (size_t) got;
 	buf[Min(len, VAULT_FILE_MAX)] = '\0';
 
 	/* whitespace around the key (a trailing newline) is not part of it */

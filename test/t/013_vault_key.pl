@@ -10,7 +10,8 @@
 #   key itself is never in what SQL returns.
 # - Every bad file stops the server from starting, with a log line that
 #   names the file and the problem: a wrong size, not hex or base64, inside
-#   the data directory, readable by others, a relative path, missing.
+#   the data directory (also through a symbolic link), readable by others,
+#   a relative path, missing.
 
 use strict;
 use warnings;
@@ -78,6 +79,7 @@ my @bad = (
 	[ 'an empty file', key_file('empty.key', ''), qr/does not hold a key of 32 bytes/ ],
 	[ 'a file readable by others', key_file('open.key', "$hex\n", 0644), qr/can be read by other users than its owner/ ],
 	[ 'a file in the data directory', "$pgdata/vault.key", qr/is inside the data directory/ ],
+	[ 'a link from outside into the data directory', "$dir/link.key", qr/is inside the data directory/ ],
 	[ 'a relative path', 'vault.key', qr/is not an absolute path/ ],
 	[ 'a missing file', "$dir/missing.key", qr/cannot be read/ ]);
 {
@@ -85,6 +87,7 @@ my @bad = (
 	print $fh "$hex\n";
 	close $fh;
 	chmod 0600, "$pgdata/vault.key";
+	symlink("$pgdata/vault.key", "$dir/link.key") or die "symlink: $!";
 }
 for my $case (@bad)
 {
