@@ -139,9 +139,17 @@ VaultLoad(void)
 
 	vault_key = sodium_malloc(UNKEY_VAULT_KEY_BYTES);
 	if (vault_key == NULL)
-		VaultRefuse("could not be kept in locked memory", "Raise the server's RLIMIT_MEMLOCK (ulimit -l).");
+	{
+		sodium_memzero(key, sizeof(key));
+		VaultRefuse("could not be kept in guarded memory", "Check the server's memory limits.");
+	}
 	memcpy(vault_key, key, UNKEY_VAULT_KEY_BYTES);
 	sodium_memzero(key, sizeof(key));
+	/* sodium_malloc ignores a failed mlock: say so */
+	if (sodium_mlock(vault_key, UNKEY_VAULT_KEY_BYTES) != 0)
+		ereport(WARNING,
+				(errmsg("unkey: could not lock the vault key in memory: it may be swapped out"),
+				 errhint("Raise the server's RLIMIT_MEMLOCK (ulimit -l), or run without swap.")));
 	/* an id to tell root keys apart (rotation), a one-way function of the key */
 	crypto_generichash(vault_key_id, sizeof(vault_key_id), (const unsigned char *) "unkey vault key id", 18,
 					   vault_key, UNKEY_VAULT_KEY_BYTES);
