@@ -434,8 +434,7 @@ BEGIN
 	FOR f IN SELECT p.oid, p.proname, p.pronargs, p.pronargdefaults, p.prorettype, p.proretset,
 					pg_catalog.pg_get_function_result(p.oid) AS result,
 					p.proargtypes::regtype[]::text[] AS types,
-					coalesce(p.proargnames, '{}') AS names,
-					p.proallargtypes IS NOT NULL AS has_out
+					coalesce(p.proargnames, '{}') AS names
 			   FROM pg_catalog.pg_proc p
 			  WHERE p.pronamespace = 'unkey'::regnamespace AND p.prokind = 'f'
 				AND p.proowner <> 'regress_attacker'::regrole
