@@ -1,5 +1,5 @@
 EXTENSION = unkey
-EXTVERSION = 0.3.0
+EXTVERSION = 0.4.0
 
 MODULE_big = unkey
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
@@ -15,7 +15,8 @@ PG_CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -W
 # pg_regress keeps its defaults (sql/ and expected/); setup runs first
 REGRESS = setup keygen apis keys verify credits refill delete ratelimit permission_query roles_permissions key_read key_update reroll identities migrate audit events vault privileges hijack plaintext
 # start a private server with the library preloaded (pg_cron's trick; PGXS has no `make check`)
-REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=test/unkey.conf
+REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=test/unkey.conf \
+	--temp-config=./tmp_check_vault/vault.conf
 
 ISOLATION = last_credit verify_delete identity_race credits_update reroll_verify identity_delete
 ISOLATION_OPTS = --inputdir=test/isolation --temp-instance=./tmp_check_iso \
@@ -24,7 +25,7 @@ ISOLATION_OPTS = --inputdir=test/isolation --temp-instance=./tmp_check_iso \
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
-EXTRA_CLEAN = tmp_check_regress tmp_check_iso output_iso
+EXTRA_CLEAN = tmp_check_regress tmp_check_iso tmp_check_vault output_iso
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -37,3 +38,11 @@ endif
 
 src/sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES)
 	cat $^ > $@
+
+# the regression server's vault root key: random, made for each run, outside its data directory
+installcheck: tmp_check_vault/vault.conf
+tmp_check_vault/vault.conf:
+	rm -rf tmp_check_vault && mkdir -m 700 tmp_check_vault
+	(umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > tmp_check_vault/root.key)
+	echo "unkey.vault_key_file = '$(CURDIR)/tmp_check_vault/root.key'" > $@
+.PHONY: tmp_check_vault/vault.conf

@@ -490,6 +490,7 @@ DECLARE
 BEGIN
 	PERFORM unkey.unkey_get_api(api);
 	PERFORM unkey.unkey_set_api_delete_protection(api, false);
+	PERFORM unkey.unkey_set_api_recoverable(api, true);
 	PERFORM unkey.unkey_create_permission('Overload read', 'ov.read', 'read');
 	PERFORM unkey.unkey_get_permission('ov.read');
 	PERFORM unkey.unkey_list_permissions();
@@ -500,7 +501,7 @@ BEGIN
 	PERFORM unkey.unkey_set_role_permissions('ov-writer', ARRAY['ov.write']);
 	k := unkey.unkey_create_key(api, 'ov', 16, 'overload', 'ov-identity', '{"a": 1}', NULL, 10, 'monthly', 10, 31,
 								'[{"name": "requests", "limit": 100, "duration": 60000, "autoApply": true}]',
-								ARRAY['ov-reader'], ARRAY['ov.extra'], true, false);
+								ARRAY['ov-reader'], ARRAY['ov.extra'], true, true);
 	PERFORM unkey.unkey_add_key_permissions(k.key_id, ARRAY['ov.more']);
 	PERFORM unkey.unkey_remove_key_permissions(k.key_id, ARRAY['ov.more']);
 	PERFORM unkey.unkey_set_key_permissions(k.key_id, ARRAY['ov.extra']);
@@ -526,6 +527,8 @@ BEGIN
 	PERFORM unkey.unkey_whoami(k.key);
 	PERFORM unkey.unkey_get_key_by_hash(unkey.unkey_hash_key(k.key));
 	PERFORM unkey.unkey_list_keys(api, 10, NULL, 'ov-identity');
+	PERFORM unkey.unkey_get_key(k.key_id, true);
+	PERFORM unkey.unkey_list_keys(api, 10, NULL, 'ov-identity', true);
 	PERFORM unkey.unkey_update_key(k.key_id, '{"name": "renamed", "external_id": "ov-other", "meta": {"b": 2},
 		"expires": 4102444800000, "enabled": true, "credits": 20, "refill_interval": "daily", "refill_amount": 20,
 		"refill_day": null, "ratelimits": [], "roles": ["ov-writer"], "permissions": ["ov.read"]}');
@@ -535,6 +538,8 @@ BEGIN
 	k2 := unkey.unkey_reroll_key(k.key_id, '1 hour');
 	PERFORM unkey.unkey_migrate_keys(api, '[{"hash": "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=", "name": "m",
 		"external_id": "ov-migrated", "credits": 3, "roles": ["ov-reader"], "ratelimits": []}]');
+	PERFORM unkey.unkey_migrate_keys(api, '[{"plaintext": "ov_migrated_plaintext_0123456789", "name": "p"}]');
+	PERFORM unkey.unkey_vault_rotate(10);
 	iid := unkey.unkey_create_identity('ov-new', '{"c": 3}', '[{"name": "burst", "limit": 5, "duration": 1000}]');
 	PERFORM unkey.unkey_get_identity(iid);
 	PERFORM unkey.unkey_list_identities(10, NULL);

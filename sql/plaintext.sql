@@ -78,6 +78,22 @@ INSERT INTO plaintexts (label, key_id, prefix, key)
 SELECT 'k10 imported by hash', key_id, 'pt', 'pt_imported_plaintext_key_0123456789'
   FROM unkey.unkey_whoami('pt_imported_plaintext_key_0123456789');
 SELECT unkey.unkey_create_identity('regress-plaintext-3', meta => '{"k": "v"}') IS NOT NULL AS identity_created;
+-- recoverable keys: a ciphertext beside the hash (created, rerolled, imported as plaintext)
+SELECT unkey.unkey_create_api('plaintext vault') AS vault_api_id \gset
+SELECT unkey.unkey_set_api_recoverable(:'vault_api_id', true);
+INSERT INTO plaintexts (label, key_id, prefix, key)
+SELECT 'k11 recoverable', key_id, 'rc', key
+  FROM unkey.unkey_create_key(:'vault_api_id', prefix => 'rc', recoverable => true, credits => 7);
+INSERT INTO plaintexts (label, key_id, prefix, key)
+SELECT 'k12 reroll of k11', r.key_id, 'rc', r.key
+  FROM plaintexts p, unkey.unkey_reroll_key(p.key_id, '1 hour') r WHERE p.label LIKE 'k11 %';
+SELECT jsonb_array_length(migrated) AS migrated FROM unkey.unkey_migrate_keys(:'vault_api_id',
+	'[{"plaintext": "rc_migrated_plaintext_key_0123456789", "name": "k13"}]');
+INSERT INTO plaintexts (label, key_id, prefix, key)
+SELECT 'k13 imported as plaintext', key_id, 'rc', 'rc_migrated_plaintext_key_0123456789'
+  FROM unkey.unkey_whoami('rc_migrated_plaintext_key_0123456789');
+SELECT p.label, g.plaintext = p.key AS recovered
+  FROM plaintexts p, unkey.unkey_get_key(p.key_id, decrypt => true) g WHERE p.label ~ '^k1[123] ' ORDER BY p.label;
 -- a retention far enough back to drop nothing, so that its table is not empty either
 SELECT unkey.unkey_set_retention('100 years');
 

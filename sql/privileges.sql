@@ -55,8 +55,12 @@ SELECT func, proconfig FROM ext_functions WHERE proconfig <> '{"search_path=pg_c
 -- (tables.c) or shared memory, and the SQL of their rare paths (a namespace
 -- created on first use, an event written inline) runs as the extension's
 -- owner with a pinned search_path (the hijack test calls unkey_ratelimit
--- under a hostile search_path).  This is the exact list: a C function that
--- appears here must have been checked for that, or be SECURITY DEFINER
+-- under a hostile search_path).  unkey_get_key and unkey_list_keys check
+-- as their caller that one who asks to decrypt is a member of
+-- unkey_decrypt, then run their PL/pgSQL body (unkey._get_key, _list_keys)
+-- as the owner, the same way; the _vault_ functions are for the owner
+-- only.  This is the exact list: a C function that appears here must have
+-- been checked for that, or be SECURITY DEFINER
 SELECT func AS c_as_caller, proconfig IS NULL AS sets_nothing
   FROM ext_functions WHERE lanname = 'c' AND NOT prosecdef ORDER BY func COLLATE "C";
 

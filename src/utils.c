@@ -322,6 +322,8 @@ static const struct
 	{"precondition_failed", ERRCODE_UNKEY_PRECONDITION_FAILED},
 	{"invalid_parameter_value", ERRCODE_INVALID_PARAMETER_VALUE},
 	{"unique_violation", ERRCODE_UNIQUE_VIOLATION},
+	{"read_only_sql_transaction", ERRCODE_READ_ONLY_SQL_TRANSACTION},
+	{"object_not_in_prerequisite_state", ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE},
 	{"feature_not_supported", ERRCODE_FEATURE_NOT_SUPPORTED},
 	{"syntax_error", ERRCODE_SYNTAX_ERROR},
 };

@@ -13,7 +13,9 @@ CREATE TABLE unkey.apis (
 		CHECK (default_byte_length BETWEEN 16 AND 255),
 	created_at			timestamptz NOT NULL,
 	updated_at			timestamptz,
-	deleted_at			timestamptz
+	deleted_at			timestamptz,
+	-- keys may be created recoverable (unkey_set_api_recoverable; src/sql/vault.sql)
+	recoverable			boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE unkey.apis IS 'reference: an API, the namespace that owns keys';
 
@@ -94,7 +96,8 @@ CREATE TYPE unkey.api AS (
 	delete_protection	boolean,
 	default_prefix		text,
 	default_byte_length integer,
-	created_at			timestamptz
+	created_at			timestamptz,
+	recoverable			boolean
 );
 
 CREATE FUNCTION unkey._generate_key(prefix text, byte_length integer) RETURNS text
@@ -185,7 +188,7 @@ DECLARE
 	result unkey.api;
 BEGIN
 	SELECT a.id, a.name, a.ip_whitelist::text::text[], a.delete_protection,
-		   a.default_prefix, a.default_byte_length, a.created_at
+		   a.default_prefix, a.default_byte_length, a.created_at, a.recoverable
 	  INTO result
 	  FROM unkey.apis a
 	 WHERE a.id = unkey_get_api.api_id AND a.deleted_at IS NULL;
@@ -431,6 +434,7 @@ DECLARE
 	ts				timestamptz := unkey.now();
 	k				unkey.keys;
 	new_key			text;
+	ciphertext		bytea;
 BEGIN
 	-- validate everything before writing anything
 	SELECT * INTO api FROM unkey.apis a
@@ -459,9 +463,13 @@ BEGIN
 		PERFORM unkey._check_ratelimits(ratelimits);
 	END IF;
 	PERFORM unkey._role_ids(roles);
-	IF recoverable THEN
-		PERFORM unkey._raise('feature_not_supported'::text, 'recoverable keys are not supported yet'::text,
-							 'Create the key with recoverable => false and show it to its owner once.'::text);
+	IF recoverable IS NULL THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'recoverable must not be null'::text,
+							 'Pass true to store the key encrypted so that it can be shown again, or false.'::text);
+	END IF;
+	IF recoverable AND NOT api.recoverable THEN
+		PERFORM unkey._raise('precondition_failed'::text, 'This API does not support key encryption.'::text,
+							 'Turn it on with unkey_set_api_recoverable(api_id, true); keys created before stay unrecoverable.'::text);
 	END IF;
 	IF external_id IS NOT NULL THEN
 		PERFORM unkey._check_external_id(external_id);
@@ -477,14 +485,22 @@ BEGIN
 	IF external_id IS NOT NULL THEN
 		k.identity_id := unkey._upsert_identity(external_id);
 	END IF;
+	-- sealed before any write, and only the ciphertext is ever written
+	IF recoverable THEN
+		ciphertext := unkey._encrypt_key(k.api_id, k.id, new_key);
+	END IF;
 
 	INSERT INTO unkey.keys VALUES (k.*);
+	IF recoverable THEN
+		INSERT INTO unkey.encrypted_keys (key_hash, api_id, ciphertext, created_at)
+		VALUES (k.key_hash, k.api_id, ciphertext, ts);
+	END IF;
 	PERFORM unkey._set_key_links(k.key_hash, ratelimits, roles, permissions);
 	PERFORM unkey._audit('key.create'::text, format('Created key %s in API %s', k.id, api.id), ARRAY['key', k.id, 'api', api.id]);
 	RETURN ROW(k.id, new_key)::unkey.created_key;
 END
 $$;
-COMMENT ON FUNCTION unkey.unkey_create_key(text, text, integer, text, text, jsonb, timestamptz, bigint, text, bigint, integer, jsonb, text[], text[], boolean, boolean) IS 'create a key; the plaintext is returned once and never stored';
+COMMENT ON FUNCTION unkey.unkey_create_key(text, text, integer, text, text, jsonb, timestamptz, bigint, text, bigint, integer, jsonb, text[], text[], boolean, boolean) IS 'create a key; the plaintext is returned once and never stored (recoverable: stored encrypted, for unkey_get_key(decrypt => true))';
 
 CREATE FUNCTION unkey.unkey_delete_key(key_id text, permanent boolean DEFAULT false)
 RETURNS void
@@ -508,6 +524,9 @@ BEGIN
 		PERFORM unkey._raise('not_found'::text, 'key not found'::text,
 							 'Check the key id (key_...); a deleted key, or a key of a deleted API, cannot be used.'::text);
 	END IF;
+	-- a deleted key is never shown again: its ciphertext goes (with the row, when permanent)
+	DELETE FROM unkey.encrypted_keys e USING unkey.keys k
+	 WHERE e.key_hash = k.key_hash AND k.id = unkey_delete_key.key_id;
 	PERFORM unkey._audit('key.delete'::text, format('Deleted key %s%s', key_id, CASE WHEN permanent THEN ' permanently' ELSE '' END),
 						 ARRAY['key', key_id]);
 END

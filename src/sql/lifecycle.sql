@@ -43,7 +43,8 @@ CREATE TYPE unkey.key_info AS (
 	permissions			text[],
 	created_at			timestamptz,
 	updated_at			timestamptz,
-	last_used_at		timestamptz
+	last_used_at		timestamptz,
+	plaintext			text			-- only from unkey_get_key and unkey_list_keys with decrypt => true
 );
 
 CREATE TYPE unkey.key_page AS (
@@ -298,7 +299,8 @@ BEGIN
 		   k.created_at, k.updated_at,
 		   -- from the rollups of the verification events, not written by verification
 		   (SELECT max(r.last_time) FROM unkey._rollups r
-			 WHERE r.key_hash = k.key_hash AND r.granularity = 'month' AND r.key_id = k.id)
+			 WHERE r.key_hash = k.key_hash AND r.granularity = 'month' AND r.key_id = k.id),
+		   NULL::text
 	  INTO result
 	  FROM unkey.keys k
 	  JOIN unkey.apis a ON a.id = k.api_id AND a.deleted_at IS NULL
@@ -313,12 +315,40 @@ END
 $$;
 COMMENT ON FUNCTION unkey._key_info(bytea) IS 'private: the key_info of a key hash';
 
-CREATE FUNCTION unkey.unkey_get_key(key_id text)
+/*
+ * unkey_get_key and unkey_list_keys are C (src/vault.c): decrypt => true
+ * needs the caller to be a member of unkey_decrypt, which a SECURITY
+ * DEFINER function could not see; they check that as the caller, then run
+ * unkey._get_key or unkey._list_keys as the extension's owner.
+ */
+CREATE FUNCTION unkey._get_key(key_id text, decrypt boolean)
 RETURNS unkey.key_info
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT unkey._key_info(unkey._key_hash_of(key_id)) $$;
-COMMENT ON FUNCTION unkey.unkey_get_key(text) IS 'a key''s settings, credits, limits, roles, permissions and last use; PT404 if missing';
+AS $$
+DECLARE
+	h bytea;
+	result unkey.key_info;
+BEGIN
+	IF decrypt IS NULL THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'decrypt must not be null'::text,
+							 'Pass true to show the plaintext of a recoverable key, or false.'::text);
+	END IF;
+	h := unkey._key_hash_of(key_id);
+	result := unkey._key_info(h);
+	IF decrypt THEN
+		result.plaintext := (unkey._decrypt_keys(ARRAY[h]))[1];
+	END IF;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION unkey._get_key(text, boolean) IS 'private: unkey_get_key, run as the owner';
+
+CREATE FUNCTION unkey.unkey_get_key(key_id text, decrypt boolean DEFAULT false)
+RETURNS unkey.key_info
+AS 'MODULE_PATHNAME', 'unkey_read_keys'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION unkey.unkey_get_key(text, boolean) IS 'a key''s settings, credits, limits, roles, permissions and last use; PT404 if missing; decrypt => true (role unkey_decrypt) adds the plaintext of a recoverable key';
 
 CREATE FUNCTION unkey.unkey_whoami(key text)
 RETURNS unkey.key_info
@@ -352,35 +382,53 @@ END
 $$;
 COMMENT ON FUNCTION unkey.unkey_get_key_by_hash(text) IS 'the key_info of a key given by its SHA-256 (base64 as Unkey shows it, or hex)';
 
-CREATE FUNCTION unkey.unkey_list_keys(api_id text, "limit" integer DEFAULT 100, cursor text DEFAULT NULL,
-									  external_id text DEFAULT NULL)
+CREATE FUNCTION unkey._list_keys(api_id text, "limit" integer, cursor text, external_id text, decrypt boolean)
 RETURNS unkey.key_page
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	n integer := unkey._check_limit("limit");
 	hashes bytea[];
 	ids text[];
+	infos unkey.key_info[];
+	plaintexts text[];
 BEGIN
-	IF NOT EXISTS (SELECT FROM unkey.apis a WHERE a.id = unkey_list_keys.api_id AND a.deleted_at IS NULL) THEN
+	IF decrypt IS NULL THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'decrypt must not be null'::text,
+							 'Pass true to show the plaintexts of recoverable keys, or false.'::text);
+	END IF;
+	IF NOT EXISTS (SELECT FROM unkey.apis a WHERE a.id = _list_keys.api_id AND a.deleted_at IS NULL) THEN
 		PERFORM unkey._raise('not_found'::text, 'api not found'::text,
 							 'Check the API id (api_...); a deleted API cannot be used.'::text);
 	END IF;
 	-- keyset pagination on (api_id, id): one more row than asked says whether there are more
 	SELECT array_agg(p.key_hash ORDER BY p.id), array_agg(p.id ORDER BY p.id) INTO hashes, ids
 	  FROM (SELECT k.key_hash, k.id FROM unkey.keys k
-			 WHERE k.api_id = unkey_list_keys.api_id AND k.deleted_at IS NULL
-			   AND (unkey_list_keys.cursor IS NULL OR k.id > unkey_list_keys.cursor)
-			   AND (unkey_list_keys.external_id IS NULL OR k.identity_id =
-					(SELECT i.id FROM unkey.identities i WHERE i.external_id = unkey_list_keys.external_id))
+			 WHERE k.api_id = _list_keys.api_id AND k.deleted_at IS NULL
+			   AND (_list_keys.cursor IS NULL OR k.id > _list_keys.cursor)
+			   AND (_list_keys.external_id IS NULL OR k.identity_id =
+					(SELECT i.id FROM unkey.identities i WHERE i.external_id = _list_keys.external_id))
 			 ORDER BY k.id LIMIT n + 1) p;
-	RETURN ROW(ARRAY(SELECT unkey._key_info(u.h) FROM unnest(hashes[1:n]) WITH ORDINALITY u(h, i) ORDER BY u.i),
-			   CASE WHEN cardinality(ids) > n THEN ids[n] END,
+	infos := ARRAY(SELECT unkey._key_info(u.h) FROM unnest(hashes[1:n]) WITH ORDINALITY u(h, i) ORDER BY u.i);
+	IF decrypt AND cardinality(infos) > 0 THEN
+		plaintexts := unkey._decrypt_keys(hashes[1:n]);
+		FOR i IN 1 .. cardinality(infos) LOOP
+			infos[i].plaintext := plaintexts[i];
+		END LOOP;
+	END IF;
+	RETURN ROW(infos, CASE WHEN cardinality(ids) > n THEN ids[n] END,
 			   coalesce(cardinality(ids) > n, false))::unkey.key_page;
 END
 $$;
-COMMENT ON FUNCTION unkey.unkey_list_keys(text, integer, text, text) IS 'a page of an API''s live keys in id order; pass the returned cursor for the next page';
+COMMENT ON FUNCTION unkey._list_keys(text, integer, text, text, boolean) IS 'private: unkey_list_keys, run as the owner';
+
+CREATE FUNCTION unkey.unkey_list_keys(api_id text, "limit" integer DEFAULT 100, cursor text DEFAULT NULL,
+									  external_id text DEFAULT NULL, decrypt boolean DEFAULT false)
+RETURNS unkey.key_page
+AS 'MODULE_PATHNAME', 'unkey_read_keys'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION unkey.unkey_list_keys(text, integer, text, text, boolean) IS 'a page of an API''s live keys in id order; pass the returned cursor for the next page; decrypt => true (role unkey_decrypt) adds plaintexts';
 
 CREATE FUNCTION unkey.unkey_update_key(key_id text, changes jsonb)
 RETURNS unkey.key_info
@@ -428,6 +476,10 @@ BEGIN
 	k.created_at := ts;
 	k.updated_at := NULL;
 	INSERT INTO unkey.keys VALUES (k.*);
+	-- a recoverable key's successor is recoverable too, sealed under its own id
+	INSERT INTO unkey.encrypted_keys (key_hash, api_id, ciphertext, created_at)
+	SELECT k.key_hash, e.api_id, unkey._encrypt_key(k.api_id, k.id, new_key), ts
+	  FROM unkey.encrypted_keys e WHERE e.key_hash = old.key_hash;
 	INSERT INTO unkey.key_ratelimits (key_hash, name, "limit", duration_ms, auto_apply)
 	SELECT k.key_hash, r.name, r."limit", r.duration_ms, r.auto_apply FROM unkey.key_ratelimits r WHERE r.key_hash = old.key_hash;
 	INSERT INTO unkey.key_roles (key_hash, role_id)
@@ -450,7 +502,11 @@ AS $$
 DECLARE
 	ts timestamptz := unkey.now();
 	live_api text;
+	recoverable boolean;
 	item jsonb;
+	plain text;
+	shown text;
+	ciphertext bytea;
 	n integer;
 	k unkey.keys;
 	migrated jsonb[] := '{}';
@@ -460,7 +516,8 @@ DECLARE
 	msg text;
 	hint text;
 BEGIN
-	SELECT a.id INTO live_api FROM unkey.apis a WHERE a.id = unkey_migrate_keys.api_id AND a.deleted_at IS NULL;
+	SELECT a.id, a.recoverable INTO live_api, recoverable
+	  FROM unkey.apis a WHERE a.id = unkey_migrate_keys.api_id AND a.deleted_at IS NULL;
 	IF live_api IS NULL THEN
 		PERFORM unkey._raise('not_found'::text, 'api not found'::text,
 							 'Check the API id (api_...); a deleted API cannot be used.'::text);
@@ -471,28 +528,47 @@ BEGIN
 	END IF;
 	FOR item, n IN SELECT e.value, e.ordinality - 1 FROM jsonb_array_elements(keys) WITH ORDINALITY e LOOP
 		BEGIN
-			IF jsonb_typeof(item) <> 'object' OR jsonb_typeof(item -> 'hash') IS DISTINCT FROM 'string' THEN
-				PERFORM unkey._raise('invalid_parameter_value'::text, 'must be an object with a hash string'::text,
-									 'Each key takes "hash" and optionally the fields of unkey_update_key.'::text);
+			IF jsonb_typeof(item) IS DISTINCT FROM 'object'
+			   OR (item ? 'hash') = (item ? 'plaintext')
+			   OR jsonb_typeof(coalesce(item -> 'hash', item -> 'plaintext')) <> 'string' THEN
+				PERFORM unkey._raise('invalid_parameter_value'::text, 'must be an object with either a hash or a plaintext string'::text,
+									 'Each key takes "hash" (its SHA-256) or "plaintext" (the key itself), and optionally the fields of unkey_update_key.'::text);
 			END IF;
 			k := NULL;
-			k.key_hash := unkey._decode_hash(item ->> 'hash');
+			-- a plaintext is hashed here, shown only by its hash, and stored only encrypted
+			plain := item ->> 'plaintext';
+			IF plain IS NOT NULL THEN
+				IF char_length(plain) NOT BETWEEN 1 AND 512 THEN
+					PERFORM unkey._raise('invalid_parameter_value'::text, 'plaintext must be 1 to 512 characters'::text,
+										 'Pass the whole key, as the verification will present it.'::text);
+				END IF;
+				k.key_hash := unkey._key_hash(plain);
+				shown := encode(k.key_hash, 'base64');
+			ELSE
+				k.key_hash := unkey._decode_hash(item ->> 'hash');
+				shown := item ->> 'hash';
+			END IF;
 			-- a malformed or taken hash fails alone, before anything of it is written
 			IF k.key_hash IS NULL OR EXISTS (SELECT FROM unkey.keys kk WHERE kk.key_hash = k.key_hash) THEN
-				failed := failed || (item ->> 'hash');
+				failed := failed || shown;
 				CONTINUE;
 			END IF;
 			k.id := unkey._new_id('key'::text);
 			k.api_id := live_api;
-			k.start := '';
+			k.start := coalesce(left(plain, 4), '');	-- Unkey's migration shows the first 4 characters
 			k.enabled := true;
 			k.created_at := ts;
-			k := unkey._apply_key_changes(k, item - 'hash', ts);
+			k := unkey._apply_key_changes(k, item - 'hash' - 'plaintext', ts);
+			ciphertext := CASE WHEN plain IS NOT NULL AND recoverable THEN unkey._encrypt_key(live_api, k.id, plain) END;
 			-- a concurrent import of the same hash: the first one wins
 			INSERT INTO unkey.keys VALUES (k.*) ON CONFLICT (key_hash) DO NOTHING;
 			IF NOT FOUND THEN
-				failed := failed || (item ->> 'hash');
+				failed := failed || shown;
 				CONTINUE;
+			END IF;
+			IF ciphertext IS NOT NULL THEN
+				INSERT INTO unkey.encrypted_keys (key_hash, api_id, ciphertext, created_at)
+				VALUES (k.key_hash, live_api, ciphertext, ts);
 			END IF;
 			PERFORM unkey._apply_key_links(k.key_hash, item);
 		EXCEPTION WHEN OTHERS THEN
@@ -500,7 +576,7 @@ BEGIN
 			GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
 			RAISE EXCEPTION 'keys[%]: %', n, msg USING ERRCODE = state, HINT = hint;
 		END;
-		migrated := migrated || jsonb_build_object('hash', item ->> 'hash', 'keyId', k.id);
+		migrated := migrated || jsonb_build_object('hash', shown, 'keyId', k.id);
 		ids := ids || ARRAY['key', k.id];
 	END LOOP;
 	PERFORM unkey._audit('key.create'::text, format('Migrated %s keys into API %s', cardinality(ids) / 2, live_api),
@@ -508,7 +584,7 @@ BEGIN
 	RETURN ROW(to_jsonb(migrated), to_jsonb(failed))::unkey.migration_result;
 END
 $$;
-COMMENT ON FUNCTION unkey.unkey_migrate_keys(text, jsonb) IS 'import keys by their SHA-256 (base64 or hex); returns migrated [{hash, keyId}] and failed [hash]';
+COMMENT ON FUNCTION unkey.unkey_migrate_keys(text, jsonb) IS 'import keys by their SHA-256 (base64 or hex) or their plaintext (stored encrypted when the API is recoverable); returns migrated [{hash, keyId}] and failed [hash]';
 
 -- An identity as shown by the identity functions
 CREATE FUNCTION unkey._identity_info(identity_id text)

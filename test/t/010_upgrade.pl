@@ -200,13 +200,25 @@ SELECT c.oid::regclass, c.relkind FROM pg_class c
 	return \@rels;
 }
 
+# columns that later versions add, left out of the comparison of rows
+my %added_columns = ('unkey.apis' => ['recoverable']);    # 0.4.0
+
 # count and md5 of the sorted text of all rows, per relation
 sub table_state
 {
 	my ($rels) = @_;
 	my $sql = join "\nUNION ALL ", map {
-		qq{SELECT '$_', count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text COLLATE "C"), ''))
-		     FROM (SELECT * FROM $_) t}
+		my $rel = $_;
+		my $cols = '*';
+		if ($added_columns{$rel})
+		{
+			my $skip = join ', ', map { "'$_'" } @{ $added_columns{$rel} };
+			$cols = dbq(qq{SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+			               WHERE attrelid = '$rel'::regclass AND attnum > 0 AND NOT attisdropped
+			                 AND attname NOT IN ($skip)});
+		}
+		qq{SELECT '$rel', count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text COLLATE "C"), ''))
+		     FROM (SELECT $cols FROM $rel) t}
 	} @$rels;
 	my %state;
 	for (split /\n/, dbq($sql))
@@ -222,7 +234,8 @@ sub table_state
 sub new_relations_are_empty_partitions
 {
 	my ($before, $what) = @_;
-	my %seen = map { $_ => 1 } @$before, 'unkey.ratelimit_rollups', 'unkey.rollup_state', 'unkey.verification_tag_rollups';
+	my %seen = map { $_ => 1 } @$before, 'unkey.ratelimit_rollups', 'unkey.rollup_state', 'unkey.verification_tag_rollups',
+	  'unkey.vault_data_keys', 'unkey.encrypted_keys';
 	for my $rel (grep { !$seen{$_} } @{ relations() })
 	{
 		is(dbq(qq{SELECT c.relispartition AND NOT EXISTS (SELECT FROM $rel)
@@ -277,7 +290,16 @@ CREATE TABLE public.answers_before AS $answers_sql;
 $node->safe_psql('postgres', 'CREATE ROLE upgrade_snoop');
 dbq('ALTER DEFAULT PRIVILEGES GRANT EXECUTE ON FUNCTIONS TO upgrade_snoop');
 dbq('ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO upgrade_snoop');
+# 0.4.0 recreates unkey_get_key and unkey_list_keys (they take decrypt): a
+# grant made on them before the update holds after it
+$node->safe_psql('postgres', 'CREATE ROLE upgrade_reader');
+dbq('GRANT EXECUTE ON FUNCTION unkey.unkey_get_key(text), unkey.unkey_list_keys(text, integer, text, text) TO upgrade_reader');
 dbq('ALTER EXTENSION unkey UPDATE');
+is( dbq(q{SELECT has_function_privilege('upgrade_reader', 'unkey.unkey_get_key(text, boolean)', 'EXECUTE'),
+                 has_function_privilege('upgrade_reader', 'unkey.unkey_list_keys(text, integer, text, text, boolean)', 'EXECUTE'),
+                 has_function_privilege('public', 'unkey.unkey_get_key(text, boolean)', 'EXECUTE')}),
+	't|t|f', 'grants on unkey_get_key and unkey_list_keys survive their recreation, and PUBLIC gets none');
+dbq('REVOKE EXECUTE ON FUNCTION unkey.unkey_get_key(text, boolean), unkey.unkey_list_keys(text, integer, text, text, boolean) FROM upgrade_reader');
 dbq('ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM upgrade_snoop');
 dbq('ALTER DEFAULT PRIVILEGES REVOKE SELECT ON TABLES FROM upgrade_snoop');
 is( dbq(q{SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a
@@ -294,6 +316,10 @@ for my $rel (grep { !$reshaped{$_} } @$rels)
 {
 	is($after->{$rel}, $before->{$rel}, "$rel: the same rows after the update");
 }
+is(dbq('SELECT count(*) FILTER (WHERE recoverable), count(*) FROM unkey.apis'), '0|' . dbq('SELECT count(*) FROM unkey.apis'),
+	'unkey.apis: no API is recoverable after the update (an opt-in), every other column the same');
+is(dbq('SELECT (SELECT count(*) FROM unkey.vault_data_keys) + (SELECT count(*) FROM unkey.encrypted_keys)'), '0',
+	'the vault tables of 0.4.0 start empty: no key is ever encrypted retroactively');
 is(dbq('SELECT retention, hourly_retention IS NULL FROM unkey.event_settings'), "$retention|t",
 	'unkey.event_settings: the same retention after the update, and no hourly retention');
 is( dbq(qq{

@@ -1,0 +1,694 @@
+/* unkey--0.3.0--0.4.0.sql: from release 0.3.0 to 0.4.0 */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION unkey UPDATE TO '0.4.0'" to load this file. \quit
+
+-- the schema must still be ours alone (see unkey._check_schema)
+SELECT unkey._check_schema();
+
+/*
+ * 0.4.0 adds recoverable keys (the vault): an API may keep its new keys
+ * encrypted, so that unkey_get_key and unkey_list_keys can show them again
+ * with decrypt => true, to members of role unkey_decrypt.  Those two become
+ * C functions that are not SECURITY DEFINER (a definer hides who calls);
+ * they take a new argument, so they are dropped and created again, and
+ * keep the grants made on them.
+ */
+ALTER TABLE unkey.apis ADD COLUMN recoverable boolean NOT NULL DEFAULT false;
+ALTER TYPE unkey.api ADD ATTRIBUTE recoverable boolean;
+ALTER TYPE unkey.key_info ADD ATTRIBUTE plaintext text;
+
+-- Decrypting is a privilege of its own: membership in this role (roles are
+-- shared by every database of the cluster; DROP EXTENSION leaves it)
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'unkey_decrypt') THEN
+		CREATE ROLE unkey_decrypt NOLOGIN;
+	END IF;
+END
+$$;
+
+-- One data key per recoverable API, wrapped by the root key root_key_id
+CREATE TABLE unkey.vault_data_keys (
+	api_id				text PRIMARY KEY REFERENCES unkey.apis (id),
+	root_key_id			text NOT NULL,
+	wrapped				bytea NOT NULL CHECK (octet_length(wrapped) = 72),
+	created_at			timestamptz NOT NULL,
+	rewrapped_at		timestamptz
+);
+COMMENT ON TABLE unkey.vault_data_keys IS 'reference: the data key of each recoverable API, wrapped by a root key (never stored)';
+
+-- The ciphertext of each recoverable key, bound to its key id and API id
+CREATE TABLE unkey.encrypted_keys (
+	key_hash			bytea PRIMARY KEY REFERENCES unkey.keys (key_hash) ON DELETE CASCADE,
+	api_id				text NOT NULL REFERENCES unkey.vault_data_keys (api_id),
+	ciphertext			bytea NOT NULL CHECK (octet_length(ciphertext) > 40),
+	created_at			timestamptz NOT NULL
+);
+COMMENT ON TABLE unkey.encrypted_keys IS 'per-key: the ciphertext of a recoverable key (nonce, XChaCha20-Poly1305 ciphertext and tag)';
+
+-- pg_dump carries user data (ciphertexts and wrapped data keys only)
+SELECT pg_catalog.pg_extension_config_dump('unkey.vault_data_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('unkey.encrypted_keys', '');
+
+CREATE FUNCTION unkey._vault_new_data_key(api_id text, OUT root_key_id text, OUT wrapped bytea)
+RETURNS record
+	AS 'MODULE_PATHNAME', 'unkey_vault_new_data_key' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION unkey._vault_new_data_key(text) IS 'private: a new data key for an API, wrapped by the current root key';
+
+CREATE FUNCTION unkey._vault_rewrap(api_id text, root_key_id text, wrapped bytea)
+RETURNS bytea
+	AS 'MODULE_PATHNAME', 'unkey_vault_rewrap' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION unkey._vault_rewrap(text, text, bytea) IS 'private: a data key wrapped again by the current root key';
+
+CREATE FUNCTION unkey._vault_encrypt(api_id text, root_key_id text, wrapped bytea, key_id text, plaintext text)
+RETURNS bytea
+	AS 'MODULE_PATHNAME', 'unkey_vault_encrypt' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION unkey._vault_encrypt(text, text, bytea, text, text) IS 'private: seal a key under its API''s data key';
+
+CREATE FUNCTION unkey._vault_decrypt(api_id text, root_key_id text, wrapped bytea, key_id text, key_hash bytea, ciphertext bytea)
+RETURNS text
+	AS 'MODULE_PATHNAME', 'unkey_vault_decrypt' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION unkey._vault_decrypt(text, text, bytea, text, bytea, bytea) IS 'private: open a sealed key; XX001 unless it authenticates and hashes to key_hash';
+
+-- The ciphertext of a new key of a recoverable API
+CREATE FUNCTION unkey._encrypt_key(api_id text, key_id text, plaintext text)
+RETURNS bytea
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	sealed bytea;
+BEGIN
+	SELECT unkey._vault_encrypt(d.api_id, d.root_key_id, d.wrapped, key_id, plaintext) INTO sealed
+	  FROM unkey.vault_data_keys d WHERE d.api_id = _encrypt_key.api_id;
+	IF sealed IS NULL THEN
+		PERFORM unkey._raise('precondition_failed'::text, 'This API does not support key encryption.'::text,
+							 'Turn it on with unkey_set_api_recoverable(api_id, true).'::text);
+	END IF;
+	RETURN sealed;
+END
+$$;
+COMMENT ON FUNCTION unkey._encrypt_key(text, text, text) IS 'private: the ciphertext of a key of a recoverable API';
+
+/*
+ * The plaintexts of these keys (NULL for a key that is not recoverable), in
+ * order, and one audit row for them: in unkey.audit_log, in the caller's
+ * transaction; on a standby, which cannot write, in the server log.  A
+ * READ ONLY transaction on a primary is refused: its audit row could not
+ * be written.
+ */
+CREATE FUNCTION unkey._decrypt_keys(hashes bytea[])
+RETURNS text[]
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ids text[];
+	apis text[];
+	result text[];
+BEGIN
+	SELECT array_agg(k.id ORDER BY u.i), array_agg(DISTINCT k.api_id) INTO ids, apis
+	  FROM unnest(hashes) WITH ORDINALITY u(h, i)
+	  JOIN unkey.encrypted_keys e ON e.key_hash = u.h
+	  JOIN unkey.keys k ON k.key_hash = u.h;
+	IF ids IS NULL THEN
+		RETURN array_fill(NULL::text, ARRAY[cardinality(hashes)]);
+	END IF;
+	IF NOT pg_catalog.pg_is_in_recovery() AND pg_catalog.current_setting('transaction_read_only')::boolean THEN
+		PERFORM unkey._raise('read_only_sql_transaction'::text, 'decrypting keys needs a read-write transaction'::text,
+							 'Every decryption is written to the audit log: call it outside a READ ONLY transaction (with PostgREST, by POST).'::text);
+	END IF;
+
+	SELECT array_agg(unkey._vault_decrypt(k.api_id, d.root_key_id, d.wrapped, k.id, k.key_hash, e.ciphertext) ORDER BY u.i)
+	  INTO result
+	  FROM unnest(hashes) WITH ORDINALITY u(h, i)
+	  LEFT JOIN unkey.encrypted_keys e ON e.key_hash = u.h
+	  LEFT JOIN unkey.keys k ON k.key_hash = e.key_hash
+	  LEFT JOIN unkey.vault_data_keys d ON d.api_id = e.api_id;
+
+	IF pg_catalog.pg_is_in_recovery() THEN
+		RAISE LOG 'unkey: key.decrypt on a standby by role %: %', unkey._actor(), array_to_string(ids, ', ');
+	ELSE
+		PERFORM unkey._audit('key.decrypt'::text,
+							 format('Decrypted %s', CASE cardinality(ids) WHEN 1 THEN 'key ' || ids[1]
+													 ELSE cardinality(ids) || ' keys' END),
+							 (SELECT array_agg(t ORDER BY o) FROM unnest(ids) WITH ORDINALITY x(id, o),
+									 LATERAL unnest(ARRAY['key', x.id]) t)
+							 || (SELECT array_agg(t) FROM unnest(apis) a, LATERAL unnest(ARRAY['api', a]) t));
+	END IF;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION unkey._decrypt_keys(bytea[]) IS 'private: decrypt recoverable keys, audited';
+
+CREATE FUNCTION unkey.unkey_set_api_recoverable(api_id text, enabled boolean)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF enabled IS NULL THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'enabled must not be null'::text,
+							 'Pass true or false.'::text);
+	END IF;
+	UPDATE unkey.apis a
+	   SET recoverable = unkey_set_api_recoverable.enabled, updated_at = unkey.now()
+	 WHERE a.id = unkey_set_api_recoverable.api_id AND a.deleted_at IS NULL;
+	IF NOT FOUND THEN
+		PERFORM unkey._raise('not_found'::text, 'api not found'::text,
+							 'Check the API id (api_...); a deleted API cannot be used.'::text);
+	END IF;
+	-- the API's data key, made once (55000 without the vault); it outlives a later "off"
+	IF enabled AND NOT EXISTS (SELECT FROM unkey.vault_data_keys d WHERE d.api_id = unkey_set_api_recoverable.api_id) THEN
+		INSERT INTO unkey.vault_data_keys (api_id, root_key_id, wrapped, created_at)
+		SELECT unkey_set_api_recoverable.api_id, n.root_key_id, n.wrapped, unkey.now()
+		  FROM unkey._vault_new_data_key(unkey_set_api_recoverable.api_id) n;
+	END IF;
+	PERFORM unkey._audit('api.update'::text, format('Turned key recovery of API %s %s', api_id,
+						 CASE WHEN enabled THEN 'on' ELSE 'off' END), ARRAY['api', api_id]);
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_set_api_recoverable(text, boolean) IS 'let an API''s new keys be created recoverable (stored encrypted), or stop it; never retroactive';
+
+-- Re-wrap the data keys under the current root key, at most batch_size of them (NULL: all)
+CREATE FUNCTION unkey.unkey_vault_rotate(batch_size integer DEFAULT NULL, OUT rewrapped bigint, OUT remaining bigint)
+RETURNS record
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	current_id text := (SELECT v.key_id FROM unkey.unkey_vault_info() v);
+BEGIN
+	IF current_id IS NULL THEN
+		PERFORM unkey._raise('object_not_in_prerequisite_state'::text, 'the vault is not configured'::text,
+							 'Set unkey.vault_key_file to the new root key and unkey.vault_previous_key_file to the old one, and restart the server.'::text);
+	END IF;
+	IF batch_size < 1 THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'batch_size must be at least 1'::text,
+							 'Pass how many data keys to re-wrap in this transaction, or NULL for all.'::text);
+	END IF;
+	WITH todo AS (
+		SELECT d.api_id FROM unkey.vault_data_keys d
+		 WHERE d.root_key_id <> current_id
+		 ORDER BY d.api_id LIMIT batch_size
+		   FOR UPDATE)
+	UPDATE unkey.vault_data_keys d
+	   SET wrapped = unkey._vault_rewrap(d.api_id, d.root_key_id, d.wrapped), root_key_id = current_id,
+		   rewrapped_at = unkey.now()
+	  FROM todo
+	 WHERE d.api_id = todo.api_id;
+	GET DIAGNOSTICS rewrapped = ROW_COUNT;
+	SELECT count(*) INTO remaining FROM unkey.vault_data_keys d WHERE d.root_key_id <> current_id;
+	IF rewrapped > 0 THEN
+		PERFORM unkey._audit('vault.rotate'::text, format('Re-wrapped %s data keys under root key %s', rewrapped, current_id),
+							 ARRAY[]::text[]);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_vault_rotate(integer) IS 'rotation: re-wrap the data keys still wrapped by the previous root key; returns how many it did and how many remain';
+
+-- what changes in the functions of 0.3.0
+CREATE OR REPLACE FUNCTION unkey.unkey_get_api(api_id text)
+RETURNS unkey.api
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	result unkey.api;
+BEGIN
+	SELECT a.id, a.name, a.ip_whitelist::text::text[], a.delete_protection,
+		   a.default_prefix, a.default_byte_length, a.created_at, a.recoverable
+	  INTO result
+	  FROM unkey.apis a
+	 WHERE a.id = unkey_get_api.api_id AND a.deleted_at IS NULL;
+	IF NOT FOUND THEN
+		PERFORM unkey._raise('not_found'::text, 'api not found'::text,
+							 'Check the API id (api_...); a deleted API cannot be used.'::text);
+	END IF;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_get_api(text) IS 'an API''s settings; PT404 if it does not exist or was deleted';
+
+CREATE OR REPLACE FUNCTION unkey.unkey_create_key(
+	api_id			text,
+	prefix			text	DEFAULT NULL,
+	byte_length		integer DEFAULT NULL,
+	name			text	DEFAULT NULL,
+	external_id		text	DEFAULT NULL,
+	meta			jsonb	DEFAULT NULL,
+	expires			timestamptz DEFAULT NULL,
+	credits			bigint	DEFAULT NULL,
+	refill_interval text	DEFAULT NULL,
+	refill_amount	bigint	DEFAULT NULL,
+	refill_day		integer DEFAULT NULL,
+	ratelimits		jsonb	DEFAULT NULL,
+	roles			text[]	DEFAULT NULL,
+	permissions		text[]	DEFAULT NULL,
+	enabled			boolean DEFAULT true,
+	recoverable		boolean DEFAULT false)
+RETURNS unkey.created_key
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	api				unkey.apis;
+	ts				timestamptz := unkey.now();
+	k				unkey.keys;
+	new_key			text;
+	ciphertext		bytea;
+BEGIN
+	-- validate everything before writing anything
+	SELECT * INTO api FROM unkey.apis a
+	 WHERE a.id = unkey_create_key.api_id AND a.deleted_at IS NULL;
+	IF NOT FOUND THEN
+		PERFORM unkey._raise('not_found'::text, 'api not found'::text,
+							 'Check the API id (api_...); a deleted API cannot be used.'::text);
+	END IF;
+	IF prefix IS NOT NULL AND prefix !~ '^[A-Za-z0-9_]{1,16}$' THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'prefix must be 1 to 16 characters of [A-Za-z0-9_]'::text,
+							 'Use letters, digits and underscores only, such as sk_live, or NULL for the API''s default.'::text);
+	END IF;
+	IF byte_length IS NOT NULL AND byte_length NOT BETWEEN 16 AND 255 THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'byte_length must be between 16 and 255'::text,
+							 '16 bytes (128 bits of entropy) is the default and enough for most keys.'::text);
+	END IF;
+	k.name := name;
+	k.meta := meta;
+	k.enabled := enabled;
+	k.remaining := credits;
+	k.refill_interval := refill_interval;
+	k.refill_amount := refill_amount;
+	k.refill_day := refill_day;
+	PERFORM unkey._check_key(k);
+	IF ratelimits IS NOT NULL THEN
+		PERFORM unkey._check_ratelimits(ratelimits);
+	END IF;
+	PERFORM unkey._role_ids(roles);
+	IF recoverable IS NULL THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'recoverable must not be null'::text,
+							 'Pass true to store the key encrypted so that it can be shown again, or false.'::text);
+	END IF;
+	IF recoverable AND NOT api.recoverable THEN
+		PERFORM unkey._raise('precondition_failed'::text, 'This API does not support key encryption.'::text,
+							 'Turn it on with unkey_set_api_recoverable(api_id, true); keys created before stay unrecoverable.'::text);
+	END IF;
+	IF external_id IS NOT NULL THEN
+		PERFORM unkey._check_external_id(external_id);
+	END IF;
+
+	k.prefix := coalesce(prefix, api.default_prefix);
+	new_key := unkey._generate_key(k.prefix, coalesce(byte_length, api.default_byte_length));
+	k := unkey._with_secret(k, new_key);
+	k.api_id := api.id;
+	k.expires := expires;
+	k.last_refill_at := CASE WHEN refill_interval IS NOT NULL THEN ts END;
+	k.created_at := ts;
+	IF external_id IS NOT NULL THEN
+		k.identity_id := unkey._upsert_identity(external_id);
+	END IF;
+	-- sealed before any write, and only the ciphertext is ever written
+	IF recoverable THEN
+		ciphertext := unkey._encrypt_key(k.api_id, k.id, new_key);
+	END IF;
+
+	INSERT INTO unkey.keys VALUES (k.*);
+	IF recoverable THEN
+		INSERT INTO unkey.encrypted_keys (key_hash, api_id, ciphertext, created_at)
+		VALUES (k.key_hash, k.api_id, ciphertext, ts);
+	END IF;
+	PERFORM unkey._set_key_links(k.key_hash, ratelimits, roles, permissions);
+	PERFORM unkey._audit('key.create'::text, format('Created key %s in API %s', k.id, api.id), ARRAY['key', k.id, 'api', api.id]);
+	RETURN ROW(k.id, new_key)::unkey.created_key;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_create_key(text, text, integer, text, text, jsonb, timestamptz, bigint, text, bigint, integer, jsonb, text[], text[], boolean, boolean) IS 'create a key; the plaintext is returned once and never stored (recoverable: stored encrypted, for unkey_get_key(decrypt => true))';
+
+CREATE OR REPLACE FUNCTION unkey.unkey_delete_key(key_id text, permanent boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF permanent IS NULL THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'permanent must not be null'::text,
+							 'Pass false for a soft delete, or true to erase the key row.'::text);
+	END IF;
+	IF permanent THEN
+		-- frees the hash; links and rate-limit configs go with the row
+		DELETE FROM unkey.keys k WHERE k.id = unkey_delete_key.key_id;
+	ELSE
+		-- keeps the hash, so the same key string can never verify again
+		UPDATE unkey.keys k SET deleted_at = unkey.now(), updated_at = unkey.now()
+		 WHERE k.id = unkey_delete_key.key_id AND k.deleted_at IS NULL;
+	END IF;
+	IF NOT FOUND THEN
+		PERFORM unkey._raise('not_found'::text, 'key not found'::text,
+							 'Check the key id (key_...); a deleted key, or a key of a deleted API, cannot be used.'::text);
+	END IF;
+	-- a deleted key is never shown again: its ciphertext goes (with the row, when permanent)
+	DELETE FROM unkey.encrypted_keys e USING unkey.keys k
+	 WHERE e.key_hash = k.key_hash AND k.id = unkey_delete_key.key_id;
+	PERFORM unkey._audit('key.delete'::text, format('Deleted key %s%s', key_id, CASE WHEN permanent THEN ' permanently' ELSE '' END),
+						 ARRAY['key', key_id]);
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_delete_key(text, boolean) IS 'delete a key: soft by default (the hash stays taken), permanent frees the hash';
+
+-- Everything shown of a live key of a live API; PT404 if there is none
+CREATE OR REPLACE FUNCTION unkey._key_info(h bytea)
+RETURNS unkey.key_info
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	result unkey.key_info;
+BEGIN
+	SELECT k.id, k.api_id, k.start, k.prefix, k.name, k.meta, k.identity_id, i.external_id, i.meta,
+		   k.enabled, k.expires,
+		   unkey._credits_now(k.remaining, k.refill_amount, k.refill_day, k.last_refill_at, unkey.now()),
+		   k.refill_interval, k.refill_amount, k.refill_day, k.last_refill_at,
+		   unkey._get_ratelimits(k.key_hash, NULL::text),
+		   unkey._key_grants(k.key_hash, 'roles'::text), unkey._key_grants(k.key_hash, 'permissions'::text),
+		   k.created_at, k.updated_at,
+		   -- from the rollups of the verification events, not written by verification
+		   (SELECT max(r.last_time) FROM unkey._rollups r
+			 WHERE r.key_hash = k.key_hash AND r.granularity = 'month' AND r.key_id = k.id),
+		   NULL::text
+	  INTO result
+	  FROM unkey.keys k
+	  JOIN unkey.apis a ON a.id = k.api_id AND a.deleted_at IS NULL
+	  LEFT JOIN unkey.identities i ON i.id = k.identity_id
+	 WHERE k.key_hash = h AND k.deleted_at IS NULL;
+	IF result.key_id IS NULL THEN
+		PERFORM unkey._raise('not_found'::text, 'key not found'::text,
+							 'Check the key id (key_...); a deleted key, or a key of a deleted API, cannot be used.'::text);
+	END IF;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION unkey._key_info(bytea) IS 'private: the key_info of a key hash';
+
+CREATE OR REPLACE FUNCTION unkey.unkey_reroll_key(key_id text, expiration interval)
+RETURNS unkey.created_key
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ts timestamptz := unkey.now();
+	old unkey.keys;
+	k unkey.keys;
+	new_key text;
+BEGIN
+	IF expiration IS NULL OR expiration < interval '0' THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'expiration must be zero or positive'::text,
+							 'Pass ''0'' to expire the old key at once, or how long it stays valid, such as ''1 hour''.'::text);
+	END IF;
+	-- lock the old key: a concurrent verification spends before or after the copy, never during it
+	old := unkey._lock_key(key_id);
+	-- the new key copies everything but its secret; the stored prefix keeps sk_live whole (D14)
+	k := old;
+	new_key := unkey._generate_key(old.prefix,
+								   (SELECT a.default_byte_length FROM unkey.apis a WHERE a.id = old.api_id));
+	k := unkey._with_secret(k, new_key);
+	k.created_at := ts;
+	k.updated_at := NULL;
+	INSERT INTO unkey.keys VALUES (k.*);
+	-- a recoverable key's successor is recoverable too, sealed under its own id
+	INSERT INTO unkey.encrypted_keys (key_hash, api_id, ciphertext, created_at)
+	SELECT k.key_hash, e.api_id, unkey._encrypt_key(k.api_id, k.id, new_key), ts
+	  FROM unkey.encrypted_keys e WHERE e.key_hash = old.key_hash;
+	INSERT INTO unkey.key_ratelimits (key_hash, name, "limit", duration_ms, auto_apply)
+	SELECT k.key_hash, r.name, r."limit", r.duration_ms, r.auto_apply FROM unkey.key_ratelimits r WHERE r.key_hash = old.key_hash;
+	INSERT INTO unkey.key_roles (key_hash, role_id)
+	SELECT k.key_hash, r.role_id FROM unkey.key_roles r WHERE r.key_hash = old.key_hash;
+	INSERT INTO unkey.key_permissions (key_hash, permission_id)
+	SELECT k.key_hash, p.permission_id FROM unkey.key_permissions p WHERE p.key_hash = old.key_hash;
+
+	UPDATE unkey.keys kk SET expires = ts + expiration, updated_at = ts WHERE kk.key_hash = old.key_hash;
+	PERFORM unkey._audit('key.reroll'::text, format('Rerolled key %s into %s', old.id, k.id), ARRAY['key', old.id, 'key', k.id]);
+	RETURN ROW(k.id, new_key)::unkey.created_key;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_reroll_key(text, interval) IS 'replace a key with a new secret and the same settings; the old key expires after expiration';
+
+CREATE OR REPLACE FUNCTION unkey.unkey_migrate_keys(api_id text, keys jsonb)
+RETURNS unkey.migration_result
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ts timestamptz := unkey.now();
+	live_api text;
+	recoverable boolean;
+	item jsonb;
+	plain text;
+	shown text;
+	ciphertext bytea;
+	n integer;
+	k unkey.keys;
+	migrated jsonb[] := '{}';
+	failed text[] := '{}';
+	ids text[] := '{}';
+	state text;
+	msg text;
+	hint text;
+BEGIN
+	SELECT a.id, a.recoverable INTO live_api, recoverable
+	  FROM unkey.apis a WHERE a.id = unkey_migrate_keys.api_id AND a.deleted_at IS NULL;
+	IF live_api IS NULL THEN
+		PERFORM unkey._raise('not_found'::text, 'api not found'::text,
+							 'Check the API id (api_...); a deleted API cannot be used.'::text);
+	END IF;
+	IF jsonb_typeof(keys) IS DISTINCT FROM 'array' OR jsonb_array_length(keys) NOT BETWEEN 1 AND 1000 THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'keys must be a JSON array of 1 to 1000 keys'::text,
+							 'Split the keys into calls of at most 1,000.'::text);
+	END IF;
+	FOR item, n IN SELECT e.value, e.ordinality - 1 FROM jsonb_array_elements(keys) WITH ORDINALITY e LOOP
+		BEGIN
+			IF jsonb_typeof(item) IS DISTINCT FROM 'object'
+			   OR (item ? 'hash') = (item ? 'plaintext')
+			   OR jsonb_typeof(coalesce(item -> 'hash', item -> 'plaintext')) <> 'string' THEN
+				PERFORM unkey._raise('invalid_parameter_value'::text, 'must be an object with either a hash or a plaintext string'::text,
+									 'Each key takes "hash" (its SHA-256) or "plaintext" (the key itself), and optionally the fields of unkey_update_key.'::text);
+			END IF;
+			k := NULL;
+			-- a plaintext is hashed here, shown only by its hash, and stored only encrypted
+			plain := item ->> 'plaintext';
+			IF plain IS NOT NULL THEN
+				IF char_length(plain) NOT BETWEEN 1 AND 512 THEN
+					PERFORM unkey._raise('invalid_parameter_value'::text, 'plaintext must be 1 to 512 characters'::text,
+										 'Pass the whole key, as the verification will present it.'::text);
+				END IF;
+				k.key_hash := unkey._key_hash(plain);
+				shown := encode(k.key_hash, 'base64');
+			ELSE
+				k.key_hash := unkey._decode_hash(item ->> 'hash');
+				shown := item ->> 'hash';
+			END IF;
+			-- a malformed or taken hash fails alone, before anything of it is written
+			IF k.key_hash IS NULL OR EXISTS (SELECT FROM unkey.keys kk WHERE kk.key_hash = k.key_hash) THEN
+				failed := failed || shown;
+				CONTINUE;
+			END IF;
+			k.id := unkey._new_id('key'::text);
+			k.api_id := live_api;
+			k.start := coalesce(left(plain, 4), '');	-- Unkey's migration shows the first 4 characters
+			k.enabled := true;
+			k.created_at := ts;
+			k := unkey._apply_key_changes(k, item - 'hash' - 'plaintext', ts);
+			ciphertext := CASE WHEN plain IS NOT NULL AND recoverable THEN unkey._encrypt_key(live_api, k.id, plain) END;
+			-- a concurrent import of the same hash: the first one wins
+			INSERT INTO unkey.keys VALUES (k.*) ON CONFLICT (key_hash) DO NOTHING;
+			IF NOT FOUND THEN
+				failed := failed || shown;
+				CONTINUE;
+			END IF;
+			IF ciphertext IS NOT NULL THEN
+				INSERT INTO unkey.encrypted_keys (key_hash, api_id, ciphertext, created_at)
+				VALUES (k.key_hash, live_api, ciphertext, ts);
+			END IF;
+			PERFORM unkey._apply_key_links(k.key_hash, item);
+		EXCEPTION WHEN OTHERS THEN
+			-- say which key was wrong, keeping the SQLSTATE
+			GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+			RAISE EXCEPTION 'keys[%]: %', n, msg USING ERRCODE = state, HINT = hint;
+		END;
+		migrated := migrated || jsonb_build_object('hash', shown, 'keyId', k.id);
+		ids := ids || ARRAY['key', k.id];
+	END LOOP;
+	PERFORM unkey._audit('key.create'::text, format('Migrated %s keys into API %s', cardinality(ids) / 2, live_api),
+						 ARRAY['api', live_api] || ids);
+	RETURN ROW(to_jsonb(migrated), to_jsonb(failed))::unkey.migration_result;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_migrate_keys(text, jsonb) IS 'import keys by their SHA-256 (base64 or hex) or their plaintext (stored encrypted when the API is recoverable); returns migrated [{hash, keyId}] and failed [hash]';
+
+-- unkey_get_key and unkey_list_keys take decrypt: created again, and given
+-- the grants made on the old ones (dropped at the end)
+ALTER FUNCTION unkey.unkey_get_key(text) RENAME TO unkey_get_key_030;
+ALTER FUNCTION unkey.unkey_list_keys(text, integer, text, text) RENAME TO unkey_list_keys_030;
+
+/*
+ * unkey_get_key and unkey_list_keys are C (src/vault.c): decrypt => true
+ * needs the caller to be a member of unkey_decrypt, which a SECURITY
+ * DEFINER function could not see; they check that as the caller, then run
+ * unkey._get_key or unkey._list_keys as the extension's owner.
+ */
+CREATE FUNCTION unkey._get_key(key_id text, decrypt boolean)
+RETURNS unkey.key_info
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	h bytea;
+	result unkey.key_info;
+BEGIN
+	IF decrypt IS NULL THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'decrypt must not be null'::text,
+							 'Pass true to show the plaintext of a recoverable key, or false.'::text);
+	END IF;
+	h := unkey._key_hash_of(key_id);
+	result := unkey._key_info(h);
+	IF decrypt THEN
+		result.plaintext := (unkey._decrypt_keys(ARRAY[h]))[1];
+	END IF;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION unkey._get_key(text, boolean) IS 'private: unkey_get_key, run as the owner';
+
+CREATE FUNCTION unkey.unkey_get_key(key_id text, decrypt boolean DEFAULT false)
+RETURNS unkey.key_info
+AS 'MODULE_PATHNAME', 'unkey_read_keys'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION unkey.unkey_get_key(text, boolean) IS 'a key''s settings, credits, limits, roles, permissions and last use; PT404 if missing; decrypt => true (role unkey_decrypt) adds the plaintext of a recoverable key';
+
+CREATE FUNCTION unkey._list_keys(api_id text, "limit" integer, cursor text, external_id text, decrypt boolean)
+RETURNS unkey.key_page
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n integer := unkey._check_limit("limit");
+	hashes bytea[];
+	ids text[];
+	infos unkey.key_info[];
+	plaintexts text[];
+BEGIN
+	IF decrypt IS NULL THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'decrypt must not be null'::text,
+							 'Pass true to show the plaintexts of recoverable keys, or false.'::text);
+	END IF;
+	IF NOT EXISTS (SELECT FROM unkey.apis a WHERE a.id = _list_keys.api_id AND a.deleted_at IS NULL) THEN
+		PERFORM unkey._raise('not_found'::text, 'api not found'::text,
+							 'Check the API id (api_...); a deleted API cannot be used.'::text);
+	END IF;
+	-- keyset pagination on (api_id, id): one more row than asked says whether there are more
+	SELECT array_agg(p.key_hash ORDER BY p.id), array_agg(p.id ORDER BY p.id) INTO hashes, ids
+	  FROM (SELECT k.key_hash, k.id FROM unkey.keys k
+			 WHERE k.api_id = _list_keys.api_id AND k.deleted_at IS NULL
+			   AND (_list_keys.cursor IS NULL OR k.id > _list_keys.cursor)
+			   AND (_list_keys.external_id IS NULL OR k.identity_id =
+					(SELECT i.id FROM unkey.identities i WHERE i.external_id = _list_keys.external_id))
+			 ORDER BY k.id LIMIT n + 1) p;
+	infos := ARRAY(SELECT unkey._key_info(u.h) FROM unnest(hashes[1:n]) WITH ORDINALITY u(h, i) ORDER BY u.i);
+	IF decrypt AND cardinality(infos) > 0 THEN
+		plaintexts := unkey._decrypt_keys(hashes[1:n]);
+		FOR i IN 1 .. cardinality(infos) LOOP
+			infos[i].plaintext := plaintexts[i];
+		END LOOP;
+	END IF;
+	RETURN ROW(infos, CASE WHEN cardinality(ids) > n THEN ids[n] END,
+			   coalesce(cardinality(ids) > n, false))::unkey.key_page;
+END
+$$;
+COMMENT ON FUNCTION unkey._list_keys(text, integer, text, text, boolean) IS 'private: unkey_list_keys, run as the owner';
+
+CREATE FUNCTION unkey.unkey_list_keys(api_id text, "limit" integer DEFAULT 100, cursor text DEFAULT NULL,
+									  external_id text DEFAULT NULL, decrypt boolean DEFAULT false)
+RETURNS unkey.key_page
+AS 'MODULE_PATHNAME', 'unkey_read_keys'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION unkey.unkey_list_keys(text, integer, text, text, boolean) IS 'a page of an API''s live keys in id order; pass the returned cursor for the next page; decrypt => true (role unkey_decrypt) adds plaintexts';
+
+
+-- what this script created is for no one but the owner, as in a fresh install
+REVOKE ALL ON FUNCTION unkey._vault_new_data_key(text), unkey._vault_rewrap(text, text, bytea),
+	unkey._vault_encrypt(text, text, bytea, text, text), unkey._vault_decrypt(text, text, bytea, text, bytea, bytea),
+	unkey._encrypt_key(text, text, text), unkey._decrypt_keys(bytea[]), unkey.unkey_set_api_recoverable(text, boolean),
+	unkey.unkey_vault_rotate(integer), unkey._get_key(text, boolean), unkey._list_keys(text, integer, text, text, boolean),
+	unkey.unkey_get_key(text, boolean), unkey.unkey_list_keys(text, integer, text, text, boolean) FROM PUBLIC;
+-- and not for the roles the installing role's default privileges name
+-- (their initial privileges are recorded only when the script ends, so the
+-- installing role's default privileges are taken back from this list)
+DO $$
+DECLARE
+	stmt text;
+BEGIN
+	FOR stmt IN
+		SELECT DISTINCT format('REVOKE ALL ON %s %s FROM %s', o.kind, o.name,
+							   CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END)
+		  FROM (SELECT 'ROUTINE', p.oid::regprocedure::text, p.proacl, p.proowner
+				  FROM pg_catalog.pg_proc p
+				 WHERE p.oid = ANY (ARRAY['unkey._vault_new_data_key(text)', 'unkey._vault_rewrap(text, text, bytea)',
+										  'unkey._vault_encrypt(text, text, bytea, text, text)',
+										  'unkey._vault_decrypt(text, text, bytea, text, bytea, bytea)',
+										  'unkey._encrypt_key(text, text, text)', 'unkey._decrypt_keys(bytea[])',
+										  'unkey.unkey_set_api_recoverable(text, boolean)', 'unkey.unkey_vault_rotate(integer)',
+										  'unkey._get_key(text, boolean)', 'unkey._list_keys(text, integer, text, text, boolean)',
+										  'unkey.unkey_get_key(text, boolean)',
+										  'unkey.unkey_list_keys(text, integer, text, text, boolean)']::regprocedure[])
+				UNION ALL
+				SELECT 'TABLE', c.oid::regclass::text, c.relacl, c.relowner
+				  FROM pg_catalog.pg_class c
+				 WHERE c.oid = ANY (ARRAY['unkey.vault_data_keys', 'unkey.encrypted_keys']::regclass[])) o(kind, name, acl, owner),
+			   pg_catalog.aclexplode(o.acl) a
+		 WHERE a.grantee <> o.owner
+	LOOP
+		EXECUTE stmt;
+	END LOOP;
+END
+$$;
+
+-- and the recreated entry points get the grants made on the old ones
+DO $$
+DECLARE
+	g record;
+BEGIN
+	FOR g IN SELECT p.proname, a.privilege_type, a.grantee, a.is_grantable
+			   FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+			  WHERE p.oid IN ('unkey.unkey_get_key_030(text)'::regprocedure,
+							  'unkey.unkey_list_keys_030(text, integer, text, text)'::regprocedure)
+				AND a.grantee <> p.proowner LOOP
+		EXECUTE format('GRANT %s ON FUNCTION %s TO %s%s', g.privilege_type,
+					   CASE g.proname WHEN 'unkey_get_key_030' THEN 'unkey.unkey_get_key(text, boolean)'
+					   ELSE 'unkey.unkey_list_keys(text, integer, text, text, boolean)' END,
+					   CASE g.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END,
+					   CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+	END LOOP;
+END
+$$;
+DROP FUNCTION unkey.unkey_get_key_030(text);
+DROP FUNCTION unkey.unkey_list_keys_030(text, integer, text, text);
+
+/*
+ * pg_init_privs records every grant made while an extension script runs,
+ * the ones carried over above too, and pg_dump leaves out what it records:
+ * a restore would lose those grants.  The initial privileges of our
+ * functions and tables are the owner's alone, as a fresh install records
+ * them.  (0.3.0's update recorded the grants it carried to
+ * verification_rollups the same way; this sets them right too.)
+ */
+UPDATE pg_catalog.pg_init_privs i
+   SET initprivs = (SELECT pg_catalog.array_agg(x)
+					  FROM pg_catalog.unnest(i.initprivs) x
+					 WHERE (SELECT e.grantee FROM pg_catalog.aclexplode(ARRAY[x]) e LIMIT 1) = o.owner)
+  FROM (SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, p.oid, p.proowner
+		  FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'unkey'::pg_catalog.regnamespace
+		UNION ALL
+		SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, c.oid, c.relowner
+		  FROM pg_catalog.pg_class c WHERE c.relnamespace = 'unkey'::pg_catalog.regnamespace) o(classoid, objoid, owner)
+ WHERE i.classoid = o.classoid AND i.objoid = o.objoid AND i.objsubid = 0 AND i.privtype = 'e'
+   AND EXISTS (SELECT FROM pg_catalog.aclexplode(i.initprivs) e WHERE e.grantee <> o.owner);
