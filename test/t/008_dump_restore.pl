@@ -19,10 +19,17 @@ use Test::More;
 
 my $node = PostgreSQL::Test::Cluster->new('dump');
 $node->init;
+# a vault root key outside the data directory, for a recoverable key
+my $key_dir = PostgreSQL::Test::Utils::tempdir;
+open my $kf, '>', "$key_dir/vault.key" or die;
+print $kf join('', map { sprintf '%02x', int rand 256 } 1 .. 32), "\n";
+close $kf;
+chmod 0600, "$key_dir/vault.key";
 # the pinned clock keeps refills and rate-limit windows still for the whole run
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'unkey'
 unkey.test_now = '2026-01-15 10:00:00+00'
+unkey.vault_key_file = '$key_dir/vault.key'
 });
 $node->start;
 
@@ -105,6 +112,12 @@ SELECT migrated || failed FROM unkey.unkey_migrate_keys('$api',
 	   "permissions": ["documents.read"]}]')});
 my ($mig_id) = $migrated =~ /"keyId": "(key_[^"]+)"/;
 ok($mig_id, 'the key was migrated by its hash') or diag $migrated;
+
+# a recoverable key: its ciphertext and its API's wrapped data key are table rows too
+my $api_vault = q_src("SELECT unkey.unkey_create_api('vault')");
+q_src("SELECT unkey.unkey_set_api_recoverable('$api_vault', true)");
+my ($rec_id, $rec_key) =
+  row(q_src("SELECT key_id, key FROM unkey.unkey_create_key('$api_vault', recoverable => true)"));
 
 # changes that write audit rows
 q_src(qq{SELECT FROM unkey.unkey_update_key('$meta_id', '{"name": "meta2", "meta": {"tier": "platinum"}}')});
@@ -293,6 +306,8 @@ for my $db (sort keys %restore)
 	                   FROM unkey.unkey_get_key('$meta_id')}),
 		'meta2|{"tier": "platinum"}|acme|{"plan": "enterprise"}|{}|{}',
 		"$db: unkey_get_key works for a restored key");
+	is(q_db($db, "SELECT plaintext FROM unkey.unkey_get_key('$rec_id', decrypt => true)"), $rec_key,
+		"$db: a restored recoverable key decrypts (same server, same key file)");
 
 	# the same plaintext keys, the same outcomes; credits go on from where they were
 	my @cases = (
