@@ -496,15 +496,15 @@ unkey_read_keys(PG_FUNCTION_ARGS)
 	{
 		/* unkey_get_key -> unkey._get_key, with the same argument types */
 		char	   *name = get_func_name(fcinfo->flinfo->fn_oid);
-		Oid			argtypes[FUNC_MAX_ARGS];
+		Oid		   *argtypes;
+		int			nargs;
 		Oid			fn;
 
-		for (int i = 0; i < PG_NARGS(); i++)
-			argtypes[i] = get_fn_expr_argtype(fcinfo->flinfo, i);
-		if (strncmp(name, "unkey_", 6) != 0)
-			elog(ERROR, "unkey_read_keys: unexpected function %s", name);
+		(void) get_func_signature(fcinfo->flinfo->fn_oid, &argtypes, &nargs);
+		if (name == NULL || strncmp(name, "unkey_", 6) != 0 || nargs != PG_NARGS())
+			elog(ERROR, "unkey_read_keys: unexpected function %s", name ? name : "?");
 		fn = LookupFuncName(list_make2(makeString("unkey"), makeString(psprintf("_%s", name + 6))),
-							PG_NARGS(), argtypes, false);
+							nargs, argtypes, false);
 		target = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(FmgrInfo));
 		fmgr_info_cxt(fn, target, fcinfo->flinfo->fn_mcxt);
 		fcinfo->flinfo->fn_extra = target;

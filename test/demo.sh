@@ -38,10 +38,14 @@ stage_and_install "$work"
 
 echo "== starting a throwaway cluster in $work"
 as_postgres "$work" initdb -D "$work/data" -A trust -U postgres >/dev/null
+# the vault's root key (step 16): 32 random bytes in hex, outside the data directory
+(umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$work/vault.key")
+chown postgres: "$work/vault.key"
 cat >>"$work/data/postgresql.conf" <<CONF
 listen_addresses = ''
 unix_socket_directories = '$work'
 shared_preload_libraries = 'unkey'
+unkey.vault_key_file = '$work/vault.key'
 CONF
 as_postgres "$work" pg_ctl -D "$work/data" -l "$work/server.log" -w start >/dev/null
 

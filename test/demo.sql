@@ -197,3 +197,22 @@ SELECT time::date AS day, valid, not_found, usage_exceeded, rate_limited, disabl
   FROM unkey.unkey_get_verifications(:'api_id', now() - interval '2 days', group_by => '{day}');
 \echo '    Two empty days, then today: 214 verifications of this API.  The 215th, the unknown key'
 \echo '    of step 5, was verified without an API id, so it belongs to no API.'
+
+\echo
+\echo '16. Recoverable keys: an API that keeps its keys encrypted, so that they can be shown again'
+\echo '    (the root key is in a file outside the data directory, read at server start)'
+SELECT unkey.unkey_create_api('support portal') AS vault_api \gset
+SELECT unkey.unkey_set_api_recoverable(:'vault_api', true) AS opted_in \gset
+SELECT name, recoverable FROM unkey.unkey_get_api(:'vault_api');
+SELECT key_id AS rec_id, key AS rec_key
+  FROM unkey.unkey_create_key(:'vault_api', prefix => 'sk_live', name => 'acme support', recoverable => true) \gset
+\echo '   key =' :rec_key
+\echo '    What is stored: the hash, as for every key, and a ciphertext (24-byte nonce, the key, a'
+\echo '    16-byte tag) sealed under the API''s data key, itself stored only wrapped by the root key:'
+SELECT octet_length(e.ciphertext) - octet_length(:'rec_key') AS ciphertext_minus_key_bytes,
+       position(convert_to(:'rec_key', 'UTF8') IN e.ciphertext) = 0 AS key_not_in_it
+  FROM unkey.encrypted_keys e JOIN unkey.keys k USING (key_hash) WHERE k.id = :'rec_id';
+\echo '    A member of the role unkey_decrypt (here the superuser) shows it again; each decryption'
+\echo '    is written to the audit log:'
+SELECT name, plaintext = :'rec_key' AS shown_again FROM unkey.unkey_get_key(:'rec_id', decrypt => true);
+SELECT event, description FROM unkey.audit_trail WHERE event = 'key.decrypt';
