@@ -111,6 +111,11 @@ SELECT code FROM unkey.unkey_verify_key(:'rk_key');
 UPDATE unkey.encrypted_keys e SET ciphertext = (SELECT s.ciphertext FROM saved s JOIN unkey.keys k USING (key_hash) WHERE k.id = :'rk2')
   FROM unkey.keys k WHERE k.key_hash = e.key_hash AND k.id = :'rk';
 SELECT pg_temp.err(format($$SELECT unkey.unkey_get_key(%L, decrypt => true)$$, :'rk'));
+-- an authentic ciphertext of another plaintext, sealed under rk's own id: it opens, but
+-- does not hash to rk's hash
+UPDATE unkey.encrypted_keys e SET ciphertext = unkey._encrypt_key(:'vault_api', :'rk', 'sk_not_this_key')
+  FROM unkey.keys k WHERE k.key_hash = e.key_hash AND k.id = :'rk';
+SELECT pg_temp.err(format($$SELECT unkey.unkey_get_key(%L, decrypt => true)$$, :'rk'));
 UPDATE unkey.encrypted_keys e SET ciphertext = s.ciphertext FROM saved s WHERE s.key_hash = e.key_hash;
 SELECT plaintext = :'rk_key' AS restored FROM unkey.unkey_get_key(:'rk', decrypt => true);
 -- another API's data key in place of this one's
@@ -144,6 +149,9 @@ SELECT :'migrated'::jsonb -> 0 ->> 'hash' = unkey.unkey_hash_key('legacy_key_012
 SELECT code FROM unkey.unkey_verify_key('legacy_key_0123456789abcdef');
 SELECT start, name, plaintext = 'legacy_key_0123456789abcdef' AS recovered
   FROM unkey.unkey_get_key(:'migrated'::jsonb -> 0 ->> 'keyId', decrypt => true);
+-- a short plaintext shows no start (a start of 4 characters would be most of it)
+SELECT migrated -> 0 ->> 'keyId' AS sk FROM unkey.unkey_migrate_keys(:'vault_api', '[{"plaintext": "short_key_12345"}]') \gset
+SELECT start = '' AS no_start, plaintext = 'short_key_12345' AS recovered FROM unkey.unkey_get_key(:'sk', decrypt => true);
 -- into an API that is not recoverable: the hash only
 SELECT migrated -> 0 ->> 'keyId' AS mk FROM unkey.unkey_migrate_keys(:'plain_api', '[{"plaintext": "legacy_plain_0123456789abcdef"}]') \gset
 SELECT code FROM unkey.unkey_verify_key('legacy_plain_0123456789abcdef');
@@ -171,6 +179,13 @@ SELECT count(*) AS ciphertext_left FROM unkey.encrypted_keys e JOIN unkey.keys k
 SELECT key_id AS gone FROM unkey.unkey_create_key(:'vault_api', recoverable => true) \gset
 SELECT unkey.unkey_delete_key(:'gone', permanent => true);
 SELECT count(*) AS ciphertexts FROM unkey.encrypted_keys e WHERE NOT EXISTS (SELECT FROM unkey.keys k WHERE k.key_hash = e.key_hash);
+
+-- a deleted API's keys are never shown again either: their ciphertexts go
+SELECT unkey.unkey_create_api('doomed') AS doomed_api \gset
+SELECT unkey.unkey_set_api_recoverable(:'doomed_api', true);
+SELECT count(*) AS created FROM unkey.unkey_create_key(:'doomed_api', recoverable => true);
+SELECT unkey.unkey_delete_api(:'doomed_api');
+SELECT count(*) AS ciphertexts_left FROM unkey.encrypted_keys WHERE api_id = :'doomed_api';
 
 -- rotation with a single root key has nothing to do
 SELECT rewrapped, remaining FROM unkey.unkey_vault_rotate();

@@ -322,11 +322,20 @@ unkey_vault_new_data_key(PG_FUNCTION_ARGS)
 	unsigned char dek[VAULT_DEK_BYTES];
 	Datum		values[2];
 	bool		nulls[2] = {false, false};
+	bytea	   *volatile wrapped = NULL;
 
-	crypto_aead_xchacha20poly1305_ietf_keygen(dek);
+	PG_TRY();
+	{
+		crypto_aead_xchacha20poly1305_ietf_keygen(dek);
+		wrapped = VaultSeal(dek, sizeof(dek), VaultAd("unkey data key", PG_GETARG_TEXT_PP(0), NULL), root);
+	}
+	PG_FINALLY();
+	{
+		sodium_memzero(dek, sizeof(dek));
+	}
+	PG_END_TRY();
 	values[0] = CStringGetTextDatum(vault_current.id);
-	values[1] = PointerGetDatum(VaultSeal(dek, sizeof(dek), VaultAd("unkey data key", PG_GETARG_TEXT_PP(0), NULL), root));
-	sodium_memzero(dek, sizeof(dek));
+	values[1] = PointerGetDatum(wrapped);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 

@@ -245,6 +245,8 @@ BEGIN
 							 'Disable it first with unkey_set_api_delete_protection(api_id, false).'::text);
 	END IF;
 	UPDATE unkey.apis a SET deleted_at = unkey.now() WHERE a.id = unkey_delete_api.api_id;
+	-- its keys are never shown again: their ciphertexts go (the wrapped data key stays)
+	DELETE FROM unkey.encrypted_keys e WHERE e.api_id = unkey_delete_api.api_id;
 	PERFORM unkey._audit('api.delete'::text, format('Deleted API %s', api_id), ARRAY['api', api_id]);
 END
 $$;

@@ -461,6 +461,7 @@ DECLARE
 	old unkey.keys;
 	k unkey.keys;
 	new_key text;
+	ciphertext bytea;
 BEGIN
 	IF expiration IS NULL OR expiration < interval '0' THEN
 		PERFORM unkey._raise('invalid_parameter_value'::text, 'expiration must be zero or positive'::text,
@@ -477,9 +478,11 @@ BEGIN
 	k.updated_at := NULL;
 	INSERT INTO unkey.keys VALUES (k.*);
 	-- a recoverable key's successor is recoverable too, sealed under its own id
-	INSERT INTO unkey.encrypted_keys (key_hash, api_id, ciphertext, created_at)
-	SELECT k.key_hash, e.api_id, unkey._encrypt_key(k.api_id, k.id, new_key), ts
-	  FROM unkey.encrypted_keys e WHERE e.key_hash = old.key_hash;
+	IF EXISTS (SELECT FROM unkey.encrypted_keys e WHERE e.key_hash = old.key_hash) THEN
+		ciphertext := unkey._encrypt_key(k.api_id, k.id, new_key);
+		INSERT INTO unkey.encrypted_keys (key_hash, api_id, ciphertext, created_at)
+		VALUES (k.key_hash, k.api_id, ciphertext, ts);
+	END IF;
 	INSERT INTO unkey.key_ratelimits (key_hash, name, "limit", duration_ms, auto_apply)
 	SELECT k.key_hash, r.name, r."limit", r.duration_ms, r.auto_apply FROM unkey.key_ratelimits r WHERE r.key_hash = old.key_hash;
 	INSERT INTO unkey.key_roles (key_hash, role_id)
@@ -526,7 +529,9 @@ BEGIN
 		PERFORM unkey._raise('invalid_parameter_value'::text, 'keys must be a JSON array of 1 to 1000 keys'::text,
 							 'Split the keys into calls of at most 1,000.'::text);
 	END IF;
-	FOR item, n IN SELECT e.value, e.ordinality - 1 FROM jsonb_array_elements(keys) WITH ORDINALITY e LOOP
+	-- by index, in expressions: no query (nor its plan, for auto_explain) ever holds a plaintext
+	FOR n IN 0 .. jsonb_array_length(keys) - 1 LOOP
+		item := keys -> n;
 		BEGIN
 			IF jsonb_typeof(item) IS DISTINCT FROM 'object'
 			   OR (item ? 'hash') = (item ? 'plaintext')
@@ -555,7 +560,8 @@ BEGIN
 			END IF;
 			k.id := unkey._new_id('key'::text);
 			k.api_id := live_api;
-			k.start := coalesce(left(plain, 4), '');	-- Unkey's migration shows the first 4 characters
+			-- Unkey's migration shows the first 4 characters; we do only of a key of 16 or more
+			k.start := CASE WHEN char_length(plain) >= 16 THEN left(plain, 4) ELSE '' END;
 			k.enabled := true;
 			k.created_at := ts;
 			k := unkey._apply_key_changes(k, item - 'hash' - 'plaintext', ts);
@@ -570,7 +576,7 @@ BEGIN
 				INSERT INTO unkey.encrypted_keys (key_hash, api_id, ciphertext, created_at)
 				VALUES (k.key_hash, live_api, ciphertext, ts);
 			END IF;
-			PERFORM unkey._apply_key_links(k.key_hash, item);
+			PERFORM unkey._apply_key_links(k.key_hash, item - 'plaintext');
 		EXCEPTION WHEN OTHERS THEN
 			-- say which key was wrong, keeping the SQLSTATE
 			GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;

@@ -78,25 +78,26 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	sealed bytea;
+	d unkey.vault_data_keys;
 BEGIN
-	SELECT unkey._vault_encrypt(d.api_id, d.root_key_id, d.wrapped, key_id, plaintext) INTO sealed
-	  FROM unkey.vault_data_keys d WHERE d.api_id = _encrypt_key.api_id;
-	IF sealed IS NULL THEN
+	SELECT * INTO d FROM unkey.vault_data_keys dk WHERE dk.api_id = _encrypt_key.api_id;
+	IF d.api_id IS NULL THEN
 		PERFORM unkey._raise('precondition_failed'::text, 'This API does not support key encryption.'::text,
 							 'Turn it on with unkey_set_api_recoverable(api_id, true).'::text);
 	END IF;
-	RETURN sealed;
+	-- an expression, not a query: no plan (auto_explain) ever holds the plaintext
+	RETURN unkey._vault_encrypt(d.api_id, d.root_key_id, d.wrapped, key_id, plaintext);
 END
 $$;
 COMMENT ON FUNCTION unkey._encrypt_key(text, text, text) IS 'private: the ciphertext of a key of a recoverable API';
 
 /*
  * The plaintexts of these keys (NULL for a key that is not recoverable), in
- * order, and one audit row for them: in unkey.audit_log, in the caller's
- * transaction; on a standby, which cannot write, in the server log.  A
- * READ ONLY transaction on a primary is refused: its audit row could not
- * be written.
+ * order, audited twice: a line in the server log for every call, which no
+ * rollback takes back, and, on a primary, a row in unkey.audit_log in the
+ * caller's transaction.  A READ ONLY transaction on a primary is refused:
+ * its audit row could not be written.  The keys are opened one by one, in
+ * order, so that no sort ever spills a plaintext to a temporary file.
  */
 CREATE FUNCTION unkey._decrypt_keys(hashes bytea[])
 RETURNS text[]
@@ -106,30 +107,31 @@ AS $$
 DECLARE
 	ids text[];
 	apis text[];
-	result text[];
+	result text[] := array_fill(NULL::text, ARRAY[cardinality(hashes)]);
+	r record;
 BEGIN
 	SELECT array_agg(k.id ORDER BY u.i), array_agg(DISTINCT k.api_id) INTO ids, apis
 	  FROM unnest(hashes) WITH ORDINALITY u(h, i)
 	  JOIN unkey.encrypted_keys e ON e.key_hash = u.h
 	  JOIN unkey.keys k ON k.key_hash = u.h;
 	IF ids IS NULL THEN
-		RETURN array_fill(NULL::text, ARRAY[cardinality(hashes)]);
+		RETURN result;
 	END IF;
 	IF NOT pg_catalog.pg_is_in_recovery() AND pg_catalog.current_setting('transaction_read_only')::boolean THEN
 		PERFORM unkey._raise('read_only_sql_transaction'::text, 'decrypting keys needs a read-write transaction'::text,
 							 'Every decryption is written to the audit log: call it outside a READ ONLY transaction (with PostgREST, by POST).'::text);
 	END IF;
+	RAISE LOG 'unkey: key.decrypt by role %: %', unkey._actor(), array_to_string(ids, ', ');
 
-	SELECT array_agg(unkey._vault_decrypt(k.api_id, d.root_key_id, d.wrapped, k.id, k.key_hash, e.ciphertext) ORDER BY u.i)
-	  INTO result
-	  FROM unnest(hashes) WITH ORDINALITY u(h, i)
-	  LEFT JOIN unkey.encrypted_keys e ON e.key_hash = u.h
-	  LEFT JOIN unkey.keys k ON k.key_hash = e.key_hash
-	  LEFT JOIN unkey.vault_data_keys d ON d.api_id = e.api_id;
+	FOR r IN SELECT u.i, k.api_id, d.root_key_id, d.wrapped, k.id, k.key_hash, e.ciphertext
+			   FROM unnest(hashes) WITH ORDINALITY u(h, i)
+			   JOIN unkey.encrypted_keys e ON e.key_hash = u.h
+			   JOIN unkey.keys k ON k.key_hash = e.key_hash
+			   JOIN unkey.vault_data_keys d ON d.api_id = e.api_id LOOP
+		result[r.i] := unkey._vault_decrypt(r.api_id, r.root_key_id, r.wrapped, r.id, r.key_hash, r.ciphertext);
+	END LOOP;
 
-	IF pg_catalog.pg_is_in_recovery() THEN
-		RAISE LOG 'unkey: key.decrypt on a standby by role %: %', unkey._actor(), array_to_string(ids, ', ');
-	ELSE
+	IF NOT pg_catalog.pg_is_in_recovery() THEN
 		PERFORM unkey._audit('key.decrypt'::text,
 							 format('Decrypted %s', CASE cardinality(ids) WHEN 1 THEN 'key ' || ids[1]
 													 ELSE cardinality(ids) || ' keys' END),
@@ -325,6 +327,34 @@ END
 $$;
 COMMENT ON FUNCTION unkey.unkey_create_key(text, text, integer, text, text, jsonb, timestamptz, bigint, text, bigint, integer, jsonb, text[], text[], boolean, boolean) IS 'create a key; the plaintext is returned once and never stored (recoverable: stored encrypted, for unkey_get_key(decrypt => true))';
 
+CREATE OR REPLACE FUNCTION unkey.unkey_delete_api(api_id text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	protected boolean;
+BEGIN
+	SELECT a.delete_protection INTO protected
+	  FROM unkey.apis a
+	 WHERE a.id = unkey_delete_api.api_id AND a.deleted_at IS NULL
+	   FOR UPDATE;
+	IF NOT FOUND THEN
+		PERFORM unkey._raise('not_found'::text, 'api not found'::text,
+							 'Check the API id (api_...); a deleted API cannot be used.'::text);
+	END IF;
+	IF protected THEN
+		PERFORM unkey._raise('precondition_failed'::text, 'api is protected from deletion'::text,
+							 'Disable it first with unkey_set_api_delete_protection(api_id, false).'::text);
+	END IF;
+	UPDATE unkey.apis a SET deleted_at = unkey.now() WHERE a.id = unkey_delete_api.api_id;
+	-- its keys are never shown again: their ciphertexts go (the wrapped data key stays)
+	DELETE FROM unkey.encrypted_keys e WHERE e.api_id = unkey_delete_api.api_id;
+	PERFORM unkey._audit('api.delete'::text, format('Deleted API %s', api_id), ARRAY['api', api_id]);
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_delete_api(text) IS 'soft-delete an API; its keys then verify as NOT_FOUND; PT412 if delete-protected';
+
 CREATE OR REPLACE FUNCTION unkey.unkey_delete_key(key_id text, permanent boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -400,6 +430,7 @@ DECLARE
 	old unkey.keys;
 	k unkey.keys;
 	new_key text;
+	ciphertext bytea;
 BEGIN
 	IF expiration IS NULL OR expiration < interval '0' THEN
 		PERFORM unkey._raise('invalid_parameter_value'::text, 'expiration must be zero or positive'::text,
@@ -416,9 +447,11 @@ BEGIN
 	k.updated_at := NULL;
 	INSERT INTO unkey.keys VALUES (k.*);
 	-- a recoverable key's successor is recoverable too, sealed under its own id
-	INSERT INTO unkey.encrypted_keys (key_hash, api_id, ciphertext, created_at)
-	SELECT k.key_hash, e.api_id, unkey._encrypt_key(k.api_id, k.id, new_key), ts
-	  FROM unkey.encrypted_keys e WHERE e.key_hash = old.key_hash;
+	IF EXISTS (SELECT FROM unkey.encrypted_keys e WHERE e.key_hash = old.key_hash) THEN
+		ciphertext := unkey._encrypt_key(k.api_id, k.id, new_key);
+		INSERT INTO unkey.encrypted_keys (key_hash, api_id, ciphertext, created_at)
+		VALUES (k.key_hash, k.api_id, ciphertext, ts);
+	END IF;
 	INSERT INTO unkey.key_ratelimits (key_hash, name, "limit", duration_ms, auto_apply)
 	SELECT k.key_hash, r.name, r."limit", r.duration_ms, r.auto_apply FROM unkey.key_ratelimits r WHERE r.key_hash = old.key_hash;
 	INSERT INTO unkey.key_roles (key_hash, role_id)
@@ -465,7 +498,9 @@ BEGIN
 		PERFORM unkey._raise('invalid_parameter_value'::text, 'keys must be a JSON array of 1 to 1000 keys'::text,
 							 'Split the keys into calls of at most 1,000.'::text);
 	END IF;
-	FOR item, n IN SELECT e.value, e.ordinality - 1 FROM jsonb_array_elements(keys) WITH ORDINALITY e LOOP
+	-- by index, in expressions: no query (nor its plan, for auto_explain) ever holds a plaintext
+	FOR n IN 0 .. jsonb_array_length(keys) - 1 LOOP
+		item := keys -> n;
 		BEGIN
 			IF jsonb_typeof(item) IS DISTINCT FROM 'object'
 			   OR (item ? 'hash') = (item ? 'plaintext')
@@ -494,7 +529,8 @@ BEGIN
 			END IF;
 			k.id := unkey._new_id('key'::text);
 			k.api_id := live_api;
-			k.start := coalesce(left(plain, 4), '');	-- Unkey's migration shows the first 4 characters
+			-- Unkey's migration shows the first 4 characters; we do only of a key of 16 or more
+			k.start := CASE WHEN char_length(plain) >= 16 THEN left(plain, 4) ELSE '' END;
 			k.enabled := true;
 			k.created_at := ts;
 			k := unkey._apply_key_changes(k, item - 'hash' - 'plaintext', ts);
@@ -509,7 +545,7 @@ BEGIN
 				INSERT INTO unkey.encrypted_keys (key_hash, api_id, ciphertext, created_at)
 				VALUES (k.key_hash, live_api, ciphertext, ts);
 			END IF;
-			PERFORM unkey._apply_key_links(k.key_hash, item);
+			PERFORM unkey._apply_key_links(k.key_hash, item - 'plaintext');
 		EXCEPTION WHEN OTHERS THEN
 			-- say which key was wrong, keeping the SQLSTATE
 			GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
@@ -676,19 +712,26 @@ DROP FUNCTION unkey.unkey_list_keys_030(text, integer, text, text);
 /*
  * pg_init_privs records every grant made while an extension script runs,
  * the ones carried over above too, and pg_dump leaves out what it records:
- * a restore would lose those grants.  The initial privileges of our
- * functions and tables are the owner's alone, as a fresh install records
- * them.  (0.3.0's update recorded the grants it carried to
- * verification_rollups the same way; this sets them right too.)
+ * a restore would lose those grants.  A fresh install records only the
+ * owner's own privileges (granted by the owner to the owner), so that is
+ * what is kept of each entry of our functions and tables; an owner changed
+ * since (REASSIGN OWNED) keeps its entries too.  (0.3.0's update recorded
+ * the grants it carried to verification_rollups the same way; this sets
+ * them right too.)
  */
 UPDATE pg_catalog.pg_init_privs i
-   SET initprivs = (SELECT pg_catalog.array_agg(x)
-					  FROM pg_catalog.unnest(i.initprivs) x
-					 WHERE (SELECT e.grantee FROM pg_catalog.aclexplode(ARRAY[x]) e LIMIT 1) = o.owner)
-  FROM (SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, p.oid, p.proowner
-		  FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'unkey'::pg_catalog.regnamespace
-		UNION ALL
-		SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, c.oid, c.relowner
-		  FROM pg_catalog.pg_class c WHERE c.relnamespace = 'unkey'::pg_catalog.regnamespace) o(classoid, objoid, owner)
+   SET initprivs = o.kept
+  FROM (SELECT c.classoid, c.objoid,
+			   (SELECT pg_catalog.array_agg(x.item ORDER BY x.n)
+				  FROM pg_catalog.unnest(ip.initprivs) WITH ORDINALITY x(item, n)
+				 WHERE (SELECT e.grantee = e.grantor OR e.grantee = c.owner
+						  FROM pg_catalog.aclexplode(ARRAY[x.item]) e LIMIT 1)) AS kept
+		  FROM (SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, p.oid, p.proowner
+				  FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'unkey'::pg_catalog.regnamespace
+				UNION ALL
+				SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, r.oid, r.relowner
+				  FROM pg_catalog.pg_class r WHERE r.relnamespace = 'unkey'::pg_catalog.regnamespace) c(classoid, objoid, owner)
+		  JOIN pg_catalog.pg_init_privs ip ON ip.classoid = c.classoid AND ip.objoid = c.objoid
+										  AND ip.objsubid = 0 AND ip.privtype = 'e') o
  WHERE i.classoid = o.classoid AND i.objoid = o.objoid AND i.objsubid = 0 AND i.privtype = 'e'
-   AND EXISTS (SELECT FROM pg_catalog.aclexplode(i.initprivs) e WHERE e.grantee <> o.owner);
+   AND o.kept IS NOT NULL AND o.kept <> i.initprivs;

@@ -71,25 +71,26 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	sealed bytea;
+	d unkey.vault_data_keys;
 BEGIN
-	SELECT unkey._vault_encrypt(d.api_id, d.root_key_id, d.wrapped, key_id, plaintext) INTO sealed
-	  FROM unkey.vault_data_keys d WHERE d.api_id = _encrypt_key.api_id;
-	IF sealed IS NULL THEN
+	SELECT * INTO d FROM unkey.vault_data_keys dk WHERE dk.api_id = _encrypt_key.api_id;
+	IF d.api_id IS NULL THEN
 		PERFORM unkey._raise('precondition_failed'::text, 'This API does not support key encryption.'::text,
 							 'Turn it on with unkey_set_api_recoverable(api_id, true).'::text);
 	END IF;
-	RETURN sealed;
+	-- an expression, not a query: no plan (auto_explain) ever holds the plaintext
+	RETURN unkey._vault_encrypt(d.api_id, d.root_key_id, d.wrapped, key_id, plaintext);
 END
 $$;
 COMMENT ON FUNCTION unkey._encrypt_key(text, text, text) IS 'private: the ciphertext of a key of a recoverable API';
 
 /*
  * The plaintexts of these keys (NULL for a key that is not recoverable), in
- * order, and one audit row for them: in unkey.audit_log, in the caller's
- * transaction; on a standby, which cannot write, in the server log.  A
- * READ ONLY transaction on a primary is refused: its audit row could not
- * be written.
+ * order, audited twice: a line in the server log for every call, which no
+ * rollback takes back, and, on a primary, a row in unkey.audit_log in the
+ * caller's transaction.  A READ ONLY transaction on a primary is refused:
+ * its audit row could not be written.  The keys are opened one by one, in
+ * order, so that no sort ever spills a plaintext to a temporary file.
  */
 CREATE FUNCTION unkey._decrypt_keys(hashes bytea[])
 RETURNS text[]
@@ -99,30 +100,31 @@ AS $$
 DECLARE
 	ids text[];
 	apis text[];
-	result text[];
+	result text[] := array_fill(NULL::text, ARRAY[cardinality(hashes)]);
+	r record;
 BEGIN
 	SELECT array_agg(k.id ORDER BY u.i), array_agg(DISTINCT k.api_id) INTO ids, apis
 	  FROM unnest(hashes) WITH ORDINALITY u(h, i)
 	  JOIN unkey.encrypted_keys e ON e.key_hash = u.h
 	  JOIN unkey.keys k ON k.key_hash = u.h;
 	IF ids IS NULL THEN
-		RETURN array_fill(NULL::text, ARRAY[cardinality(hashes)]);
+		RETURN result;
 	END IF;
 	IF NOT pg_catalog.pg_is_in_recovery() AND pg_catalog.current_setting('transaction_read_only')::boolean THEN
 		PERFORM unkey._raise('read_only_sql_transaction'::text, 'decrypting keys needs a read-write transaction'::text,
 							 'Every decryption is written to the audit log: call it outside a READ ONLY transaction (with PostgREST, by POST).'::text);
 	END IF;
+	RAISE LOG 'unkey: key.decrypt by role %: %', unkey._actor(), array_to_string(ids, ', ');
 
-	SELECT array_agg(unkey._vault_decrypt(k.api_id, d.root_key_id, d.wrapped, k.id, k.key_hash, e.ciphertext) ORDER BY u.i)
-	  INTO result
-	  FROM unnest(hashes) WITH ORDINALITY u(h, i)
-	  LEFT JOIN unkey.encrypted_keys e ON e.key_hash = u.h
-	  LEFT JOIN unkey.keys k ON k.key_hash = e.key_hash
-	  LEFT JOIN unkey.vault_data_keys d ON d.api_id = e.api_id;
+	FOR r IN SELECT u.i, k.api_id, d.root_key_id, d.wrapped, k.id, k.key_hash, e.ciphertext
+			   FROM unnest(hashes) WITH ORDINALITY u(h, i)
+			   JOIN unkey.encrypted_keys e ON e.key_hash = u.h
+			   JOIN unkey.keys k ON k.key_hash = e.key_hash
+			   JOIN unkey.vault_data_keys d ON d.api_id = e.api_id LOOP
+		result[r.i] := unkey._vault_decrypt(r.api_id, r.root_key_id, r.wrapped, r.id, r.key_hash, r.ciphertext);
+	END LOOP;
 
-	IF pg_catalog.pg_is_in_recovery() THEN
-		RAISE LOG 'unkey: key.decrypt on a standby by role %: %', unkey._actor(), array_to_string(ids, ', ');
-	ELSE
+	IF NOT pg_catalog.pg_is_in_recovery() THEN
 		PERFORM unkey._audit('key.decrypt'::text,
 							 format('Decrypted %s', CASE cardinality(ids) WHEN 1 THEN 'key ' || ids[1]
 													 ELSE cardinality(ids) || ' keys' END),

@@ -672,6 +672,27 @@ if ($schema_upgraded ne $schema_fresh)
 }
 is($schema_diff, '', 'the upgraded schema is the same as a fresh install (the diff from fresh to upgraded)');
 
+############################################################################
+# 0.3.0 installed by a superuser whose objects were then reassigned: the
+# initial privileges still name the old owner, and the update keeps them
+############################################################################
+SKIP:
+{
+	skip 'the 0.3.0 install script (test/upgrade/) is not installed', 3
+	  unless $node->safe_psql('postgres',
+		q{SELECT count(*) FROM pg_available_extension_versions WHERE name = 'unkey' AND version = '0.3.0'});
+	$node->safe_psql('postgres', 'CREATE ROLE installer SUPERUSER LOGIN; CREATE DATABASE reassigned');
+	$node->safe_psql('reassigned', q{CREATE EXTENSION unkey VERSION '0.3.0'}, extra_params => [ '-U', 'installer' ]);
+	my (undef, $k) = row($node->safe_psql('reassigned',
+		q{SELECT key_id, key FROM unkey.unkey_create_key(unkey.unkey_create_api('reassigned'))}));
+	$node->safe_psql('reassigned', 'REASSIGN OWNED BY installer TO postgres');
+	my ($ret, $out, $err) = $node->psql('reassigned', 'ALTER EXTENSION unkey UPDATE');
+	is($err, '', 'an extension whose owner was reassigned updates from 0.3.0');
+	is($node->safe_psql('reassigned', q{SELECT extversion FROM pg_extension WHERE extname = 'unkey'}), $current,
+		"to $current");
+	is($node->safe_psql('reassigned', "SELECT code FROM unkey.unkey_verify_key('$k')"), 'VALID', 'and its key verifies');
+}
+
 $node->stop;
 
 done_testing();

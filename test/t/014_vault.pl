@@ -9,7 +9,10 @@
 #    plaintext in the server log or in pg_stat_statements, for a role with
 #    log_parameter_max_length = 0 as the README says.  Without that
 #    setting, and with an inlined literal, PostgreSQL logs the key before
-#    our function runs: the README's warning, checked.
+#    our function runs: the README's warning, checked.  So does the JSON
+#    parser, quoting a malformed payload, without log_error_verbosity =
+#    terse.  auto_explain of nested statements sees no plaintext.  Every
+#    decryption leaves a server log line, which a rollback cannot undo.
 # 2. At rest.  After a CHECKPOINT, no file of the data directory (heap,
 #    indexes, pg_wal, statistics) and no pg_dump output holds the
 #    plaintext of a recoverable key, created, rerolled or migrated, or its
@@ -71,6 +74,7 @@ GRANT EXECUTE ON FUNCTION unkey.unkey_create_key(text, text, integer, text, text
 	unkey.unkey_migrate_keys(text, jsonb), unkey.unkey_verify_key(text, text, text, bigint, jsonb, text[], inet)
 	TO app;
 ALTER ROLE app SET log_parameter_max_length = 0;
+ALTER ROLE app SET log_error_verbosity = terse;
 CREATE ROLE careless LOGIN;
 GRANT app TO careless;
 });
@@ -126,19 +130,25 @@ is( bound('app', 'SELECT unkey.unkey_migrate_keys(:api, :keys)', api => $api,
 is( bound('app', 'SELECT unkey.unkey_migrate_keys(:api, :keys)', api => $api,
 		keys => qq{[{"plaintext": "$failed_key", "credits": -1}]}),
 	'failed', 'a failing migrate, the plaintext a bind parameter');
+my $malformed_key = 'rk_malformed_' . join('', map { ('a' .. 'z')[ rand 26 ] } 1 .. 24);
+is( bound('app', 'SELECT unkey.unkey_migrate_keys(:api, :keys)', api => $api,
+		keys => qq{[{"plaintext": "$malformed_key"},]}),
+	'failed', 'a migrate whose JSON is malformed, refused by the JSON parser before the function runs');
 # found by its hash, computed here: the key itself is never sent again
 my $mk = $node->safe_psql('postgres',
 	"SELECT key_id FROM unkey.unkey_get_key_by_hash('" . sha256_base64($migrated_key) . "=')");
 is(as_role('app', "SELECT plaintext FROM unkey.unkey_get_key('$mk', decrypt => true)"), $migrated_key,
 	'the migrated key decrypts');
 
-my @secrets = ($rk_key, $rr_key, $migrated_key, $failed_key);
+my @secrets = ($rk_key, $rr_key, $migrated_key, $failed_key, $malformed_key);
 # a key, or the random part after its prefix
 my @needles = map { ($_, s/^rk_(?:migrated_|failing_)?//r) } @secrets;
 
 my $log = slurp_file($node->logfile, $log_offset);
 like($log, qr/LOG:  statement: SELECT key_id \|\| ' ' \|\| key FROM unkey.unkey_create_key/, 'the statements were logged');
 like($log, qr/STATEMENT:  SELECT unkey.unkey_migrate_keys\(\$1, \$2\)/, 'the failing migrate was logged, with placeholders');
+like($log, qr/ERROR:  invalid input syntax for type json/, 'so was the malformed one (its CONTEXT, which quotes the JSON, is not: terse)');
+like($log, qr/LOG:  unkey: key.decrypt by role app: $rk\n/, 'each decryption leaves a line in the server log');
 is((grep { index($log, $_) >= 0 } @needles), 0, 'no plaintext in the server log');
 my $pgss = $node->safe_psql('postgres', q{SELECT string_agg(query, E'\n') FROM pg_stat_statements});
 like($pgss, qr/unkey_migrate_keys/, 'pg_stat_statements saw the calls');
@@ -147,17 +157,62 @@ is((grep { index($pgss, $_) >= 0 } @needles), 0, 'no plaintext in pg_stat_statem
 # the README's warning: without log_parameter_max_length = 0, or inlined,
 # PostgreSQL logs the key before any function runs
 my $careless_key = 'rk_careless_' . join('', map { ('a' .. 'z')[ rand 26 ] } 1 .. 24);
+my $careless_json = 'rk_carelessjson_' . join('', map { ('a' .. 'z')[ rand 26 ] } 1 .. 24);
 my $inlined_key = 'rk_inlined_' . join('', map { ('a' .. 'z')[ rand 26 ] } 1 .. 24);
-$node->safe_psql('postgres', 'ALTER ROLE careless SET log_parameter_max_length = -1');
+$node->safe_psql('postgres',
+	'ALTER ROLE careless SET log_parameter_max_length = -1; ALTER ROLE careless SET log_error_verbosity = default');
 $log_offset = -s $node->logfile;
 bound('careless', 'SELECT unkey.unkey_migrate_keys(:api, :keys)', api => $plain_api,
 	keys => qq{[{"plaintext": "$careless_key"}]});
+bound('careless', 'SELECT unkey.unkey_migrate_keys(:api, :keys)', api => $plain_api,
+	keys => qq{[{"plaintext": "$careless_json"},]});
 as_role('app', "SELECT unkey.unkey_migrate_keys('$plain_api', '[{\"plaintext\": \"$inlined_key\"}]')");
 $log = slurp_file($node->logfile, $log_offset);
 like($log, qr/DETAIL:  parameters: .*\Q$careless_key\E/, 'without log_parameter_max_length = 0 the bound key is logged');
+like($log, qr/CONTEXT:  JSON data, line 1: .*\Q$careless_json\E/,
+	'without log_error_verbosity = terse the JSON parser quotes a malformed payload');
 like($log, qr/statement: .*\Q$inlined_key\E/, 'an inlined key is logged with its statement');
 $pgss = $node->safe_psql('postgres', q{SELECT string_agg(query, E'\n') FROM pg_stat_statements});
 is((grep { index($pgss, $_) >= 0 } $careless_key, $inlined_key), 0, 'pg_stat_statements keeps neither (it normalizes)');
+
+# auto_explain with nested statements and their output columns: our functions
+# pass a plaintext to no SQL statement, only to expressions
+my $explained_key = 'rk_explained_' . join('', map { ('a' .. 'z')[ rand 26 ] } 1 .. 24);
+$log_offset = -s $node->logfile;
+my ($explained) = split /\n/, $node->safe_psql(
+	'postgres', qq{
+LOAD 'auto_explain';
+SET auto_explain.log_min_duration = 0;
+SET auto_explain.log_nested_statements = on;
+SET auto_explain.log_verbose = on;
+SET plan_cache_mode = force_custom_plan;
+SELECT c.key_id || ' ' || c.key FROM unkey.unkey_create_key('$api', recoverable => true) c;
+SELECT r.key FROM unkey.unkey_reroll_key('$rk', '2 hours') r;
+SELECT unkey.unkey_migrate_keys('$api', '[{"plaintext": "$explained_key"}]') IS NOT NULL;
+});
+my @explained = (split(/ /, $explained), $explained_key);
+$log = slurp_file($node->logfile, $log_offset);
+like($log, qr/Query Text: .*INSERT INTO unkey.encrypted_keys/, 'auto_explain logged the nested statements');
+# the migrated key is in the top-level statement's text and plan (inlined
+# here); a nested statement's plan is the entry before its CONTEXT line
+my @entries = split /(?=^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ UTC )/m, $log;
+my @leaks;
+for my $i (0 .. $#entries)
+{
+	my $nested = $entries[$i] =~ /CONTEXT:/
+	  || ($i < $#entries && $entries[ $i + 1 ] =~ /^\S+ \S+ UTC \[\d+\] \S+ CONTEXT:/);
+	push @leaks, $entries[$i] if index($entries[$i], $explained[1]) >= 0
+	  || ($nested && index($entries[$i], $explained_key) >= 0);
+}
+is(scalar @leaks, 0, 'no plan of a nested statement holds a created or migrated plaintext') or diag join '', @leaks;
+
+# a rolled-back decryption leaves no audit row, but its log line stays
+$log_offset = -s $node->logfile;
+my $audit_before = $node->safe_psql('postgres', q{SELECT count(*) FROM unkey.audit_log WHERE event = 'key.decrypt'});
+$node->safe_psql('postgres', "BEGIN; SELECT unkey.unkey_get_key('$rk', decrypt => true); ROLLBACK;");
+is($node->safe_psql('postgres', q{SELECT count(*) FROM unkey.audit_log WHERE event = 'key.decrypt'}), $audit_before,
+	'a rolled-back decryption leaves no audit row');
+ok($node->log_contains("LOG:  unkey: key.decrypt by role postgres: $rk", $log_offset), 'but its server log line stays');
 
 ############################################################################
 # 2. at rest: the data directory and pg_dump
@@ -212,8 +267,8 @@ $node->wait_for_catchup($standby);
 $log_offset = -s $standby->logfile;
 is($standby->safe_psql('postgres', "SELECT plaintext FROM unkey.unkey_get_key('$rk', decrypt => true)", extra_params => [ '-U', 'app' ]),
 	$rk_key, 'a standby with the same key file decrypts');
-ok($standby->log_contains("LOG:  unkey: key.decrypt on a standby by role app: $rk", $log_offset),
-	'and, unable to write the audit log, writes the audit to its server log');
+ok($standby->log_contains("LOG:  unkey: key.decrypt by role app: $rk", $log_offset),
+	'and, unable to write the audit log, audits in its server log');
 $standby->stop;
 $standby->append_conf('postgresql.conf', "unkey.vault_key_file = ''\n");
 $standby->start;
