@@ -3,7 +3,8 @@
 # Sourcing it checks that unkey is installed, starts a throwaway cluster in a
 # temporary directory (no TCP, unkey preloaded, long checkpoints so that none
 # lands inside a timed run), and removes it when the script ends.  The caller
-# sets DURATION and may define bench_cleanup for servers of its own.
+# sets DURATION, may set BENCH_CONF (more postgresql.conf lines) and may
+# define bench_cleanup for servers of its own.
 
 set -euo pipefail
 
@@ -49,6 +50,7 @@ shared_buffers = 1GB
 max_connections = 30
 max_wal_size = 8GB
 checkpoint_timeout = 1h
+${BENCH_CONF:-}
 CONF
 "${AS_PG[@]}" "$BINDIR/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null ||
 	{ tail -20 "$WORK/server.log" >&2; die "the server did not start"; }
@@ -60,7 +62,8 @@ PSQL=("$BINDIR/psql" -X -q -v ON_ERROR_STOP=1)
 RESULTS=$WORK/results.tsv
 mkdir "$WORK/log"
 
-# Time one pgbench workload (extra pgbench options after the script name);
+# Time one pgbench workload (a script in test/bench/ or an absolute path;
+# extra pgbench options after it);
 # append sync, workload, clients, tps, p50 and p99 (ms) to RESULTS
 bench() {
 	local sync=$1 workload=$2 clients=$3 script=$4 out tps
@@ -70,7 +73,8 @@ bench() {
 	rm -f "$WORK"/log/*
 	out=$(PGOPTIONS="-c synchronous_commit=$sync" "$BINDIR/pgbench" -n -M prepared \
 			-T "$DURATION" -c "$clients" -j $((clients < 2 ? clients : 2)) "$@" \
-			-f "$HERE/$script" -l --log-prefix="$WORK/log/tx" 2>&1) ||
+			-f "$([[ $script == /* ]] && echo "$script" || echo "$HERE/$script")" \
+			-l --log-prefix="$WORK/log/tx" 2>&1) ||
 		{ echo "$out" >&2; die "pgbench failed"; }
 	tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out")
 	[[ -n $tps ]] || { echo "$out" >&2; die "no tps in pgbench's output"; }
