@@ -94,6 +94,16 @@ SELECT 'k13 imported as plaintext', key_id, 'rc', 'rc_migrated_plaintext_key_012
   FROM unkey.unkey_whoami('rc_migrated_plaintext_key_0123456789');
 SELECT p.label, g.plaintext = p.key AS recovered
   FROM plaintexts p, unkey.unkey_get_key(p.key_id, decrypt => true) g WHERE p.label ~ '^k1[123] ' ORDER BY p.label;
+-- the gateway: its settings, a route, and a request through it (cost 0: no credit moves)
+SELECT unkey.unkey_gateway_configure(:'api_id');
+SELECT unkey.unkey_gateway_set_route('*', '/rpc/plaintext', cost => 0);
+BEGIN;
+SELECT set_config('request.method', 'POST', true), set_config('request.path', '/rpc/plaintext', true),
+	   set_config('request.headers', json_build_object('x-api-key', key)::text, true) IS NOT NULL AS request_set
+  FROM plaintexts WHERE label LIKE 'k2 %' \gset
+SELECT unkey.pre_request();
+SELECT current_setting('request.unkey.external_id') AS gateway_caller;
+COMMIT;
 -- a retention far enough back to drop nothing, so that its table is not empty either
 SELECT unkey.unkey_set_retention('100 years');
 

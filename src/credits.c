@@ -122,3 +122,33 @@ unkey_credits_now(PG_FUNCTION_ARGS)
 									PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2),
 									PG_GETARG_TIMESTAMPTZ(4)));
 }
+
+PG_FUNCTION_INFO_V1(unkey_next_refill);
+
+/*
+ * unkey._next_refill(refill_day, now) returns timestamptz: the first refill
+ * boundary after now (refill_day NULL: daily), by the same rule, for the
+ * gateway's Retry-After.  The boundary at or before a day that moves
+ * forward from now passes now within 32 days.
+ */
+Datum
+unkey_next_refill(PG_FUNCTION_ARGS)
+{
+	TimestampTz now;
+	TimestampTz t;
+
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	now = t = PG_GETARG_TIMESTAMPTZ(1);
+	for (int i = 0; i < 32; i++)
+	{
+		TimestampTz b;
+
+		t += USECS_PER_DAY;
+		b = RefillBoundary(PG_ARGISNULL(0), PG_ARGISNULL(0) ? 0 : PG_GETARG_INT32(0), t);
+		if (b > now)
+			PG_RETURN_TIMESTAMPTZ(b);
+	}
+	elog(ERROR, "unkey: no refill boundary within 32 days");
+	PG_RETURN_NULL();
+}

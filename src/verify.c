@@ -31,6 +31,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
@@ -839,6 +840,11 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 					 errmsg("cannot spend credits during recovery"),
 					 errhint("Verify with cost => 0 on a standby, or connect to the primary.")));
+		if (XactReadOnly)
+			ereport(ERROR,
+					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+					 errmsg("cannot spend credits in a read-only transaction"),
+					 errhint("Verify with cost => 0 here, or in a read-write transaction (PostgREST runs GET and HEAD read-only: use POST).")));
 
 		args[0] = PointerGetDatum(hash);
 		args[1] = Int64GetDatum(cost);

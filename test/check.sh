@@ -8,7 +8,7 @@
 # still lets the others run, and the last line is a summary CI can read.
 . "$(dirname "$0")/lib.sh"
 
-ensure_packages clang libclang-rt-14-dev     # for the fuzzer
+ensure_packages clang libclang-rt-14-dev libdbd-pg-perl   # the fuzzer; the PostgREST replay (DBD::Pg binds parameters as PostgREST does)
 work=$(mktemp -d /tmp/unkey-check.XXXXXX)
 # The install scripts of released versions are test fixtures, not installed
 # by make install (0.1.0's adopted a schema unkey that another role had
