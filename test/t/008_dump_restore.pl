@@ -119,6 +119,10 @@ q_src("SELECT unkey.unkey_set_api_recoverable('$api_vault', true)");
 my ($rec_id, $rec_key) =
   row(q_src("SELECT key_id, key FROM unkey.unkey_create_key('$api_vault', recoverable => true)"));
 
+# the PostgREST gateway's settings and a route
+q_src("SELECT unkey.unkey_gateway_configure('$api')");
+q_src(q{SELECT unkey.unkey_gateway_set_route('GET', '/rpc/report', permissions => 'documents.read')});
+
 # changes that write audit rows
 q_src(qq{SELECT FROM unkey.unkey_update_key('$meta_id', '{"name": "meta2", "meta": {"tier": "platinum"}}')});
 q_src(qq{SELECT FROM unkey.unkey_update_credits('$mig_id', 'increment', 3)});
