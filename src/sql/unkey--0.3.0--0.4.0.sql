@@ -795,6 +795,16 @@ BEGIN
 		END IF;
 	END IF;
 	cost := coalesce(r.cost, CASE WHEN req_method IN ('GET', 'HEAD') THEN g.read_cost ELSE g.write_cost END);
+	-- a route that spends cannot be called in PostgREST's READ ONLY transaction (GET, HEAD):
+	-- 25006 (405) for a key of this API, before anything is counted or spent
+	IF cost > 0 AND current_setting('transaction_read_only')::boolean THEN
+		IF NOT EXISTS (SELECT FROM unkey.keys kk WHERE kk.key_hash = unkey._key_hash(key) AND kk.api_id = g.api_id
+													AND kk.deleted_at IS NULL) THEN
+			PERFORM unkey._gateway_refuse(401, 'NOT_FOUND'::text, 'the key is not valid'::text, NULL::text, challenge);
+		END IF;
+		PERFORM unkey._raise('read_only_sql_transaction'::text, 'this route spends credits, which a read-only request cannot'::text,
+							 'Call it by POST (PostgREST runs GET and HEAD read-only), or give the route a cost of 0.'::text);
+	END IF;
 
 	-- the client's address for an IP whitelist, as the proxy in front of PostgREST says it
 	BEGIN
