@@ -123,32 +123,33 @@ unkey_credits_now(PG_FUNCTION_ARGS)
 									PG_GETARG_TIMESTAMPTZ(4)));
 }
 
-PG_FUNCTION_INFO_V1(unkey_next_refill);
-
-/*
- * unkey._next_refill(refill_day, now) returns timestamptz: the first refill
- * boundary after now (refill_day NULL: daily), by the same rule, for the
- * gateway's Retry-After.  The boundary at or before a day that moves
- * forward from now passes now within 32 days.
- */
-Datum
-unkey_next_refill(PG_FUNCTION_ARGS)
+/* The first refill boundary after now: the boundary at or before a day that moves forward passes now within 32 days */
+TimestampTz
+UnkeyNextRefill(bool day_isnull, int32 refill_day, TimestampTz now)
 {
-	TimestampTz now;
-	TimestampTz t;
+	TimestampTz t = now;
 
-	if (PG_ARGISNULL(1))
-		PG_RETURN_NULL();
-	now = t = PG_GETARG_TIMESTAMPTZ(1);
 	for (int i = 0; i < 32; i++)
 	{
 		TimestampTz b;
 
 		t += USECS_PER_DAY;
-		b = RefillBoundary(PG_ARGISNULL(0), PG_ARGISNULL(0) ? 0 : PG_GETARG_INT32(0), t);
+		b = RefillBoundary(day_isnull, refill_day, t);
 		if (b > now)
-			PG_RETURN_TIMESTAMPTZ(b);
+			return b;
 	}
 	elog(ERROR, "unkey: no refill boundary within 32 days");
-	PG_RETURN_NULL();
+	return now;
+}
+
+PG_FUNCTION_INFO_V1(unkey_next_refill);
+
+/* unkey._next_refill(refill_day, now): the first refill after now (refill_day NULL: daily), for tests and SQL */
+Datum
+unkey_next_refill(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	PG_RETURN_TIMESTAMPTZ(UnkeyNextRefill(PG_ARGISNULL(0), PG_ARGISNULL(0) ? 0 : PG_GETARG_INT32(0),
+										  PG_GETARG_TIMESTAMPTZ(1)));
 }

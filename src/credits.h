@@ -18,4 +18,6 @@ extern int64 UnkeyCreditsNow(int64 remaining, bool amount_isnull, int64 refill_a
 							 bool last_isnull, TimestampTz last_refill,
 							 bool day_isnull, int32 refill_day, TimestampTz now);
 
+extern TimestampTz UnkeyNextRefill(bool day_isnull, int32 refill_day, TimestampTz now);
+
 #endif							/* UNKEY_CREDITS_H */
