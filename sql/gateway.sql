@@ -113,13 +113,22 @@ SELECT key AS plain FROM unkey.unkey_create_key(:'gw_api', prefix => 'sk') \gset
 SELECT pg_temp.request('GET', '/rpc/public_stats', json_build_object('x-api-key', :'plain')::text);
 SELECT unkey.unkey_gateway_set_route('GET', '/rpc/report', permissions => 'rpc.report.read OR items.write');
 SELECT pg_temp.request('GET', '/rpc/report', json_build_object('x-api-key', :'writer')::text);
+-- HEAD runs what GET runs: it gets GET's route
+SELECT pg_temp.request('HEAD', '/rpc/report', json_build_object('x-api-key', :'writer')::text);
 -- a read that spends: GET runs READ ONLY in PostgREST, so it is refused (405) and spends nothing
 SELECT key_id AS payer_id, key AS payer FROM unkey.unkey_create_key(:'gw_api', prefix => 'sk', credits => 10) \gset
 SELECT unkey.unkey_gateway_set_route('*', '/rpc/paid', cost => 3);
 BEGIN READ ONLY;
 SELECT pg_temp.request('GET', '/rpc/paid', json_build_object('x-api-key', :'payer')::text);
 ROLLBACK;
+-- ... and a disabled key there is 401, as verification would answer it
+BEGIN READ ONLY;
+SELECT pg_temp.request('GET', '/rpc/paid', json_build_object('x-api-key', :'off')::text);
+ROLLBACK;
 SELECT credits AS payer_credits FROM unkey.unkey_get_key(:'payer_id');
+-- the route is found under the path PostgREST routes on: decoded (/rpc/%70aid is /rpc/paid)
+SELECT pg_temp.request('POST', '/rpc/%70aid', json_build_object('x-api-key', :'payer')::text);
+SELECT pg_temp.request('POST', '/rpc/%7', json_build_object('x-api-key', :'payer')::text);
 SELECT pg_temp.request('POST', '/rpc/paid', json_build_object('x-api-key', :'payer')::text);
 SELECT credits AS payer_credits FROM unkey.unkey_get_key(:'payer_id');
 -- and a read that spends nothing works in READ ONLY
@@ -155,6 +164,17 @@ SELECT unkey.unkey_gateway_set_route('GET', '/rpc/report', permissions => 'rpc.r
 BEGIN;
 SELECT pg_temp.request('GET', '/rpc/report', json_build_object('x-api-key', :'reader')::text);
 ROLLBACK;
+
+-- an API with an IP whitelist: the client's address is the proxy's X-Real-IP, else the
+-- last X-Forwarded-For address (the one the proxy appended; the client writes the others)
+SELECT unkey.unkey_create_api('internal', ip_whitelist => '{10.0.0.0/8}') AS ip_api \gset
+SELECT key AS ip_key FROM unkey.unkey_create_key(:'ip_api', permissions => ARRAY['rpc.ipcheck.read']) \gset
+SELECT unkey.unkey_gateway_configure(:'ip_api');
+SELECT pg_temp.request('GET', '/rpc/ipcheck', json_build_object('x-api-key', :'ip_key', 'x-forwarded-for', '10.1.2.3, 203.0.113.9')::text);
+SELECT pg_temp.request('GET', '/rpc/ipcheck', json_build_object('x-api-key', :'ip_key', 'x-forwarded-for', '203.0.113.9, 10.1.2.3')::text);
+SELECT pg_temp.request('GET', '/rpc/ipcheck', json_build_object('x-api-key', :'ip_key', 'x-real-ip', '10.9.9.9', 'x-forwarded-for', '203.0.113.9')::text);
+SELECT pg_temp.request('GET', '/rpc/ipcheck', json_build_object('x-api-key', :'ip_key', 'x-real-ip', 'not an address')::text);
+SELECT pg_temp.request('GET', '/rpc/ipcheck', json_build_object('x-api-key', :'ip_key')::text);
 
 -- the roles of a PostgREST deployment
 SELECT unkey.unkey_create_postgrest_roles('regress_pgrst_auth', 'regress_pgrst_anon', 'regress_pgrst_verifier', 'regress_pgrst_admin');

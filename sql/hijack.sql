@@ -543,7 +543,7 @@ BEGIN
 	PERFORM unkey.unkey_gateway_configure(api, 'x-api-key', 'api_key', true, 0, 1, '{}', 'role');
 	PERFORM unkey.unkey_gateway_set_route('GET', '/rpc/ov', 'ov.read', 0, NULL);
 	PERFORM set_config('request.method', 'GET', true), set_config('request.path', '/rpc/ov', true),
-			set_config('request.headers', json_build_object('x-api-key', k2.key, 'x-forwarded-for', '10.1.2.3, 192.0.2.1')::text, true);
+			set_config('request.headers', json_build_object('x-api-key', k2.key, 'x-forwarded-for', '192.0.2.1, 10.1.2.3')::text, true);
 	PERFORM unkey.pre_request();
 	PERFORM unkey.unkey_gateway_delete_route('GET', '/rpc/ov');
 	iid := unkey.unkey_create_identity('ov-new', '{"c": 3}', '[{"name": "burst", "limit": 5, "duration": 1000}]');

@@ -120,6 +120,20 @@ CxtText(HeapTuple tup, TupleDesc desc, int col)
 	return s ? MemoryContextStrdup(gw_cxt, s) : NULL;
 }
 
+/*
+ * Run a query of the settings with the latest snapshot, not the statement's
+ * (nor a REPEATABLE READ transaction's): the invalidation that made us read
+ * again was sent after its change became visible to new snapshots.
+ */
+static bool
+GatewayRead(const char *sql)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
+
+	return plan != NULL &&
+		SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot, true, false, 0) == SPI_OK_SELECT;
+}
+
 /* Read the settings and the routes (as the owner: UnkeyAsOwner) */
 static void
 GatewayLoad(void *arg)
@@ -131,10 +145,12 @@ GatewayLoad(void *arg)
 	gw.gateway_relid = get_relname_relid("gateway", nsp);
 	gw.routes_relid = get_relname_relid("gateway_routes", nsp);
 	gw.header = "x-api-key";
+	/* loaded before reading: an invalidation that arrives while we read undoes it */
+	gw.loaded = true;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "unkey: SPI_connect failed");
-	if (SPI_execute("SELECT api_id, header, cookie, derive_permissions, read_cost, write_cost, roles, role_field "
-					"FROM unkey.gateway", true, 1) != SPI_OK_SELECT)
+	if (!GatewayRead("SELECT api_id, header, cookie, derive_permissions, read_cost, write_cost, roles, role_field "
+					 "FROM unkey.gateway"))
 		elog(ERROR, "unkey: cannot read unkey.gateway");
 	if (SPI_processed == 1)
 	{
@@ -159,7 +175,7 @@ GatewayLoad(void *arg)
 			gw.roles[i] = MemoryContextStrdup(gw_cxt, TextDatumGetCString(elems[i]));
 		gw.role_field = CxtText(t, d, 8);
 	}
-	if (SPI_execute("SELECT method, path, permissions, cost, role FROM unkey.gateway_routes", true, 0) != SPI_OK_SELECT)
+	if (!GatewayRead("SELECT method, path, permissions, cost, role FROM unkey.gateway_routes"))
 		elog(ERROR, "unkey: cannot read unkey.gateway_routes");
 	gw.nroutes = SPI_processed;
 	gw.routes = MemoryContextAllocZero(gw_cxt, sizeof(GatewayRoute) * Max(gw.nroutes, 1));
@@ -178,7 +194,6 @@ GatewayLoad(void *arg)
 		gw.routes[i].role = CxtText(t, d, 5);
 	}
 	SPI_finish();
-	gw.loaded = true;
 }
 
 /* The cached settings, read again after a change */
@@ -306,6 +321,37 @@ ScanFields(const char *json, int n, const char **names, char **values)
 	return pg_parse_json(lex, &sem) == JSON_SUCCESS && !s.not_object;
 }
 
+/* A path with its %XX escapes decoded, as PostgREST routes it; NULL if an escape is bad or decodes to NUL */
+static int
+hex_value(char c)
+{
+	return isdigit((unsigned char) c) ? c - '0' : pg_tolower((unsigned char) c) - 'a' + 10;
+}
+
+static char *
+DecodePath(const char *raw)
+{
+	char	   *out = palloc(strlen(raw) + 1);
+	char	   *o = out;
+
+	for (const char *p = raw; *p; p++)
+	{
+		if (*p != '%')
+		{
+			*o++ = *p;
+			continue;
+		}
+		if (!isxdigit((unsigned char) p[1]) || !isxdigit((unsigned char) p[2]))
+			return NULL;
+		*o = (char) ((hex_value(p[1]) << 4) | hex_value(p[2]));
+		if (*o++ == '\0')
+			return NULL;
+		p += 2;
+	}
+	*o = '\0';
+	return out;
+}
+
 /* The permission a route needs when no route says: GET /rpc/report -> rpc.report.read; NULL if not nameable */
 static char *
 DerivedPermission(const char *method, const char *path)
@@ -345,11 +391,16 @@ DerivedPermission(const char *method, const char *path)
 	return perm.data;
 }
 
-/* The client's address from the proxy's headers, or NULL when there is none or it is not one */
+/*
+ * The client's address as the proxy in front of PostgREST says it: its
+ * X-Real-IP, else the last X-Forwarded-For address (the one the proxy
+ * appended; those before it are the client's to write); NULL when there is
+ * none or it is not an address.
+ */
 static Datum
 ClientAddress(char *forwarded, char *real_ip, bool *isnull)
 {
-	char	   *addr = forwarded ? forwarded : real_ip;
+	char	   *addr = real_ip ? real_ip : forwarded;
 	char	   *end;
 	unsigned char buf[16];
 
@@ -357,8 +408,8 @@ ClientAddress(char *forwarded, char *real_ip, bool *isnull)
 	if (addr == NULL)
 		return (Datum) 0;
 	addr = pstrdup(addr);
-	if ((end = strchr(addr, ',')) != NULL)
-		*end = '\0';
+	if (real_ip == NULL && (end = strrchr(addr, ',')) != NULL)
+		addr = end + 1;
 	while (isspace((unsigned char) *addr))
 		addr++;
 	for (end = addr + strlen(addr); end > addr && isspace((unsigned char) end[-1]); end--)
@@ -498,7 +549,9 @@ GatewayCheck(void)
 	m = pstrdup(method ? method : "");
 	for (char *c = m; *c; c++)
 		*c = pg_toupper((unsigned char) *c);
-	path = path ? path : "";
+	/* HEAD runs what GET runs: the same routes and permissions */
+	if (strcmp(m, "HEAD") == 0)
+		m = "GET";
 
 	/* the key: from the header, else the cookie; nothing else is read before one is found */
 	snprintf(challenge, sizeof(challenge), "{\"WWW-Authenticate\": \"ApiKey header=\\\"%s\\\"\"}", gw.header);
@@ -528,6 +581,10 @@ GatewayCheck(void)
 	if (!gw.configured)
 		GatewayRefuse(500, "GATEWAY_NOT_CONFIGURED", "the gateway has no API",
 					  "Run unkey_gateway_configure(api_id) first.", NULL);
+	/* PostgREST routes on the decoded path: so do we */
+	path = DecodePath(path ? path : "");
+	if (path == NULL)
+		GatewayRefuse(400, "BAD_REQUEST", "the path is not validly percent-encoded", NULL, NULL);
 
 	/* the route's permission query and cost, its method before * */
 	for (int i = 0; i < gw.nroutes; i++)
@@ -556,12 +613,18 @@ GatewayCheck(void)
 		found = UnkeyFetch(UNKEY_KEYS, PointerGetDatum(hash), snap, &kv, &kn) == 1 && kn[K_DELETED_AT] &&
 			strcmp(TextDatumGetCString(kv[K_API_ID]), gw.api_id) == 0;
 		UnregisterSnapshot(snap);
+		/* the key's own state first, as verification would answer it */
 		if (!found)
 			GatewayRefuse(401, "NOT_FOUND", "the key is not valid", NULL, challenge);
+		if (!DatumGetBool(kv[K_ENABLED]))
+			GatewayRefuse(401, "DISABLED", "the key is disabled", NULL, challenge);
+		if (!kn[K_EXPIRES] && DatumGetTimestampTz(kv[K_EXPIRES]) < now)
+			GatewayRefuse(401, "EXPIRED", "the key has expired", NULL, challenge);
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("this route spends credits, which a read-only request cannot"),
-				 errhint("Call it by POST (PostgREST runs GET and HEAD read-only), or give the route a cost of 0.")));
+				 errhint("PostgREST runs GET, HEAD, and POST of a STABLE or IMMUTABLE function read-only: "
+						 "spend by POST of a VOLATILE function, or give the route a cost of 0.")));
 	}
 
 	/* the verification, as SQL would call it */
@@ -583,6 +646,8 @@ GatewayCheck(void)
 		elog(ERROR, "unkey: unkey_verify_key returned NULL");
 	td = DatumGetHeapTupleHeader(result);
 	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(td), HeapTupleHeaderGetTypMod(td));
+	if (desc->natts != V_NCOLS)
+		elog(ERROR, "unkey: unkey.verification has %d columns, the gateway knows %d", desc->natts, V_NCOLS);
 	tup.t_len = HeapTupleHeaderGetDatumLength(td);
 	tup.t_data = td;
 	heap_deform_tuple(&tup, desc, v, vn);
@@ -635,6 +700,8 @@ GatewayCheck(void)
 		UnregisterSnapshot(snap);
 		GatewayRefuse(429, code, "the key has no credits left", NULL, headers.data);
 	}
+	if (!DatumGetBool(v[V_VALID]))
+		GatewayRefuse(401, code, "the key is not valid", NULL, challenge);	/* a code this gateway does not know */
 
 	/* who called, for row-level security and the application */
 	SetLocal("request.unkey.key_id", TextOrNull(v, vn, V_KEY_ID));

@@ -13,7 +13,11 @@
 # 4. A key revoked in one transaction is refused by the next request.
 # 5. Under load, 8 concurrent clients: 800 requests against 500 credits give
 #    exactly 500 successes and 300 429s; a rate limit of 100 per hour gives
-#    exactly 100 successes out of 800.
+#    exactly 100 successes out of 800 in one window (a sliding window lets a
+#    later window through less, by the share of the one before).  The
+#    clients are DBD::Pg processes, which bind parameters as PostgREST does:
+#    pgbench -M prepared would do the same, but it stops a client at its
+#    first error, and every refusal here is one.
 # 6. With log_min_error_statement = error and failing requests, no key is in
 #    the server log.
 # 7. Routability: no function of schema unkey is overloaded, and every one
@@ -101,7 +105,11 @@ sub parse_curl
 		else { die "unexpected curl argument: $w"; }
 	}
 	$r{method} //= defined $r{body} ? 'POST' : 'GET';
-	delete $r{headers}{'Content-Type'};
+	# what curl sends besides, and PostgREST passes on in request.headers
+	$r{headers}{Host} = 'localhost:3000';
+	$r{headers}{'User-Agent'} = 'curl/7.88.1';
+	$r{headers}{Accept} = '*/*';
+	$r{headers}{'Content-Length'} = length $r{body} if defined $r{body};
 	return %r;
 }
 
