@@ -305,23 +305,39 @@ SELECT n, regress.err(format($$SELECT unkey.unkey_set_key_ratelimit(%L, %L, 1, '
 															   'duration', 60000)))) AS in_verification
   FROM unnest(ARRAY[128, 129, 255, 256]) n;
 
--- a full table (the tests run with unkey.ratelimit_max_entries = 1000) evicts instead of failing:
--- first every counter whose windows have both ended, then the least recently used
-SELECT max_entries, entries <= max_entries AS within_bounds FROM unkey.unkey_ratelimit_info();
-SELECT count(*) FILTER (WHERE r.success) AS allowed
-  FROM generate_series(1, 1200) i,
-	   LATERAL regress.rl('2030-01-01 00:00:00+00', 'old' || i, 1, 1, '1 second', 'evict') r;
-SELECT entries <= max_entries AS within_bounds, evicted_expired > 0 AS expired_evicted
+-- a full table (the tests run with unkey.ratelimit_max_entries = 1000) never forgets a
+-- counter whose window is open.  The clock is pinned in 2001, so that every counter made
+-- here has expired for the tests that follow.
+SET unkey.test_now = '2001-01-01 00:00:00+00';
+-- the victim: 3 per hour, refused on its 4th request
+SELECT success, remaining FROM unkey.unkey_ratelimit('flood', 'victim', 3, '1 hour');
+SELECT success, remaining FROM unkey.unkey_ratelimit('flood', 'victim', 3, '1 hour');
+SELECT success, remaining FROM unkey.unkey_ratelimit('flood', 'victim', 3, '1 hour');
+SELECT success, remaining FROM unkey.unkey_ratelimit('flood', 'victim', 3, '1 hour');
+-- 3,000 fresh identifiers: once the table is full, the new ones are refused (fail closed)
+SELECT count(*) FILTER (WHERE r.success) > 0 AS some_allowed, count(*) FILTER (WHERE NOT r.success) > 1000 AS rest_refused
+  FROM generate_series(1, 3000) i,
+	   LATERAL regress.rl('2001-01-01 00:00:00+00', 'flood' || i, 10, 1, '1 hour', 'flood') r;
+SELECT entries = max_entries AS full_table, evicted_live, refused_full > 0 AS refusals_counted
   FROM unkey.unkey_ratelimit_info();
--- each call one millisecond after the last, so the least recently used is well defined
-SELECT count(*) FILTER (WHERE r.success) AS allowed
-  FROM generate_series(1, 1200) i,
-	   LATERAL regress.rl(('2030-01-01 00:00:00.5+00'::timestamptz + i * interval '1 millisecond')::text,
-						  'live' || i, 1, 1, '1 minute', 'evict') r;
-SELECT entries <= max_entries AS within_bounds, evicted_live > 0 AS live_evicted, eviction_runs > 1 AS several_runs
-  FROM unkey.unkey_ratelimit_info();
--- the newest counter survived, so its second call is refused; the oldest was evicted and forgot its call
-SET unkey.test_now = '2030-01-01 00:00:02+00';
-SELECT success FROM unkey.unkey_ratelimit('evict', 'live1200', 1, '1 minute');
-SELECT success FROM unkey.unkey_ratelimit('evict', 'live1', 1, '1 minute');
+-- the victim's counter was kept: still refused
+SELECT success, remaining FROM unkey.unkey_ratelimit('flood', 'victim', 3, '1 hour');
+-- two hours later both windows have ended: those counters go, new identifiers are counted again
+SET unkey.test_now = '2001-01-01 02:00:01+00';
+SELECT success FROM unkey.unkey_ratelimit('flood', 'after', 3, '1 hour');
+SELECT evicted_expired > 0 AS expired_evicted, entries < max_entries AS room_again FROM unkey.unkey_ratelimit_info();
+-- unkey.ratelimit_when_full = error: a request that needs a new counter fails instead
+SET unkey.test_now = '2001-01-02 00:00:00+00';
+SELECT count(*) FILTER (WHERE NOT r.success) > 0 AS full_again
+  FROM generate_series(1, 1100) i,
+	   LATERAL regress.rl('2001-01-02 00:00:00+00', 'again' || i, 10, 1, '1 hour', 'flood') r;
+ALTER SYSTEM SET unkey.ratelimit_when_full = 'error';
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.5);
+SHOW unkey.ratelimit_when_full;
+SELECT regress.err($$SELECT unkey.unkey_ratelimit('flood', 'one more', 3, '1 hour')$$);
+ALTER SYSTEM RESET unkey.ratelimit_when_full;
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.5);
+SHOW unkey.ratelimit_when_full;
 RESET unkey.test_now;

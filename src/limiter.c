@@ -23,8 +23,13 @@
  * window and the one before it: that is all the sliding window needs, and
  * it takes one probe per limit.  Windows are aligned to the Unix epoch.
  *
- * When the table is full, entries whose windows have both ended are evicted
- * first, then the least recently used, a batch at a time; evictions are
+ * When the table is full, entries whose windows have both ended are evicted;
+ * a counter whose window is still open is never forgotten (forgetting it
+ * would let anyone who can send new identifiers reset another's limit).
+ * When no entry has expired, a request that needs a new counter is decided
+ * by unkey.ratelimit_when_full: refused (deny, the default) or an error.
+ * Until the earliest time an entry can expire (next_expiry_ms, guarded by
+ * the spinlock) nothing is scanned again.  Evictions and refusals are
  * counted and shown by unkey_ratelimit_info().  At a clean shutdown the
  * postmaster writes the counters to pg_stat/unkey_ratelimit.stat and the next
  * start reads them back; after a crash they start from zero.
@@ -60,6 +65,20 @@
 #define RL_DUMP_MAGIC 0x554b524c	/* "UKRL" */
 #define RL_MAX_BATCH 256		/* limits checked together: verification needs 100 + 50 + 50 */
 
+enum
+{
+	RL_WHEN_FULL_DENY,
+	RL_WHEN_FULL_ERROR
+};
+
+static const struct config_enum_entry rl_when_full_options[] = {
+	{"deny", RL_WHEN_FULL_DENY, false},
+	{"error", RL_WHEN_FULL_ERROR, false},
+	{NULL, 0, false}
+};
+
+static int	unkey_ratelimit_when_full = RL_WHEN_FULL_DENY;
+
 typedef struct RLEntry
 {
 	RLKey		key;			/* hash key: must be first */
@@ -74,8 +93,11 @@ typedef struct RLShared
 	LWLockPadded *locks;
 	slock_t		mutex;			/* protects the counters below */
 	int64		evicted_expired;
-	int64		evicted_live;
+	int64		evicted_live;	/* none since 0.4.0: live counters are kept */
 	int64		eviction_runs;
+	int64		refused_full;	/* requests refused (or failed) for want of room */
+	int64		next_expiry_ms; /* no entry can expire before this ... */
+	int64		scanned_ms;		/* ... as of this time (a clock that goes back scans again) */
 } RLShared;
 
 int			unkey_ratelimit_max_entries = 100000;
@@ -259,6 +281,7 @@ RLShmemStartup(void)
 		rl_shared->locks = GetNamedLWLockTranche(RL_TRANCHE);
 		SpinLockInit(&rl_shared->mutex);
 		rl_shared->evicted_expired = rl_shared->evicted_live = rl_shared->eviction_runs = 0;
+		rl_shared->refused_full = rl_shared->next_expiry_ms = rl_shared->scanned_ms = 0;
 	}
 	info.keysize = sizeof(RLKey);
 	info.entrysize = sizeof(RLEntry);
@@ -291,6 +314,13 @@ LimiterInit(void)
 							100000, 1000, INT_MAX / 2,
 							PGC_POSTMASTER, 0,
 							NULL, NULL, NULL);
+	DefineCustomEnumVariable("unkey.ratelimit_when_full",
+							 gettext_noop("What a rate-limit check that needs a new counter does when every counter's window is open."),
+							 gettext_noop("deny refuses it (fail closed); error raises 53200. No open counter is ever forgotten."),
+							 &unkey_ratelimit_when_full,
+							 RL_WHEN_FULL_DENY, rl_when_full_options,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
 	DefineCustomBoolVariable("unkey.ratelimit_save",
 							 gettext_noop("Save rate-limit counters across clean server restarts."),
 							 NULL,
@@ -312,65 +342,48 @@ RLExpired(const RLEntry *e, int64 now_ms)
 	return e->seq < now_ms / e->key.duration_ms - 1;
 }
 
-/* Order entries by last use, oldest first */
-static int
-RLCompareLastUse(const void *a, const void *b)
-{
-	int64		x = (*(RLEntry *const *) a)->last_ms;
-	int64		y = (*(RLEntry *const *) b)->last_ms;
-
-	return (x > y) - (x < y);
-}
-
 /*
- * Make room: evict every expired entry, then, if that freed less than a
- * twentieth of the table, the least recently used live ones.  Takes every
- * partition lock; the caller holds none.
+ * Make room: evict every entry whose windows have both ended, and note
+ * when the first of the others can; returns how many were evicted.  Takes
+ * every partition lock; the caller holds none.  Skipped until then when
+ * the last run found nothing to evict.
  */
-static void
+static int64
 RLEvict(int64 now_ms)
 {
 	HASH_SEQ_STATUS hs;
 	RLEntry    *e;
 	int64		expired = 0;
-	int64		live = 0;
-	long		want = Max(unkey_ratelimit_max_entries / 20, 1);
-	long		n;
-	RLEntry   **all;
+	int64		next = PG_INT64_MAX;
+	bool		skip;
 
-	/* allocate before locking: nothing may fail inside */
-	all = palloc_extended(sizeof(RLEntry *) * (Size) unkey_ratelimit_max_entries, MCXT_ALLOC_HUGE);
+	SpinLockAcquire(&rl_shared->mutex);
+	skip = now_ms >= rl_shared->scanned_ms && now_ms < rl_shared->next_expiry_ms;
+	SpinLockRelease(&rl_shared->mutex);
+	if (skip)
+		return 0;
 
 	RLLockAll();
 	hash_seq_init(&hs, rl_hash);
 	while ((e = hash_seq_search(&hs)) != NULL)
+	{
 		if (RLExpired(e, now_ms))
 		{
 			hash_search(rl_hash, &e->key, HASH_REMOVE, NULL);
 			expired++;
 		}
-
-	if (expired < want)
-	{
-		n = 0;
-		hash_seq_init(&hs, rl_hash);
-		while ((e = hash_seq_search(&hs)) != NULL)
-			all[n++] = e;
-		qsort(all, n, sizeof(RLEntry *), RLCompareLastUse);
-		for (long i = 0; i < n && expired + live < want; i++)
-		{
-			hash_search(rl_hash, &all[i]->key, HASH_REMOVE, NULL);
-			live++;
-		}
+		else
+			next = Min(next, (e->seq + 2) * e->key.duration_ms);
 	}
 	RLUnlockAll();
-	pfree(all);
 
 	SpinLockAcquire(&rl_shared->mutex);
 	rl_shared->evicted_expired += expired;
-	rl_shared->evicted_live += live;
 	rl_shared->eviction_runs++;
+	rl_shared->next_expiry_ms = expired > 0 ? 0 : next;
+	rl_shared->scanned_ms = now_ms;
 	SpinLockRelease(&rl_shared->mutex);
+	return expired;
 }
 
 /* a + b, saturating at INT64_MAX: counts and costs are never negative */
@@ -426,6 +439,8 @@ RLTry(RLRequest *reqs, int n, int64 now_ms, bool *all_passed)
 		int64		prev = 0;
 		double		elapsed = (double) (t - seq * d) / (double) d;
 		double		weighted;
+
+		r->is_new = e == NULL;
 
 		if (e != NULL && e->seq == seq)
 		{
@@ -529,12 +544,22 @@ UnkeyRateLimit(RLRequest *reqs, int n, int64 now_ms)
 
 	for (int attempt = 0; !RLTry(reqs, n, now_ms, &passed); attempt++)
 	{
-		if (attempt >= 3)
+		if (attempt < 3 && RLEvict(now_ms) > 0)
+			continue;
+		/* full of open windows: no counter is forgotten; the new ones are refused, or it is an error */
+		SpinLockAcquire(&rl_shared->mutex);
+		rl_shared->refused_full++;
+		SpinLockRelease(&rl_shared->mutex);
+		if (unkey_ratelimit_when_full == RL_WHEN_FULL_ERROR)
 			ereport(ERROR,
 					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("the rate-limit table is full"),
-					 errhint("Raise unkey.ratelimit_max_entries.")));
-		RLEvict(now_ms);
+					 errmsg("the rate-limit table is full of counters whose windows are open"),
+					 errhint("Raise unkey.ratelimit_max_entries (needs a restart); none of them is forgotten to make room.")));
+		for (int i = 0; i < n; i++)
+			if (reqs[i].is_new && reqs[i].cost > 0)
+				reqs[i].passed = false;
+		passed = false;
+		break;
 	}
 
 	for (int i = 0; i < n; i++)
@@ -558,8 +583,8 @@ Datum
 unkey_ratelimit_info(PG_FUNCTION_ARGS)
 {
 	TupleDesc	desc;
-	Datum		values[5];
-	bool		nulls[5] = {false};
+	Datum		values[6];
+	bool		nulls[6] = {false};
 	long		entries;
 
 	UnkeyRequireLimiter();
@@ -576,6 +601,7 @@ unkey_ratelimit_info(PG_FUNCTION_ARGS)
 	values[2] = Int64GetDatum(rl_shared->evicted_expired);
 	values[3] = Int64GetDatum(rl_shared->evicted_live);
 	values[4] = Int64GetDatum(rl_shared->eviction_runs);
+	values[5] = Int64GetDatum(rl_shared->refused_full);
 	SpinLockRelease(&rl_shared->mutex);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));

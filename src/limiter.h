@@ -32,6 +32,7 @@ typedef struct RLRequest
 	int64		effective;
 	int64		remaining;
 	int64		reset_ms;		/* Unix ms */
+	bool		is_new;			/* it has no counter yet */
 } RLRequest;
 
 extern void LimiterInit(void);

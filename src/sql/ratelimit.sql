@@ -63,7 +63,8 @@ CREATE TYPE unkey.ratelimit_info AS (
 	max_entries			bigint,
 	evicted_expired		bigint,
 	evicted_live		bigint,
-	eviction_runs		bigint
+	eviction_runs		bigint,
+	refused_full		bigint
 );
 
 CREATE TYPE unkey.override AS (
@@ -248,7 +249,7 @@ CREATE FUNCTION unkey.unkey_ratelimit_info()
 RETURNS unkey.ratelimit_info
 AS 'MODULE_PATHNAME', 'unkey_ratelimit_info'
 LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION unkey.unkey_ratelimit_info() IS 'counters in shared memory, and how many were evicted';
+COMMENT ON FUNCTION unkey.unkey_ratelimit_info() IS 'counters in shared memory, how many were evicted (only expired ones since 0.4.0), and how many requests were refused for want of room';
 
 -- The id of a live namespace given by name or id; PT404 if there is none
 CREATE FUNCTION unkey._namespace_id(namespace text)

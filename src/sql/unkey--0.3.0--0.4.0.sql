@@ -17,6 +17,9 @@ SELECT unkey._check_schema();
 ALTER TABLE unkey.apis ADD COLUMN recoverable boolean NOT NULL DEFAULT false;
 ALTER TYPE unkey.api ADD ATTRIBUTE recoverable boolean;
 ALTER TYPE unkey.key_info ADD ATTRIBUTE plaintext text;
+-- the limiter no longer forgets a counter whose window is open: it counts what it refuses instead
+ALTER TYPE unkey.ratelimit_info ADD ATTRIBUTE refused_full bigint;
+COMMENT ON FUNCTION unkey.unkey_ratelimit_info() IS 'counters in shared memory, how many were evicted (only expired ones since 0.4.0), and how many requests were refused for want of room';
 
 -- Decrypting is a privilege of its own: membership in this role (roles are
 -- shared by every database of the cluster; DROP EXTENSION leaves it)
