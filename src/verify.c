@@ -812,6 +812,24 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 		}
 
 		/*
+		 * A key that would spend where nothing can be written (a standby, a
+		 * read-only transaction) fails before its rate limits take a token.
+		 */
+		if (!k.null[K_REMAINING] && cost > 0)
+		{
+			if (RecoveryInProgress())
+				ereport(ERROR,
+						(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+						 errmsg("cannot spend credits during recovery"),
+						 errhint("Verify with cost => 0 on a standby, or connect to the primary.")));
+			if (XactReadOnly)
+				ereport(ERROR,
+						(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+						 errmsg("cannot spend credits in a read-only transaction"),
+						 errhint("Verify with cost => 0 here, or in a read-write transaction (PostgREST runs GET and HEAD read-only: use POST).")));
+		}
+
+		/*
 		 * Rate limits, once per verification even if the credit update below
 		 * has to re-read the key: counters are not transactional.
 		 */
@@ -835,16 +853,6 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 			break;
 		}
 
-		if (RecoveryInProgress())
-			ereport(ERROR,
-					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-					 errmsg("cannot spend credits during recovery"),
-					 errhint("Verify with cost => 0 on a standby, or connect to the primary.")));
-		if (XactReadOnly)
-			ereport(ERROR,
-					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-					 errmsg("cannot spend credits in a read-only transaction"),
-					 errhint("Verify with cost => 0 here, or in a read-write transaction (PostgREST runs GET and HEAD read-only: use POST).")));
 
 		args[0] = PointerGetDatum(hash);
 		args[1] = Int64GetDatum(cost);
