@@ -4,7 +4,8 @@
 # credits and an auto-applied rate limit, each client its own key, and
 # pgbench logs every transaction it saw commit.  Then the server crashes:
 # round 1 kill -9 of the postmaster, round 2 kill -9 of one backend in the
-# middle of its verifications (the postmaster then resets every process).
+# middle of its verifications, round 3 kill -9 of the event writer in the
+# middle of its batches (the postmaster then resets every process).
 # After the restart, for every client:
 #
 #   seen <= spent <= seen + 1
@@ -136,6 +137,12 @@ round(
 		my $pid = $node->safe_psql('postgres', q{
 SELECT pid FROM pg_stat_activity WHERE query LIKE '%unkey_verify_key%' AND pid <> pg_backend_pid() LIMIT 1});
 		ok(kill('KILL', $pid), 'SIGKILL sent to a backend in the middle of its verifications');
+	});
+round(
+	'writer',
+	sub {
+		my $pid = $node->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'unkey event writer'});
+		ok(kill('KILL', $pid), 'SIGKILL sent to the event writer in the middle of its batches');
 	});
 
 $node->stop;
