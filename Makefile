@@ -13,7 +13,7 @@ SHLIB_LINK += -lsodium
 PG_CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
 
 # pg_regress keeps its defaults (sql/ and expected/); setup runs first
-REGRESS = setup keygen apis keys verify credits refill delete ratelimit permission_query roles_permissions key_read key_update reroll identities migrate audit events vault gateway privileges hijack plaintext
+REGRESS = setup keygen apis keys verify credits refill delete ratelimit permission_query roles_permissions key_read key_update reroll identities migrate audit events vault gateway privileges hijack plaintext citus_lint
 # start a private server with the library preloaded (pg_cron's trick; PGXS has no `make check`)
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=test/unkey.conf \
 	--temp-config=./tmp_check_vault/vault.conf

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# test/layout.sh [tree]: fail if files of src/ call each other in a loop.
+# test/layout.sh [tree]: fail if files of src/ call each other in a loop,
+# or if the library installs a planner, executor or utility hook (Citus
+# loads first and owns those: the schema rules of the SQL contract).
 #
 # nm lists the symbols each object of src/*.c defines and needs (it builds
 # them first if one is missing); file a depends on file b when b defines a
@@ -23,4 +25,9 @@ if ! loops=$(printf '%s\n' "$edges" | tsort 2>&1 >/dev/null); then
                                   END { if (c) print "not ok - call cycle: " c " -> " first }'
     exit 1
 fi
-echo "ok - no call cycles among $(echo "$objs" | wc -w) files in src/"
+if hooks=$(grep -nE '\b(planner_hook|create_upper_paths_hook|set_rel_pathlist_hook|post_parse_analyze_hook|Executor(Start|Run|Finish|End)_hook|ProcessUtility_hook|ExecutorCheckPerms_hook)\s*=' src/*.c); then
+    echo "not ok - the library installs a hook that Citus owns:"
+    echo "$hooks"
+    exit 1
+fi
+echo "ok - no call cycles among $(echo "$objs" | wc -w) files in src/, and no planner, executor or utility hook"
