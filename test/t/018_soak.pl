@@ -6,8 +6,10 @@
 #
 # - No error: every transaction of every client commits.
 # - The private memory (RssAnon in /proc) of each backend stays flat after
-#   the first quarter: the slope of a least-squares line through samples
-#   taken every 5 s, per backend, is reported and must stay under 16 kB/s.
+#   warm-up (the first half): the slope of a least-squares line through
+#   samples taken every 5 s, per backend, is reported and must stay under
+#   32 kB/s in a short run (caches still fill in the first minutes: 120 s
+#   measured at most 4.5 kB/s) and 8 kB/s in a run of 5 minutes or more.
 # - Shared-memory tables stay within their size: the rate limiter's entries
 #   never exceed unkey.ratelimit_max_entries.
 # - The event ring loses nothing silently: every verification made is an
@@ -104,7 +106,7 @@ note "soak: $tx transactions in $seconds s";
 my @slopes;
 for my $pid (keys %samples)
 {
-	my @s = grep { $_->[0] > $seconds / 4 } @{ $samples{$pid} };
+	my @s = grep { $_->[0] > $seconds / 2 } @{ $samples{$pid} };
 	next if @s < 3;
 	my ($n, $sx, $sy, $sxx, $sxy) = (scalar @s, 0, 0, 0, 0);
 	for (@s) { $sx += $_->[0]; $sy += $_->[1]; $sxx += $_->[0]**2; $sxy += $_->[0] * $_->[1]; }
@@ -115,7 +117,7 @@ cmp_ok(scalar @slopes, '>=', 4, 'private memory sampled in the backends');
 my ($worst) = sort { $b <=> $a } @slopes;
 note sprintf('RssAnon slope after warm-up, worst backend: %.2f kB/s (%s)', $worst,
 	join(', ', map { sprintf '%.2f', $_ } sort { $a <=> $b } @slopes));
-cmp_ok($worst, '<', 16, sprintf('the backends\' private memory stays flat (worst slope %.2f kB/s)', $worst));
+cmp_ok($worst, '<', $seconds >= 300 ? 8 : 32, sprintf('the backends\' private memory stays flat (worst slope %.2f kB/s)', $worst));
 
 cmp_ok($max_entries_seen, '<=', 20000, "the rate limiter stayed within its 20,000 entries ($max_entries_seen)");
 
@@ -132,7 +134,7 @@ my ($verify_no) = grep { $order[$_] eq 'verify' } 0 .. $#order;
 $node->safe_psql('postgres', 'SELECT unkey.unkey_flush_events()');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM unkey.verification_events'), $by_script{$verify_no},
 	"every one of the $by_script{$verify_no} verifications is an event");
-is($node->safe_psql('postgres', q{SELECT sum(discarded) FROM unkey.unkey_events_info()}), '0', 'and none was discarded');
+is($node->safe_psql('postgres', q{SELECT coalesce(sum(discarded), 0) FROM unkey.unkey_events_info()}), '0', 'and none was discarded');
 
 $node->stop;
 done_testing();
