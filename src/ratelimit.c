@@ -51,6 +51,7 @@
 #include "limiter.h"
 #include "ratelimit.h"
 #include "utils.h"
+#include "wildcard.h"
 
 /* namespaces and identifiers of standalone limits are 1..512 characters */
 #define MAX_NAME_CHARS 512
@@ -159,44 +160,6 @@ CacheTable(HTAB **table, const char *name, Size keysize, Size entrysize, int fla
 		*table = hash_create(name, 64, &ctl, HASH_ELEM | HASH_CONTEXT | flags);
 	}
 	return *table;
-}
-
-/*
- * Does the pattern match the whole string?  '*' matches any run of bytes,
- * the empty one too; every other byte matches itself.  Greedy with one
- * backtrack point, so it runs in O(len(pattern) * len(string)) at worst.
- */
-static bool
-WildcardMatch(const char *p, int plen, const char *s, int slen)
-{
-	int			pi = 0,
-				si = 0,
-				star = -1,
-				mark = 0;
-
-	while (si < slen)
-	{
-		if (pi < plen && p[pi] == '*')
-		{
-			star = pi++;
-			mark = si;
-		}
-		else if (pi < plen && p[pi] == s[si])
-		{
-			pi++;
-			si++;
-		}
-		else if (star >= 0)
-		{
-			pi = star + 1;
-			si = ++mark;
-		}
-		else
-			return false;
-	}
-	while (pi < plen && p[pi] == '*')
-		pi++;
-	return pi == plen;
 }
 
 /* Exact overrides bytewise; wildcards by specificity, then bytewise */
@@ -312,7 +275,7 @@ MatchOverride(OverrideSet *set, const char *id, int idlen)
 	{
 		Override   *o = &set->overrides[i];
 
-		if (WildcardMatch(o->identifier, o->len, id, idlen))
+		if (UnkeyWildcardMatch(o->identifier, o->len, id, idlen))
 			return o;
 	}
 	return NULL;
@@ -708,7 +671,7 @@ unkey_wildcard_match(PG_FUNCTION_ARGS)
 	text	   *p = PG_GETARG_TEXT_PP(0);
 	text	   *s = PG_GETARG_TEXT_PP(1);
 
-	PG_RETURN_BOOL(WildcardMatch(VARDATA_ANY(p), VARSIZE_ANY_EXHDR(p),
+	PG_RETURN_BOOL(UnkeyWildcardMatch(VARDATA_ANY(p), VARSIZE_ANY_EXHDR(p),
 								 VARDATA_ANY(s), VARSIZE_ANY_EXHDR(s)));
 }
 

@@ -50,24 +50,31 @@ suite() {
     done
 }
 
-# The permission-query fuzzer: libFuzzer with ASan and UBSan, for a bounded time
-fuzz() {
-    local log="$work/fuzz.log"
-    echo "== fuzz (permission queries, ${FUZZ_SECONDS:-60} s)"
-    mkdir -p "$work/corpus"
-    cp "$tree"/test/fuzz/corpus/* "$work/corpus/"
+# A fuzzer: libFuzzer with ASan and UBSan, built from one harness and one
+# source of src/ (free of PostgreSQL headers), for a bounded time
+fuzz_one() {
+    local name="$1" what="$2" seconds="$3" max_len="$4" log="$work/fuzz-$1.log"
+    echo "== fuzz ($what, $seconds s)"
+    mkdir -p "$work/corpus-$name"
+    cp "$tree"/test/fuzz/"$5"/* "$work/corpus-$name/"
     if clang -g -O1 -fsanitize=fuzzer,address,undefined -I"$tree/src" \
-            "$tree/test/fuzz/permquery_fuzz.c" "$tree/src/permquery.c" -o "$work/permquery_fuzz" &&
-        (cd "$work" && ./permquery_fuzz -max_total_time="${FUZZ_SECONDS:-60}" -max_len=1200 \
-            -print_final_stats=1 corpus) >"$log" 2>&1; then
+            "$tree/test/fuzz/${name}_fuzz.c" "$tree/src/$name.c" -o "$work/${name}_fuzz" &&
+        (cd "$work" && "./${name}_fuzz" -max_total_time="$seconds" -max_len="$max_len" \
+            -print_final_stats=1 "corpus-$name") >"$log" 2>&1; then
         grep -E '^(Done|stat::number_of_executed_units)' "$log" || true
-        echo "ok - the fuzzer found no crash"
+        echo "ok - the $what fuzzer found no crash"
         passed=$((passed + 1))
     else
         tail -40 "$log"
-        echo "not ok - the fuzzer failed (see above)"
+        echo "not ok - the $what fuzzer failed (see above)"
         failed=$((failed + 1))
     fi
+}
+
+# The permission queries (FUZZ_SECONDS, 60), and the override matcher against a reference (half that)
+fuzz() {
+    fuzz_one permquery "permission queries" "${FUZZ_SECONDS:-60}" 1200 corpus
+    fuzz_one wildcard "rate-limit override wildcards" "$(( (${FUZZ_SECONDS:-60} + 1) / 2 ))" 600 wildcard_corpus
 }
 
 # What varies from run to run in the demo's output, masked: ids, keys and the
