@@ -141,15 +141,3 @@ UnkeyNextRefill(bool day_isnull, int32 refill_day, TimestampTz now)
 	elog(ERROR, "unkey: no refill boundary within 32 days");
 	return now;
 }
-
-PG_FUNCTION_INFO_V1(unkey_next_refill);
-
-/* unkey._next_refill(refill_day, now): the first refill after now (refill_day NULL: daily), for tests and SQL */
-Datum
-unkey_next_refill(PG_FUNCTION_ARGS)
-{
-	if (PG_ARGISNULL(1))
-		PG_RETURN_NULL();
-	PG_RETURN_TIMESTAMPTZ(UnkeyNextRefill(PG_ARGISNULL(0), PG_ARGISNULL(0) ? 0 : PG_GETARG_INT32(0),
-										  PG_GETARG_TIMESTAMPTZ(1)));
-}

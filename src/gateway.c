@@ -63,14 +63,6 @@
 #define ERRCODE_PGRST MAKE_SQLSTATE('P','G','R','S','T')
 #define GW_MAX_KEY_CHARS 512
 
-/* The columns of unkey.verification, in order (src/sql/keys.sql) */
-enum
-{
-	V_VALID, V_CODE, V_KEY_ID, V_API_ID, V_NAME, V_EXTERNAL_ID, V_IDENTITY_ID,
-	V_META, V_EXPIRES, V_ENABLED, V_CREDITS, V_PERMISSIONS, V_ROLES,
-	V_RATELIMITS, V_IDENTITY_META, V_NCOLS
-};
-
 typedef struct GatewayRoute
 {
 	char	   *method;			/* GET ... or * */
@@ -500,6 +492,21 @@ PickRatelimit(Jsonb *limits, bool exceeded)
 	return best;
 }
 
+/* The row of the key with this plaintext (KeyColumn order); false if there is none */
+static bool
+GatewayKeyRow(const char *key, Datum **kv, bool **kn)
+{
+	bytea	   *hash = palloc(VARHDRSZ + UNKEY_HASH_LEN);
+	Snapshot	snap = RegisterSnapshot(GetTransactionSnapshot());
+	bool		found;
+
+	SET_VARSIZE(hash, VARHDRSZ + UNKEY_HASH_LEN);
+	UnkeyHashKey(key, strlen(key), (unsigned char *) VARDATA(hash));
+	found = UnkeyFetch(UNKEY_KEYS, PointerGetDatum(hash), snap, kv, kn) == 1;
+	UnregisterSnapshot(snap);
+	return found;
+}
+
 /* Set a setting for the rest of the transaction, as set_config(name, value, true) does */
 static void
 SetLocal(const char *name, const char *value)
@@ -602,17 +609,11 @@ GatewayCheck(void)
 	/* a route that spends cannot run in PostgREST's READ ONLY transaction: 25006 (405) for a key of the API */
 	if (cost > 0 && XactReadOnly)
 	{
-		bytea	   *hash = palloc(VARHDRSZ + UNKEY_HASH_LEN);
 		Datum	   *kv;
 		bool	   *kn;
-		Snapshot	snap = RegisterSnapshot(GetTransactionSnapshot());
-		bool		found;
-
-		SET_VARSIZE(hash, VARHDRSZ + UNKEY_HASH_LEN);
-		UnkeyHashKey(key, strlen(key), (unsigned char *) VARDATA(hash));
-		found = UnkeyFetch(UNKEY_KEYS, PointerGetDatum(hash), snap, &kv, &kn) == 1 && kn[K_DELETED_AT] &&
+		bool		found = GatewayKeyRow(key, &kv, &kn) && kn[K_DELETED_AT] &&
 			strcmp(TextDatumGetCString(kv[K_API_ID]), gw.api_id) == 0;
-		UnregisterSnapshot(snap);
+
 		/* the key's own state first, as verification would answer it */
 		if (!found)
 			GatewayRefuse(401, "NOT_FOUND", "the key is not valid", NULL, challenge);
@@ -678,15 +679,11 @@ GatewayCheck(void)
 	if (strcmp(code, "USAGE_EXCEEDED") == 0)
 	{
 		/* 429 as well; a key that refills says when */
-		bytea	   *hash = palloc(VARHDRSZ + UNKEY_HASH_LEN);
 		Datum	   *kv;
 		bool	   *kn;
-		Snapshot	snap = RegisterSnapshot(GetTransactionSnapshot());
 
-		SET_VARSIZE(hash, VARHDRSZ + UNKEY_HASH_LEN);
-		UnkeyHashKey(key, strlen(key), (unsigned char *) VARDATA(hash));
 		initStringInfo(&headers);
-		if (UnkeyFetch(UNKEY_KEYS, PointerGetDatum(hash), snap, &kv, &kn) == 1 && !kn[K_REFILL_AMOUNT])
+		if (GatewayKeyRow(key, &kv, &kn) && !kn[K_REFILL_AMOUNT])
 		{
 			TimestampTz next = UnkeyNextRefill(kn[K_REFILL_DAY], kn[K_REFILL_DAY] ? 0 : DatumGetInt32(kv[K_REFILL_DAY]), now);
 			int64		next_s = (UnkeyUnixMs(next) + 999) / 1000;
@@ -697,7 +694,6 @@ GatewayCheck(void)
 		}
 		else
 			appendStringInfoString(&headers, "{\"X-RateLimit-Remaining\": \"0\"}");
-		UnregisterSnapshot(snap);
 		GatewayRefuse(429, code, "the key has no credits left", NULL, headers.data);
 	}
 	if (!DatumGetBool(v[V_VALID]))

@@ -50,6 +50,14 @@ typedef enum KeyColumn
 } KeyColumn;
 
 /* The columns of a rate-limit config, for both key and identity configs */
+/* The columns of unkey.verification, in order (src/sql/keys.sql) */
+typedef enum VerificationColumn
+{
+	V_VALID, V_CODE, V_KEY_ID, V_API_ID, V_NAME, V_EXTERNAL_ID, V_IDENTITY_ID,
+	V_META, V_EXPIRES, V_ENABLED, V_CREDITS, V_PERMISSIONS, V_ROLES,
+	V_RATELIMITS, V_IDENTITY_META, V_NCOLS
+} VerificationColumn;
+
 typedef enum RatelimitColumn
 {
 	R_NAME, R_LIMIT, R_DURATION_MS, R_AUTO_APPLY, R_NCOLS

@@ -81,14 +81,6 @@ static const char *const verify_code_names[] = {
 	"VALID", "NOT_FOUND", "FORBIDDEN", "INSUFFICIENT_PERMISSIONS", "RATE_LIMITED", "USAGE_EXCEEDED", "DISABLED", "EXPIRED"
 };
 
-/* Columns of unkey.verification */
-enum
-{
-	V_VALID, V_CODE, V_KEY_ID, V_API_ID, V_NAME, V_EXTERNAL_ID, V_IDENTITY_ID,
-	V_META, V_EXPIRES, V_ENABLED, V_CREDITS, V_PERMISSIONS, V_ROLES,
-	V_RATELIMITS, V_IDENTITY_META, V_NCOLS
-};
-
 /* Everything verification knows about a key, read by index */
 typedef struct KeyData
 {

@@ -12,10 +12,6 @@ CREATE FUNCTION unkey._credits_now(remaining bigint, refill_amount bigint, refil
 	AS 'MODULE_PATHNAME', 'unkey_credits_now' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION unkey._credits_now(bigint, bigint, integer, timestamptz, timestamptz) IS 'private: remaining credits after any refill that is due';
 
-CREATE FUNCTION unkey._next_refill(refill_day integer, now timestamptz) RETURNS timestamptz
-	AS 'MODULE_PATHNAME', 'unkey_next_refill' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION unkey._next_refill(integer, timestamptz) IS 'private: the first refill boundary after now (refill_day NULL = daily)';
-
 CREATE TYPE unkey.key_credits AS (
 	remaining			bigint,
 	refill_interval		text,

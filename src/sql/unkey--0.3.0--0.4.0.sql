@@ -653,10 +653,6 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION unkey.unkey_list_keys(text, integer, text, text, boolean) IS 'a page of an API''s live keys in id order; pass the returned cursor for the next page; decrypt => true (role unkey_decrypt) adds plaintexts';
 
 
--- the first refill after now, for the gateway's Retry-After
-CREATE FUNCTION unkey._next_refill(refill_day integer, now timestamptz) RETURNS timestamptz
-	AS 'MODULE_PATHNAME', 'unkey_next_refill' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION unkey._next_refill(integer, timestamptz) IS 'private: the first refill boundary after now (refill_day NULL = daily)';
 
 /*
  * The PostgREST gateway: unkey.pre_request() for db-pre-request, its
@@ -878,7 +874,7 @@ REVOKE ALL ON FUNCTION unkey._vault_new_data_key(text), unkey._vault_rewrap(text
 	unkey._encrypt_key(text, text, text), unkey._decrypt_keys(bytea[]), unkey.unkey_set_api_recoverable(text, boolean),
 	unkey.unkey_vault_rotate(integer), unkey._get_key(text, boolean), unkey._list_keys(text, integer, text, text, boolean),
 	unkey.unkey_get_key(text, boolean), unkey.unkey_list_keys(text, integer, text, text, boolean),
-	unkey._next_refill(integer, timestamptz), unkey.gateway_check(),
+	unkey.gateway_check(),
 	unkey.pre_request(), unkey.unkey_gateway_configure(text, text, text, boolean, bigint, bigint, text[], text), unkey.unkey_gateway_set_route(text, text, text, bigint, text),
 	unkey.unkey_gateway_delete_route(text, text), unkey.unkey_create_postgrest_roles(text, text, text, text) FROM PUBLIC;
 -- and not for the roles the installing role's default privileges name
@@ -901,7 +897,6 @@ BEGIN
 										  'unkey._get_key(text, boolean)', 'unkey._list_keys(text, integer, text, text, boolean)',
 										  'unkey.unkey_get_key(text, boolean)',
 										  'unkey.unkey_list_keys(text, integer, text, text, boolean)',
-										  'unkey._next_refill(integer, timestamptz)',
 										  'unkey.gateway_check()',
 										  'unkey.pre_request()',
 										  'unkey.unkey_gateway_configure(text, text, text, boolean, bigint, bigint, text[], text)',
