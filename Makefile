@@ -1,5 +1,5 @@
 EXTENSION = unkey
-EXTVERSION = 0.4.0
+EXTVERSION = 0.5.0
 
 MODULE_big = unkey
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
