@@ -6,14 +6,14 @@ OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 # The install script is built from one source per subsystem (src/sql/, in
 # this order); the upgrade scripts sit beside them, never edited once released
 SQL_SOURCES = $(addprefix src/sql/,utils.sql keys.sql credits.sql permissions.sql \
-	ratelimit.sql lifecycle.sql events.sql vault.sql gateway.sql privileges.sql)
+	ratelimit.sql lifecycle.sql events.sql vault.sql gateway.sql v2.sql privileges.sql)
 DATA_built = src/sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = $(filter-out $(DATA_built),$(wildcard src/sql/$(EXTENSION)--*.sql))
 SHLIB_LINK += -lsodium
 PG_CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
 
 # pg_regress keeps its defaults (sql/ and expected/); setup runs first
-REGRESS = setup keygen apis keys verify credits refill delete ratelimit permission_query roles_permissions key_read key_update reroll identities migrate audit events vault gateway privileges hijack plaintext citus_lint
+REGRESS = setup keygen apis keys verify credits refill delete ratelimit permission_query roles_permissions key_read key_update reroll identities migrate audit events vault gateway v2 privileges hijack plaintext citus_lint
 # start a private server with the library preloaded (pg_cron's trick; PGXS has no `make check`)
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=test/unkey.conf \
 	--temp-config=./tmp_check_vault/vault.conf

@@ -59,10 +59,13 @@ SELECT x.migrated_hashes, r.failed FROM unkey.unkey_migrate_keys(:'api', jsonb_b
   CROSS JOIN LATERAL (SELECT jsonb_path_query_array(r.migrated, '$[*].hash') AS migrated_hashes) x;
 SELECT code, name FROM unkey.unkey_verify_key('fresh legacy key');
 
--- a failed key writes nothing of its own: not even the identity it names
+-- a failed key writes nothing of its own: not even the identity it names,
+-- nor, when no key of the call was migrated, an audit row
+SELECT count(*) AS audit_before FROM unkey.audit_log \gset
 SELECT x.failed FROM unkey.unkey_migrate_keys(:'api', jsonb_build_array(
 	jsonb_build_object('hash', (SELECT hash FROM legacy WHERE label LIKE 'b %'), 'external_id', 'migrate-orphan'))) x;
 SELECT count(*) AS orphan_identities FROM unkey.identities WHERE external_id = 'migrate-orphan';
+SELECT count(*) - :audit_before AS audit_rows_added FROM unkey.audit_log;
 
 -- errors raise, name the key at fault, and then nothing of the call is kept
 SELECT count(*) AS keys_before FROM unkey.keys WHERE api_id = :'api' \gset

@@ -34,7 +34,7 @@ suite() {
     echo "== $name"
     if as_postgres "$tree" "$@" 2>&1 | tee "$log"; then :; fi
     case "$name" in
-        prove)
+        *prove)
             ok=$(grep -cE '^ok ' "$log" || true)
             bad=$(grep -cE '^not ok ' "$log" || true)
             grep -q '^Result: PASS' "$log" || [ "$bad" -gt 0 ] || bad=1 ;;
@@ -120,12 +120,96 @@ layout() {
     fi
 }
 
+# The three suites again, against a server whose unkey is built with
+# AddressSanitizer and UndefinedBehaviorSanitizer (test/sanitize/README).  A
+# report aborts the process that made it, so the test that caused it fails;
+# the server logs the TAP tests keep are scanned as well, for a report in a
+# process whose death a test expected.  The plain build is installed again
+# afterwards.  UNKEY_SANITIZE=0 skips this.
+sanitize() {
+    local plain="$tree" asan="$work/asan/unkey" runtime logs
+    [ "${UNKEY_SANITIZE:-1}" = 1 ] || return 0
+    echo "== building unkey with AddressSanitizer and UndefinedBehaviorSanitizer"
+    mkdir -p "$asan"
+    tar -C "$plain" --exclude='*.o' --exclude='*.so' --exclude='*.bc' --exclude='tmp_check*' \
+        --exclude=results --exclude=output_iso -cf - . | tar -C "$asan" -xf -
+    make -C "$asan" -s clean >/dev/null
+    make -C "$asan" -s COPT="$SANITIZE_CFLAGS" >/dev/null
+    make -C "$asan" -s install >/dev/null
+    gcc -O1 -Wall -shared -fPIC -o "$asan/unkey_preload.so" "$asan/test/sanitize/preload.c" -ldl
+    chown -R postgres: "$work/asan"
+    runtime="$(gcc -print-file-name=libasan.so.8):$asan/unkey_preload.so:$(gcc -print-file-name=libubsan.so.1)"
+    tree="$asan"
+    suite "asan regress" env LD_PRELOAD="$runtime" ASAN_OPTIONS="$ASAN_OPTS" UBSAN_OPTIONS="$UBSAN_OPTS" \
+        make -s installcheck ISOLATION= TAP_TESTS=
+    suite "asan isolation" env LD_PRELOAD="$runtime" ASAN_OPTIONS="$ASAN_OPTS" UBSAN_OPTIONS="$UBSAN_OPTS" \
+        make -s installcheck REGRESS= TAP_TESTS=
+    suite "asan prove" env LD_PRELOAD="$runtime" ASAN_OPTIONS="$ASAN_OPTS" UBSAN_OPTIONS="$UBSAN_OPTS" \
+        make -s installcheck REGRESS= ISOLATION= PROVE_FLAGS=-v
+    tree="$plain"
+    echo "== sanitizer reports in the servers' logs"
+    # (pg_regress keeps its instance's log only when a test failed)
+    logs=$(ls "$asan"/tmp_check/log/*.log "$asan"/log/*.log "$asan"/output_iso/log/*.log 2>/dev/null || true)
+    if grep -lE 'ERROR: AddressSanitizer|runtime error:' $logs; then
+        grep -hE -A30 'ERROR: AddressSanitizer|runtime error:' $logs | head -200
+        echo "not ok - the sanitizers reported an error (see above)"
+        failed=$((failed + 1))
+    else
+        echo "ok - no sanitizer report in $(echo "$logs" | wc -l) server logs"
+        passed=$((passed + 1))
+    fi
+    make -C "$plain" -s install >/dev/null
+}
+# The regression suite against a server run under Valgrind memcheck, which
+# sees what ASan cannot: uninitialised bytes, wherever they go (a tuple, WAL,
+# a reply).  PostgreSQL is not built for Valgrind here, so its own reports
+# (padding bytes it writes, its memory contexts) are not ours: a report counts
+# when a frame of its stack, or of the origin of the value, is in unkey.so.
+# pg_regress starts the server from a bin directory where `postgres` runs it
+# under Valgrind.  About 5 minutes; UNKEY_VALGRIND=0 skips it.
+valgrind_run() {
+    local vg="$work/valgrind" n ours
+    [ "${UNKEY_VALGRIND:-1}" = 1 ] || return 0
+    ensure_packages valgrind
+    mkdir -p "$vg/bin" "$vg/log"
+    for f in "$PGBIN"/*; do ln -s "$f" "$vg/bin/"; done
+    rm "$vg/bin/postgres"
+    printf '#!/bin/sh\nexec valgrind --quiet --suppressions=%s --track-origins=yes --num-callers=40 --error-limit=no --log-file=%s/vg.%%p.log %s/postgres "$@"\n' \
+        "$tree/test/sanitize/valgrind.supp" "$vg/log" "$PGBIN" >"$vg/bin/postgres"
+    chmod 755 "$vg/bin/postgres"
+    chown -R postgres: "$vg"
+    suite "valgrind regress" env PGCTLTIMEOUT=900 \
+        make -s installcheck ISOLATION= TAP_TESTS= EXTRA_REGRESS_OPTS="--bindir=$vg/bin"
+    echo "== Valgrind reports that involve unkey.so"
+    # a record ends at a line that is only "==pid=="; ours names a file of src/ or unkey.so
+    ours="unkey\\.so|[( ]($(cd "$tree/src" && ls *.c | sed 's/\.c$//' | paste -sd'|'))\\.c:[0-9]+"
+    read -r n total < <(cat "$vg"/log/vg.*.log /dev/null | ours="$ours" awk '
+        function flush() { if (rec ~ /[A-Za-z]/) { t++; if (rec ~ ENVIRON["ours"]) { print rec > "/dev/stderr"; c++ } } rec = "" }
+        /^==[0-9]+== *$/ { flush(); next }
+        { rec = rec $0 "\n" }
+        END { flush(); print c + 0, t + 0 }' 2>"$vg/ours.txt")
+    if [ "$n" -eq 0 ]; then
+        echo "ok - no Valgrind report involves unkey ($total from PostgreSQL itself, $(ls "$vg"/log | wc -l) processes)"
+        passed=$((passed + 1))
+    else
+        head -300 "$vg/ours.txt"
+        echo "not ok - $n Valgrind reports involve unkey (see above)"
+        failed=$((failed + 1))
+    fi
+}
+
+SANITIZE_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
+ASAN_OPTS="detect_leaks=0:abort_on_error=1:detect_odr_violation=0"
+UBSAN_OPTS="print_stacktrace=1:abort_on_error=1"
+
 suite regress make -s installcheck ISOLATION= TAP_TESTS=
 suite isolation make -s installcheck REGRESS= TAP_TESTS=
 suite prove make -s installcheck REGRESS= ISOLATION= PROVE_FLAGS=-v
 demo
 fuzz
 layout
+sanitize
+valgrind_run
 
 echo "unkey: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

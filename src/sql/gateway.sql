@@ -205,10 +205,12 @@ BEGIN
 	EXECUTE format('GRANT EXECUTE ON FUNCTION unkey.unkey_verify_key(text, text, text, bigint, jsonb, text[], inet),
 					unkey.unkey_ratelimit(text, text, bigint, interval, bigint), unkey.unkey_ratelimit_many(jsonb) TO %I',
 				   verifier);
-	-- the admin: every unkey_ function but the owner's (rotation, these roles)
+	-- the admin: every unkey_ function but the owner's (rotation, these
+	-- roles, the v2 API's root keys)
 	FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
 			  WHERE p.pronamespace = 'unkey'::regnamespace AND p.proname LIKE 'unkey\_%'
 				AND p.proname NOT IN ('unkey_vault_rotate', 'unkey_create_postgrest_roles')
+				AND p.proname NOT LIKE '%\_root\_key%'
 			  ORDER BY 1 LOOP
 		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, admin);
 	END LOOP;

@@ -585,8 +585,11 @@ BEGIN
 		migrated := migrated || jsonb_build_object('hash', shown, 'keyId', k.id);
 		ids := ids || ARRAY['key', k.id];
 	END LOOP;
-	PERFORM unkey._audit('key.create'::text, format('Migrated %s keys into API %s', cardinality(ids) / 2, live_api),
-						 ARRAY['api', live_api] || ids);
+	-- a call that migrated nothing changed nothing: no audit row
+	IF cardinality(ids) > 0 THEN
+		PERFORM unkey._audit('key.create'::text, format('Migrated %s keys into API %s', cardinality(ids) / 2, live_api),
+							 ARRAY['api', live_api] || ids);
+	END IF;
 	RETURN ROW(to_jsonb(migrated), to_jsonb(failed))::unkey.migration_result;
 END
 $$;

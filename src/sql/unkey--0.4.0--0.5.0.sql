@@ -5,3 +5,773 @@
 
 -- the schema must still be ours alone (see unkey._check_schema)
 SELECT unkey._check_schema();
+
+/*
+ * unkey_migrate_keys: a call that migrates no key (every one malformed or
+ * taken, or an empty list) writes no audit row (issue 17's input fuzzer found
+ * it writing "Migrated 0 keys").
+ */
+CREATE OR REPLACE FUNCTION unkey.unkey_migrate_keys(api_id text, keys jsonb)
+RETURNS unkey.migration_result
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ts timestamptz := unkey.now();
+	live_api text;
+	recoverable boolean;
+	item jsonb;
+	plain text;
+	shown text;
+	ciphertext bytea;
+	n integer;
+	k unkey.keys;
+	migrated jsonb[] := '{}';
+	failed text[] := '{}';
+	ids text[] := '{}';
+	state text;
+	msg text;
+	hint text;
+BEGIN
+	SELECT a.id, a.recoverable INTO live_api, recoverable
+	  FROM unkey.apis a WHERE a.id = unkey_migrate_keys.api_id AND a.deleted_at IS NULL;
+	IF live_api IS NULL THEN
+		PERFORM unkey._raise('not_found'::text, 'api not found'::text,
+							 'Check the API id (api_...); a deleted API cannot be used.'::text);
+	END IF;
+	IF jsonb_typeof(keys) IS DISTINCT FROM 'array' OR jsonb_array_length(keys) NOT BETWEEN 1 AND 1000 THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'keys must be a JSON array of 1 to 1000 keys'::text,
+							 'Split the keys into calls of at most 1,000.'::text);
+	END IF;
+	-- by index, in expressions: no query (nor its plan, for auto_explain) ever holds a plaintext
+	FOR n IN 0 .. jsonb_array_length(keys) - 1 LOOP
+		item := keys -> n;
+		BEGIN
+			IF jsonb_typeof(item) IS DISTINCT FROM 'object'
+			   OR (item ? 'hash') = (item ? 'plaintext')
+			   OR jsonb_typeof(coalesce(item -> 'hash', item -> 'plaintext')) <> 'string' THEN
+				PERFORM unkey._raise('invalid_parameter_value'::text, 'must be an object with either a hash or a plaintext string'::text,
+									 'Each key takes "hash" (its SHA-256) or "plaintext" (the key itself), and optionally the fields of unkey_update_key.'::text);
+			END IF;
+			k := NULL;
+			-- a plaintext is hashed here, shown only by its hash, and stored only encrypted
+			plain := item ->> 'plaintext';
+			IF plain IS NOT NULL THEN
+				IF char_length(plain) NOT BETWEEN 1 AND 512 THEN
+					PERFORM unkey._raise('invalid_parameter_value'::text, 'plaintext must be 1 to 512 characters'::text,
+										 'Pass the whole key, as the verification will present it.'::text);
+				END IF;
+				k.key_hash := unkey._key_hash(plain);
+				shown := encode(k.key_hash, 'base64');
+			ELSE
+				k.key_hash := unkey._decode_hash(item ->> 'hash');
+				shown := item ->> 'hash';
+			END IF;
+			-- a malformed or taken hash fails alone, before anything of it is written
+			IF k.key_hash IS NULL OR EXISTS (SELECT FROM unkey.keys kk WHERE kk.key_hash = k.key_hash) THEN
+				failed := failed || shown;
+				CONTINUE;
+			END IF;
+			k.id := unkey._new_id('key'::text);
+			k.api_id := live_api;
+			-- Unkey's migration shows the first 4 characters; we do only of a key of 16 or more
+			k.start := CASE WHEN char_length(plain) >= 16 THEN left(plain, 4) ELSE '' END;
+			k.enabled := true;
+			k.created_at := ts;
+			k := unkey._apply_key_changes(k, item - 'hash' - 'plaintext', ts);
+			ciphertext := CASE WHEN plain IS NOT NULL AND recoverable THEN unkey._encrypt_key(live_api, k.id, plain) END;
+			-- a concurrent import of the same hash: the first one wins
+			INSERT INTO unkey.keys VALUES (k.*) ON CONFLICT (key_hash) DO NOTHING;
+			IF NOT FOUND THEN
+				failed := failed || shown;
+				CONTINUE;
+			END IF;
+			IF ciphertext IS NOT NULL THEN
+				INSERT INTO unkey.encrypted_keys (key_hash, api_id, ciphertext, created_at)
+				VALUES (k.key_hash, live_api, ciphertext, ts);
+			END IF;
+			PERFORM unkey._apply_key_links(k.key_hash, item - 'plaintext');
+		EXCEPTION WHEN OTHERS THEN
+			-- say which key was wrong, keeping the SQLSTATE
+			GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+			RAISE EXCEPTION 'keys[%]: %', n, msg USING ERRCODE = state, HINT = hint;
+		END;
+		migrated := migrated || jsonb_build_object('hash', shown, 'keyId', k.id);
+		ids := ids || ARRAY['key', k.id];
+	END LOOP;
+	-- a call that migrated nothing changed nothing: no audit row
+	IF cardinality(ids) > 0 THEN
+		PERFORM unkey._audit('key.create'::text, format('Migrated %s keys into API %s', cardinality(ids) / 2, live_api),
+							 ARRAY['api', live_api] || ids);
+	END IF;
+	RETURN ROW(to_jsonb(migrated), to_jsonb(failed))::unkey.migration_result;
+END
+$$;
+
+/*
+ * unkey_create_postgrest_roles: the admin role gets every unkey_ function
+ * but the owner's, and the root keys of the v2 API are the owner's too.
+ */
+CREATE OR REPLACE FUNCTION unkey.unkey_create_postgrest_roles(
+	authenticator		text DEFAULT 'authenticator',
+	anon				text DEFAULT 'unkey_anon',
+	verifier			text DEFAULT 'unkey_verifier',
+	admin				text DEFAULT 'unkey_admin')
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	f regprocedure;
+	r text;
+BEGIN
+	IF authenticator IS NULL OR anon IS NULL OR verifier IS NULL OR admin IS NULL THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'every role name must be given'::text,
+							 'Leave an argument out for its default name.'::text);
+	END IF;
+	IF to_regrole(quote_ident(authenticator)) IS NULL THEN
+		EXECUTE format('CREATE ROLE %I LOGIN NOINHERIT', authenticator);
+	END IF;
+	IF to_regrole(quote_ident(anon)) IS NULL THEN
+		EXECUTE format('CREATE ROLE %I NOLOGIN', anon);
+	END IF;
+	IF to_regrole(quote_ident(verifier)) IS NULL THEN
+		EXECUTE format('CREATE ROLE %I NOLOGIN', verifier);
+	END IF;
+	IF to_regrole(quote_ident(admin)) IS NULL THEN
+		EXECUTE format('CREATE ROLE %I NOLOGIN', admin);
+	END IF;
+	FOR r IN SELECT x FROM unnest(ARRAY[anon, verifier, admin]) x WHERE NOT pg_has_role(authenticator, x, 'MEMBER') LOOP
+		EXECUTE format('GRANT %I TO %I', r, authenticator);
+	END LOOP;
+	EXECUTE format('GRANT USAGE ON SCHEMA unkey TO %I, %I, %I', anon, verifier, admin);
+	-- every request role passes the gateway
+	EXECUTE format('GRANT EXECUTE ON FUNCTION unkey.pre_request(), unkey.gateway_check() TO %I, %I, %I',
+				   anon, verifier, admin);
+	EXECUTE format('GRANT EXECUTE ON FUNCTION unkey.unkey_verify_key(text, text, text, bigint, jsonb, text[], inet),
+					unkey.unkey_ratelimit(text, text, bigint, interval, bigint), unkey.unkey_ratelimit_many(jsonb) TO %I',
+				   verifier);
+	-- the admin: every unkey_ function but the owner's (rotation, these
+	-- roles, the v2 API's root keys)
+	FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+			  WHERE p.pronamespace = 'unkey'::regnamespace AND p.proname LIKE 'unkey\_%'
+				AND p.proname NOT IN ('unkey_vault_rotate', 'unkey_create_postgrest_roles')
+				AND p.proname NOT LIKE '%\_root\_key%'
+			  ORDER BY 1 LOOP
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, admin);
+	END LOOP;
+	EXECUTE format('GRANT SELECT ON unkey.audit_trail, unkey.verifications, unkey.verifications_hourly,
+					unkey.verifications_daily, unkey.verifications_monthly, unkey.key_usage, unkey.ratelimits_hourly,
+					unkey.ratelimits_daily, unkey.ratelimits_monthly TO %I', admin);
+END
+$$;
+
+/*
+ * 0.5.0 adds Unkey's v2 HTTP API (schema unkey_v2) and its root keys
+ * (src/sql/v2.sql, copied here whole until 0.5.0 is released).
+ */
+
+-- Unkey's v2 HTTP API (issue 16): one function per endpoint in schema
+-- unkey_v2, which PostgREST exposes; a reverse proxy maps POST /v2/<name> to
+-- POST /rpc/<name> and moves the SDK's "Authorization: Bearer <root key>" to
+-- the header X-Unkey-Root-Key (PostgREST would read it as a JWT).  Each
+-- endpoint takes Unkey's request body as its one unnamed jsonb argument and
+-- returns Unkey's envelope.  unkey._v2_call runs every endpoint: the body is
+-- checked as Unkey's OpenAPI schema says, the root key authenticated and its
+-- permissions checked, the work done by the same functions as the SQL API;
+-- an error becomes Unkey's error body, with response.status set and the
+-- endpoint's writes undone (the exception block is a subtransaction).
+
+CREATE SCHEMA unkey_v2;
+COMMENT ON SCHEMA unkey_v2 IS 'Unkey''s v2 HTTP API, for PostgREST: one function per endpoint';
+
+-- Root keys: keys of the API unkey.root_api_id(), whose grants are Unkey's
+-- root-key permissions (api.<apiId|*>.create_key, ...), kept apart from the
+-- application's permissions and roles so that no endpoint can change them
+CREATE TABLE unkey.root_keys (
+	key_hash			bytea PRIMARY KEY REFERENCES unkey.keys (key_hash) ON DELETE CASCADE,
+	permissions			text[] NOT NULL DEFAULT '{}'
+);
+COMMENT ON TABLE unkey.root_keys IS 'per-key: the Unkey root-key permissions of a root key';
+SELECT pg_catalog.pg_extension_config_dump('unkey.root_keys', '');
+
+-- The API that holds the root keys: a fixed id, created with the first root key
+CREATE FUNCTION unkey.root_api_id() RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT 'api_unkey_root_keys'::text $$;
+
+-- Raise a root-key permission that Unkey does not define
+CREATE FUNCTION unkey._check_root_permissions(permissions text[]) RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p text;
+BEGIN
+	IF permissions IS NULL THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'permissions must not be null'::text,
+							 'Pass an array of root-key permissions, such as api.*.verify_key.'::text);
+	END IF;
+	FOREACH p IN ARRAY permissions LOOP
+		IF p IS NULL OR p !~ ('^(api\.([*]|[A-Za-z0-9_]{1,255})\.(read_api|create_api|delete_api|update_api|create_key'
+							 '|update_key|delete_key|encrypt_key|decrypt_key|read_key|verify_key|read_analytics)'
+							 '|ratelimit\.([*]|[A-Za-z0-9_]{1,255})\.(limit|create_namespace|read_namespace|update_namespace'
+							 '|delete_namespace|set_override|read_override|delete_override|list_overrides|read_analytics)'
+							 '|rbac\.[*]\.(create_permission|update_permission|delete_permission|read_permission|create_role'
+							 '|update_role|delete_role|read_role|add_permission_to_key|remove_permission_from_key'
+							 '|add_role_to_key|remove_role_from_key|add_permission_to_role|remove_permission_from_role)'
+							 '|identity\.([*]|[A-Za-z0-9_]{1,255})\.(create_identity|read_identity|update_identity|delete_identity))$') THEN
+			PERFORM unkey._raise('invalid_parameter_value'::text,
+								 format('permissions: %s is not a root-key permission', coalesce(p, 'null')),
+								 'Use Unkey''s names: <api|ratelimit|identity>.<id or *>.<action>, or rbac.*.<action>.'::text);
+		END IF;
+	END LOOP;
+	RETURN ARRAY(SELECT DISTINCT unnest(permissions) ORDER BY 1);
+END
+$$;
+
+CREATE TYPE unkey.root_key AS (
+	key_id				text,
+	name				text,
+	start				text,
+	permissions			text[],
+	enabled				boolean,
+	expires				timestamptz,
+	created_at			timestamptz
+);
+
+-- A root key: shown once, like any key
+CREATE FUNCTION unkey.unkey_create_root_key(name text, permissions text[], expires timestamptz DEFAULT NULL)
+RETURNS unkey.created_key
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	granted text[] := unkey._check_root_permissions(permissions);
+	created unkey.created_key;
+BEGIN
+	IF NOT EXISTS (SELECT FROM unkey.apis a WHERE a.id = unkey.root_api_id() AND a.deleted_at IS NULL) THEN
+		INSERT INTO unkey.apis (id, name, delete_protection, default_prefix, created_at)
+		VALUES (unkey.root_api_id(), 'unkey root keys', true, 'unkey', unkey.now());
+	END IF;
+	created := unkey.unkey_create_key(unkey.root_api_id(), name => unkey_create_root_key.name,
+									  expires => unkey_create_root_key.expires);
+	INSERT INTO unkey.root_keys (key_hash, permissions)
+	SELECT k.key_hash, granted FROM unkey.keys k WHERE k.id = created.key_id;
+	RETURN created;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_create_root_key(text, text[], timestamptz) IS 'create a root key for the v2 API with Unkey''s root-key permissions; the plaintext is shown once';
+
+-- The root keys, without their plaintext or hash
+CREATE FUNCTION unkey.unkey_list_root_keys()
+RETURNS SETOF unkey.root_key
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT k.id, k.name, k.start, r.permissions, k.enabled, k.expires, k.created_at
+	  FROM unkey.root_keys r JOIN unkey.keys k ON k.key_hash = r.key_hash
+	 WHERE k.deleted_at IS NULL
+	 ORDER BY k.id
+$$;
+COMMENT ON FUNCTION unkey.unkey_list_root_keys() IS 'the root keys of the v2 API';
+
+-- Replace a root key's permissions, or enable or disable it (NULL keeps)
+CREATE FUNCTION unkey.unkey_update_root_key(key_id text, permissions text[] DEFAULT NULL, enabled boolean DEFAULT NULL)
+RETURNS unkey.root_key
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	h bytea;
+	result unkey.root_key;
+BEGIN
+	SELECT k.key_hash INTO h FROM unkey.keys k JOIN unkey.root_keys r ON r.key_hash = k.key_hash
+	 WHERE k.id = unkey_update_root_key.key_id AND k.deleted_at IS NULL;
+	IF NOT FOUND THEN
+		PERFORM unkey._raise('not_found'::text, 'root key not found'::text,
+							 'Check the key id (unkey_list_root_keys()).'::text);
+	END IF;
+	IF permissions IS NOT NULL THEN
+		UPDATE unkey.root_keys r SET permissions = unkey._check_root_permissions(unkey_update_root_key.permissions)
+		 WHERE r.key_hash = h;
+	END IF;
+	IF enabled IS NOT NULL THEN
+		PERFORM unkey.unkey_update_key(unkey_update_root_key.key_id, jsonb_build_object('enabled', enabled));
+	END IF;
+	SELECT * INTO result FROM unkey.unkey_list_root_keys() l WHERE l.key_id = unkey_update_root_key.key_id;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_update_root_key(text, text[], boolean) IS 'replace a root key''s permissions, or enable or disable it';
+
+-- Revoke a root key: refused from the next request on
+CREATE FUNCTION unkey.unkey_delete_root_key(key_id text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM unkey.unkey_update_root_key(key_id);
+	PERFORM unkey.unkey_delete_key(key_id, permanent => true);
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_delete_root_key(text) IS 'revoke a root key';
+
+-- An error of the v2 API: its HTTP status, Unkey's code and detail; for a
+-- 400, the location in the request that is at fault
+CREATE FUNCTION unkey._v2_fail(status integer, code text, detail text, location text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RAISE EXCEPTION USING ERRCODE = 'PT' || status, MESSAGE = detail, DETAIL = code, HINT = coalesce(location, '');
+END
+$$;
+
+-- Unkey's error body for an error raised while running an endpoint: a
+-- _v2_fail error as it says; the SQL API's errors by their SQLSTATE (22023
+-- and the other input errors 400, PT404 404, 23505 409, PT412 412, 42501
+-- 403); anything else 500.  Sets response.status and the content type.
+CREATE FUNCTION unkey._v2_error(state text, message text, detail text, hint text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	status integer;
+	code text;
+	noun text;
+	title text;
+	body jsonb;
+BEGIN
+	status := CASE WHEN state ~ '^PT[1-5][0-9][0-9]$' THEN substr(state, 3)::integer
+				   WHEN state IN ('22023', '22P02', '22003', '22007', '22008', '2202E', '22004', '22P05', '42601', '54000')
+					   THEN 400
+				   WHEN state = '23505' THEN 409
+				   WHEN state = '42501' THEN 403
+				   ELSE 500 END;
+	noun := lower(substring(message FROM '^([A-Za-z -]+?) (?:not found|already exists|is gone)'));
+	code := CASE WHEN detail ~ '^(unkey|user)/[a-z_]+/[a-z_]+$' THEN detail
+				 WHEN state = '42601' THEN 'user/bad_request/permissions_query_syntax_error'
+				 WHEN status = 400 THEN 'unkey/application/invalid_input'
+				 WHEN status = 404 THEN 'unkey/data/' || coalesce(replace(noun, ' ', '_'), 'resource') || '_not_found'
+				 WHEN status = 409 THEN 'unkey/data/' || coalesce(replace(noun, ' ', '_'), 'resource') || '_already_exists'
+				 WHEN status = 410 THEN 'unkey/data/ratelimit_namespace_gone'
+				 WHEN status = 412 THEN 'unkey/application/precondition_failed'
+				 WHEN status = 403 THEN 'unkey/authorization/forbidden'
+				 WHEN status = 429 THEN 'user/too_many_requests/workspace_rate_limited'
+				 ELSE 'unkey/application/unexpected_error' END;
+	title := CASE WHEN code = 'unkey/authorization/insufficient_permissions' THEN 'Insufficient Permissions'
+				  WHEN code = 'unkey/authorization/key_disabled' THEN 'Key is disabled'
+				  WHEN code = 'unkey/application/protected_resource' THEN 'Resource is protected'
+				  ELSE CASE status WHEN 400 THEN 'Bad Request' WHEN 401 THEN 'Unauthorized' WHEN 403 THEN 'Forbidden'
+						  WHEN 404 THEN 'Not Found' WHEN 409 THEN 'Conflicting Resource' WHEN 410 THEN 'Resource Gone'
+						  WHEN 412 THEN 'Precondition Failed' WHEN 429 THEN 'Too Many Requests'
+						  ELSE 'Internal Server Error' END END;
+	IF status = 500 THEN
+		RAISE LOG 'unkey v2: unexpected error %: %', state, message;
+		message := 'Something unexpected went wrong: the server log has the details.';
+	END IF;
+	body := jsonb_build_object('title', title, 'detail', message, 'status', status,
+							   'type', 'https://unkey.com/docs/errors/' || code);
+	-- a _v2_fail error's hint is its location; an SQL API error's, the fix
+	IF status = 400 THEN
+		body := body || jsonb_build_object('errors', jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
+			'location', CASE WHEN detail = code THEN coalesce(nullif(hint, ''), 'body') ELSE 'body' END,
+			'message', message, 'fix', CASE WHEN detail IS DISTINCT FROM code THEN nullif(hint, '') END))));
+	END IF;
+	PERFORM set_config('response.status', status::text, true),
+			set_config('response.headers', jsonb_build_array(jsonb_build_object('Content-Type',
+				CASE WHEN status = 429 THEN 'application/problem+json' ELSE 'application/json' END))::text, true);
+	RETURN jsonb_build_object('meta', unkey._v2_meta(), 'error', body);
+END
+$$;
+
+-- {requestId}: the request's unkey.request_id, else its X-Request-Id header
+-- (printable, at most 128 characters), else a new one
+CREATE FUNCTION unkey._v2_meta() RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	id text := nullif(current_setting('unkey.request_id', true), '');
+BEGIN
+	IF id IS NULL THEN
+		BEGIN
+			id := substring(nullif(current_setting('request.headers', true), '')::jsonb ->> 'x-request-id'
+							FROM '^[!-~]{1,128}$');
+		EXCEPTION WHEN invalid_text_representation THEN
+			id := NULL;
+		END;
+	END IF;
+	RETURN jsonb_build_object('requestId', coalesce(id, unkey._new_id('req'::text)));
+END
+$$;
+
+-- The request body as an object with only the fields its schema names, and
+-- those it requires (Unkey's additionalProperties: false)
+CREATE FUNCTION unkey._v2_body(body jsonb, fields text[], required text[] DEFAULT '{}')
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	f text;
+BEGIN
+	IF body IS NULL OR jsonb_typeof(body) <> 'object' THEN
+		PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input', 'The request body must be a JSON object.', 'body');
+	END IF;
+	SELECT k INTO f FROM jsonb_object_keys(body) k WHERE k <> ALL (fields) ORDER BY 1 LIMIT 1;
+	IF FOUND THEN
+		PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input',
+							   format('The request body has a property %s that the schema does not allow.', f),
+							   'body.' || f);
+	END IF;
+	FOREACH f IN ARRAY required LOOP
+		IF NOT body ? f OR jsonb_typeof(body -> f) = 'null' THEN
+			PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input',
+								   format('The request body is missing the required property %s.', f), 'body.' || f);
+		END IF;
+	END LOOP;
+	RETURN body;
+END
+$$;
+
+-- A string field of the body (NULL when absent), within Unkey's bounds
+CREATE FUNCTION unkey._v2_string(body jsonb, field text, min_length integer, max_length integer, pattern text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v text;
+BEGIN
+	IF NOT body ? field THEN
+		RETURN NULL;
+	END IF;
+	IF jsonb_typeof(body -> field) <> 'string' THEN
+		PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input', format('%s must be a string.', field), 'body.' || field);
+	END IF;
+	v := body ->> field;
+	IF char_length(v) NOT BETWEEN min_length AND max_length OR v !~ coalesce(pattern, '') THEN
+		PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input',
+							   format('%s must be %s to %s characters%s.', field, min_length, max_length,
+									  CASE WHEN pattern IS NOT NULL THEN ' matching ' || pattern ELSE '' END),
+							   'body.' || field);
+	END IF;
+	RETURN v;
+END
+$$;
+
+-- The root key of the request (header X-Unkey-Root-Key: "Bearer <key>"),
+-- authenticated as Unkey does: missing or malformed 400, unknown 401,
+-- disabled or expired 403, its rate limit 429; returns its permissions
+CREATE FUNCTION unkey._v2_root() RETURNS text[]
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	header text;
+	token text;
+	v unkey.verification;
+	granted text[];
+BEGIN
+	BEGIN
+		header := nullif(current_setting('request.headers', true), '')::jsonb ->> 'x-unkey-root-key';
+	EXCEPTION WHEN invalid_text_representation THEN
+		header := NULL;
+	END;
+	IF header IS NULL THEN
+		PERFORM unkey._v2_fail(400, 'unkey/authentication/missing',
+							   'Authorization header is missing: send "Authorization: Bearer <root key>".', 'header.Authorization');
+	END IF;
+	token := substring(header FROM '^[Bb]earer +(\S+)\s*$');
+	IF token IS NULL THEN
+		PERFORM unkey._v2_fail(400, 'unkey/authentication/malformed',
+							   'You must provide a valid root key in the Authorization header in the format ''Bearer ROOT_KEY''.',
+							   'header.Authorization');
+	END IF;
+	v := unkey.unkey_verify_key(token, unkey.root_api_id(), cost => 0);
+	IF v.code = 'DISABLED' THEN
+		PERFORM unkey._v2_fail(403, 'unkey/authorization/key_disabled', 'The root key is disabled.');
+	ELSIF v.code = 'EXPIRED' THEN
+		PERFORM unkey._v2_fail(403, 'unkey/authorization/forbidden', 'The root key has expired.');
+	ELSIF v.code = 'RATE_LIMITED' THEN
+		PERFORM unkey._v2_fail(429, 'user/too_many_requests/workspace_rate_limited', 'The root key has exceeded its rate limit.');
+	END IF;
+	SELECT r.permissions INTO granted FROM unkey.keys k JOIN unkey.root_keys r ON r.key_hash = k.key_hash
+	 WHERE k.id = v.key_id;
+	IF NOT v.valid OR granted IS NULL THEN
+		PERFORM unkey._v2_fail(401, 'unkey/authentication/key_not_found',
+							   'The provided root key is invalid. We could not find the requested key.');
+	END IF;
+	RETURN granted;
+END
+$$;
+
+-- Whether the root key's permissions satisfy a query of Unkey's root-key
+-- permissions (api.*.read_api OR api.api_123.read_api): each is matched
+-- literally, as Unkey does, so api.*.x is the grant for every API
+CREATE FUNCTION unkey._v2_allowed(granted text[], query text) RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT unkey.unkey_permissions_match(query, granted) $$;
+
+-- Raise 403 unless the root key's permissions satisfy the query
+CREATE FUNCTION unkey._v2_require(granted text[], query text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT unkey._v2_allowed(granted, query) THEN
+		PERFORM unkey._v2_fail(403, 'unkey/authorization/insufficient_permissions',
+							   format('Missing one of these permissions: %s', replace(query, ' OR ', ' or ')));
+	END IF;
+END
+$$;
+
+-- A live API of the application (never the root keys' own): 404 otherwise
+CREATE FUNCTION unkey._v2_api(api_id text) RETURNS unkey.apis
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	a unkey.apis;
+BEGIN
+	SELECT * INTO a FROM unkey.apis x WHERE x.id = api_id AND x.deleted_at IS NULL AND x.id <> unkey.root_api_id();
+	IF NOT FOUND THEN
+		PERFORM unkey._v2_fail(404, 'unkey/data/api_not_found', 'The requested API does not exist or has been deleted.');
+	END IF;
+	RETURN a;
+END
+$$;
+
+-- POST /v2/apis.createApi {name}
+CREATE FUNCTION unkey._v2_apis_create_api(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{name}', '{name}');
+	name text := unkey._v2_string(b, 'name', 3, 256);
+BEGIN
+	PERFORM unkey._v2_require(unkey._v2_root(), 'api.*.create_api');
+	RETURN jsonb_build_object('data', jsonb_build_object('apiId', unkey.unkey_create_api(left(name, 255))));
+END
+$$;
+
+-- POST /v2/apis.getApi {apiId}
+CREATE FUNCTION unkey._v2_apis_get_api(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{apiId}', '{apiId}');
+	api_id text := unkey._v2_string(b, 'apiId', 8, 255, '^[a-zA-Z0-9_]+$');
+	a unkey.apis;
+BEGIN
+	PERFORM unkey._v2_require(unkey._v2_root(), format('api.*.read_api OR api.%s.read_api', api_id));
+	a := unkey._v2_api(api_id);
+	RETURN jsonb_build_object('data', jsonb_build_object('id', a.id, 'name', a.name));
+END
+$$;
+
+-- POST /v2/apis.deleteApi {apiId}
+CREATE FUNCTION unkey._v2_apis_delete_api(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{apiId}', '{apiId}');
+	api_id text := unkey._v2_string(b, 'apiId', 8, 255, '^[a-zA-Z0-9_]+$');
+	a unkey.apis;
+BEGIN
+	PERFORM unkey._v2_require(unkey._v2_root(), format('api.*.delete_api OR api.%s.delete_api', api_id));
+	a := unkey._v2_api(api_id);
+	IF a.delete_protection THEN
+		PERFORM unkey._v2_fail(412, 'unkey/application/protected_resource',
+							   'This API has delete protection enabled. Disable it before attempting to delete.');
+	END IF;
+	PERFORM unkey.unkey_delete_api(api_id);
+	RETURN jsonb_build_object('data', '{}'::jsonb);
+END
+$$;
+
+-- An array of strings within Unkey's bounds (NULL when absent)
+CREATE FUNCTION unkey._v2_strings(body jsonb, field text, max_items integer, min_length integer, max_length integer)
+RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT body ? field THEN
+		RETURN NULL;
+	END IF;
+	IF jsonb_typeof(body -> field) <> 'array' OR jsonb_array_length(body -> field) > max_items
+	   OR EXISTS (SELECT FROM jsonb_array_elements(body -> field) e
+				   WHERE jsonb_typeof(e) <> 'string' OR char_length(e #>> '{}') NOT BETWEEN min_length AND max_length) THEN
+		PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input',
+							   format('%s must be an array of at most %s strings of %s to %s characters.',
+									  field, max_items, min_length, max_length), 'body.' || field);
+	END IF;
+	RETURN ARRAY(SELECT jsonb_array_elements_text(body -> field));
+END
+$$;
+
+-- An integer field of the body (NULL when absent), within Unkey's bounds
+CREATE FUNCTION unkey._v2_integer(body jsonb, field text, minimum bigint, maximum bigint, location text)
+RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT body ? field THEN
+		RETURN NULL;
+	END IF;
+	IF jsonb_typeof(body -> field) <> 'number' OR (body ->> field)::numeric <> trunc((body ->> field)::numeric)
+	   OR (body ->> field)::numeric NOT BETWEEN minimum AND maximum THEN
+		PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input',
+							   format('%s must be an integer from %s to %s.', field, minimum, maximum), location);
+	END IF;
+	RETURN (body ->> field)::bigint;
+END
+$$;
+
+-- POST /v2/keys.verifyKey {key, tags?, permissions?, credits?: {cost}, ratelimits?, migrationId?}:
+-- the root key's verify_key permission for the key's API decides whether
+-- the key is found at all; every outcome is 200, as in Unkey
+CREATE FUNCTION unkey._v2_keys_verify_key(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{key,tags,permissions,credits,ratelimits,migrationId}', '{key}');
+	key text := unkey._v2_string(b, 'key', 1, 512);
+	query text := unkey._v2_string(b, 'permissions', 1, 1000);
+	tags text[] := unkey._v2_strings(b, 'tags', 20, 1, 512);
+	cost bigint := 1;
+	granted text[];
+	api text;
+	v unkey.verification;
+	d jsonb;
+BEGIN
+	PERFORM unkey._v2_string(b, 'migrationId', 0, 256);
+	IF b ? 'credits' THEN
+		IF jsonb_typeof(b -> 'credits') <> 'object' OR EXISTS (SELECT FROM jsonb_object_keys(b -> 'credits') k WHERE k <> 'cost')
+		   OR NOT (b -> 'credits') ? 'cost' THEN
+			PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input', 'credits must be {"cost": <integer>}.', 'body.credits');
+		END IF;
+		cost := unkey._v2_integer(b -> 'credits', 'cost', 0, 1000000000000, 'body.credits.cost');
+	END IF;
+	IF b ? 'ratelimits' AND jsonb_typeof(b -> 'ratelimits') <> 'array' THEN
+		PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input', 'ratelimits must be an array.', 'body.ratelimits');
+	END IF;
+	granted := unkey._v2_root();
+	SELECT k.api_id INTO api FROM unkey.keys k WHERE k.key_hash = decode(unkey.unkey_hash_key(key), 'base64');
+	IF api IS NULL OR api = unkey.root_api_id()
+	   OR NOT unkey._v2_allowed(granted, format('api.*.verify_key OR api.%s.verify_key', api)) THEN
+		RETURN jsonb_build_object('data', jsonb_build_object('valid', false, 'code', 'NOT_FOUND'));
+	END IF;
+	v := unkey.unkey_verify_key(key, api, query, cost, b -> 'ratelimits', tags);
+	d := jsonb_build_object('valid', v.valid, 'code', v.code);
+	IF v.key_id IS NOT NULL THEN
+		d := d || jsonb_strip_nulls(jsonb_build_object(
+			'keyId', v.key_id, 'name', v.name, 'meta', v.meta, 'enabled', v.enabled, 'credits', v.credits,
+			'expires', (extract(epoch FROM v.expires) * 1000)::bigint,
+			'permissions', CASE WHEN cardinality(v.permissions) > 0 THEN to_jsonb(v.permissions) END,
+			'roles', CASE WHEN cardinality(v.roles) > 0 THEN to_jsonb(v.roles) END,
+			'identity', CASE WHEN v.identity_id IS NOT NULL THEN
+				jsonb_build_object('id', v.identity_id, 'externalId', v.external_id)
+				|| CASE WHEN v.identity_meta IS NOT NULL THEN jsonb_build_object('meta', v.identity_meta) ELSE '{}' END END,
+			'ratelimits', CASE WHEN jsonb_array_length(coalesce(v.ratelimits, '[]')) > 0 THEN
+				(SELECT jsonb_agg(r || jsonb_build_object('id', '')) FROM jsonb_array_elements(v.ratelimits) r) END));
+		-- user meta may hold nulls: put it back as it was
+		IF v.meta IS NOT NULL THEN
+			d := d || jsonb_build_object('meta', v.meta);
+		END IF;
+	END IF;
+	RETURN jsonb_build_object('data', d);
+END
+$$;
+
+-- Run one endpoint: its answer in Unkey's envelope, or Unkey's error body
+-- with its status, every write of the endpoint undone
+CREATE FUNCTION unkey._v2_call(endpoint text, body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	answer jsonb;
+	state text;
+	message text;
+	detail text;
+	hint text;
+BEGIN
+	BEGIN
+		answer := CASE endpoint
+			WHEN 'apis.createApi' THEN unkey._v2_apis_create_api(body)
+			WHEN 'apis.getApi' THEN unkey._v2_apis_get_api(body)
+			WHEN 'apis.deleteApi' THEN unkey._v2_apis_delete_api(body)
+			WHEN 'keys.verifyKey' THEN unkey._v2_keys_verify_key(body)
+			END;
+		RETURN jsonb_build_object('meta', unkey._v2_meta()) || answer;
+	EXCEPTION WHEN OTHERS THEN
+		GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+								detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+	END;
+	RETURN unkey._v2_error(state, message, detail, hint);
+END
+$$;
+
+-- GET /v2/liveness
+CREATE FUNCTION unkey_v2.liveness() RETURNS jsonb
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT jsonb_build_object('meta', unkey._v2_meta(), 'data', jsonb_build_object('message', 'OK')) $$;
+COMMENT ON FUNCTION unkey_v2.liveness() IS 'Unkey v2: GET /v2/liveness';
+
+-- The endpoints: unkey_v2."<group>.<op>"(jsonb), each a call of unkey._v2_call
+DO $$
+DECLARE
+	e text;
+BEGIN
+	FOREACH e IN ARRAY ARRAY['apis.createApi', 'apis.getApi', 'apis.deleteApi', 'keys.verifyKey'] LOOP
+		EXECUTE format('CREATE FUNCTION unkey_v2.%I(jsonb) RETURNS jsonb LANGUAGE sql VOLATILE '
+					   'SET search_path = pg_catalog, pg_temp AS %L', e, format('SELECT unkey._v2_call(%L, $1)', e));
+		EXECUTE format('COMMENT ON FUNCTION unkey_v2.%I(jsonb) IS %L', e, 'Unkey v2: POST /v2/' || e);
+	END LOOP;
+END
+$$;
+
+-- what this script created is for no one but the owner, as in a fresh
+-- install, and not for the roles the installing role's default privileges
+-- name (src/sql/privileges.sql does the same for a fresh install)
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA unkey_v2 FROM PUBLIC;
+DO $$
+DECLARE
+	stmt text;
+BEGIN
+	FOR stmt IN
+		SELECT DISTINCT format('REVOKE ALL ON %s %s FROM %s', o.kind, o.name,
+							   CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END)
+		  FROM (SELECT 'ROUTINE', p.oid::regprocedure::text, coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner)), p.proowner
+				  FROM pg_catalog.pg_proc p
+				 WHERE p.pronamespace = 'unkey_v2'::regnamespace
+					OR (p.pronamespace = 'unkey'::regnamespace
+						AND p.proname ~ '^(_v2_|root_api_id$|_check_root_permissions$|unkey_(create|list|update|delete)_root_keys?$)')
+				UNION ALL
+				SELECT 'TABLE', 'unkey.root_keys', c.relacl, c.relowner
+				  FROM pg_catalog.pg_class c WHERE c.oid = 'unkey.root_keys'::regclass
+				UNION ALL
+				SELECT 'SCHEMA', 'unkey_v2', n.nspacl, n.nspowner
+				  FROM pg_catalog.pg_namespace n WHERE n.nspname = 'unkey_v2') o(kind, name, acl, owner),
+			   pg_catalog.aclexplode(o.acl) a
+		 WHERE a.grantee <> o.owner
+	LOOP
+		EXECUTE stmt;
+	END LOOP;
+END
+$$;

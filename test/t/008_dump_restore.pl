@@ -119,6 +119,10 @@ q_src("SELECT unkey.unkey_set_api_recoverable('$api_vault', true)");
 my ($rec_id, $rec_key) =
   row(q_src("SELECT key_id, key FROM unkey.unkey_create_key('$api_vault', recoverable => true)"));
 
+# a root key of the v2 API: its API is created with it, its grants are a table row
+my ($root_id, $root_key) =
+  row(q_src(q{SELECT key_id, key FROM unkey.unkey_create_root_key('ci', ARRAY['api.*.read_api'])}));
+
 # the PostgREST gateway's settings and a route
 q_src("SELECT unkey.unkey_gateway_configure('$api')");
 q_src(q{SELECT unkey.unkey_gateway_set_route('GET', '/rpc/report', permissions => 'documents.read')});
@@ -312,6 +316,9 @@ for my $db (sort keys %restore)
 		"$db: unkey_get_key works for a restored key");
 	is(q_db($db, "SELECT plaintext FROM unkey.unkey_get_key('$rec_id', decrypt => true)"), $rec_key,
 		"$db: a restored recoverable key decrypts (same server, same key file)");
+	is( q_db($db, qq{SELECT unkey_v2."apis.getApi"('{"apiId": "$api"}') -> 'data' ->> 'id'
+					   FROM (SELECT set_config('request.headers', '{"x-unkey-root-key": "Bearer $root_key"}', false)) s}),
+		$api, "$db: a restored root key answers a v2 call");
 
 	# the same plaintext keys, the same outcomes; credits go on from where they were
 	my @cases = (

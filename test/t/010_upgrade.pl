@@ -235,7 +235,7 @@ sub new_relations_are_empty_partitions
 {
 	my ($before, $what) = @_;
 	my %seen = map { $_ => 1 } @$before, 'unkey.ratelimit_rollups', 'unkey.rollup_state', 'unkey.verification_tag_rollups',
-	  'unkey.vault_data_keys', 'unkey.encrypted_keys', 'unkey.gateway', 'unkey.gateway_routes';
+	  'unkey.vault_data_keys', 'unkey.encrypted_keys', 'unkey.gateway', 'unkey.gateway_routes', 'unkey.root_keys';
 	for my $rel (grep { !$seen{$_} } @{ relations() })
 	{
 		is(dbq(qq{SELECT c.relispartition AND NOT EXISTS (SELECT FROM $rel)
@@ -320,6 +320,8 @@ is(dbq('SELECT count(*) FILTER (WHERE recoverable), count(*) FROM unkey.apis'), 
 	'unkey.apis: no API is recoverable after the update (an opt-in), every other column the same');
 is(dbq('SELECT (SELECT count(*) FROM unkey.vault_data_keys) + (SELECT count(*) FROM unkey.encrypted_keys)'), '0',
 	'the vault tables of 0.4.0 start empty: no key is ever encrypted retroactively');
+is(dbq('SELECT count(*) FROM unkey.root_keys'), '0', 'unkey.root_keys of 0.5.0 starts empty: root keys are made by hand');
+is(dbq('SELECT count(*) FROM unkey.apis WHERE id = unkey.root_api_id()'), '0', 'and so is their API');
 is(dbq('SELECT retention, hourly_retention IS NULL FROM unkey.event_settings'), "$retention|t",
 	'unkey.event_settings: the same retention after the update, and no hourly retention');
 is( dbq(qq{
