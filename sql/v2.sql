@@ -106,6 +106,56 @@ SELECT pg_temp.v2('keys.verifyKey', format('{"key": "%s", "credits": {}}', :'k')
 SELECT pg_temp.v2('keys.verifyKey', format('{"key": "%s", "apiId": "%s"}', :'k', :'app'), 'Bearer ' || :'scoped');
 SELECT remaining AS credits_left FROM unkey.keys WHERE name = 'k1';
 
+-- keys.createKey, getKey, whoami, deleteKey and apis.listKeys: Unkey's
+-- shapes (camelCase, ms, nested credits), optional fields left out
+SELECT (unkey.unkey_create_root_key('keys', ARRAY['api.*.create_key', 'api.*.read_key', 'api.*.read_api',
+	'api.*.delete_key'])).key AS keys_root \gset
+SELECT 'Bearer ' || :'keys_root' AS kb \gset
+SELECT unkey.unkey_create_role('v2 reader', NULL, ARRAY['doc.read']) IS NOT NULL AS role_made;
+SELECT pg_temp.v2('keys.createKey', format('{"apiId": "%s", "prefix": "sk", "name": "full", "byteLength": 16,
+	"externalId": "globex", "meta": {"plan": "pro", "tags": null}, "roles": ["v2 reader"], "permissions": ["doc.write"],
+	"expires": 4102444800000, "credits": {"remaining": 5, "refill": {"interval": "monthly", "amount": 5, "refillDay": 3}},
+	"ratelimits": [{"name": "requests", "limit": 10, "duration": 60000, "autoApply": true}], "enabled": true,
+	"recoverable": false}', :'app'), :'kb') AS created \gset
+SELECT :'created' ~ '^200 \{"data": \{"key": "sk_[1-9A-HJ-NP-Za-km-z]+", "keyId": "key_' AS created_ok;
+SELECT (substring(:'created' FROM 5))::jsonb #>> '{data,keyId}' AS full_id,
+	   (substring(:'created' FROM 5))::jsonb #>> '{data,key}' AS full_key \gset
+SELECT regexp_replace(regexp_replace(pg_temp.v2('keys.getKey', format('{"keyId": "%s"}', :'full_id'), :'kb'),
+	'(key|id|rl)_[1-9A-HJ-NP-Za-km-z0-9]+', '\1_<id>', 'g'), '"start": "sk_[^"]*"', '"start": "sk_<4>"') AS got_key;
+SELECT pg_temp.v2('keys.whoami', format('{"key": "%s"}', :'full_key'), :'kb') =
+	   pg_temp.v2('keys.getKey', format('{"keyId": "%s"}', :'full_id'), :'kb') AS whoami_is_getkey;
+SELECT pg_temp.v2('keys.whoami', '{"key": "sk_nosuchkey"}', :'kb');
+SELECT pg_temp.v2('keys.whoami', format('{"key": "%s"}', :'root'), :'kb') ~ '^404' AS root_key_unseen;
+SELECT pg_temp.v2('keys.getKey', format('{"keyId": "%s"}', :'full_id'), 'Bearer ' || :'scoped') ~ '^403' AS scoped_cannot_read;
+SELECT pg_temp.v2('keys.getKey', format('{"keyId": "%s", "decrypt": true}', :'full_id'), :'kb') ~ '^403 .*decrypt_key' AS decrypt_needs_permission;
+-- errors: unlimited with a refill, monthly without its day, a missing role (all undone), a hidden API
+SELECT count(*) AS keys_before FROM unkey.keys \gset
+SELECT pg_temp.v2('keys.createKey', format('{"apiId": "%s", "credits": {"remaining": null, "refill": {"interval": "daily", "amount": 1}}}', :'app'), :'kb');
+SELECT pg_temp.v2('keys.createKey', format('{"apiId": "%s", "credits": {"remaining": 1, "refill": {"interval": "monthly", "amount": 1}}}', :'app'), :'kb');
+SELECT pg_temp.v2('keys.createKey', format('{"apiId": "%s", "externalId": "fresh-identity", "roles": ["no such role"]}', :'app'), :'kb');
+SELECT count(*) - :keys_before AS keys_added FROM unkey.keys;
+SELECT count(*) AS identities_added FROM unkey.identities WHERE external_id = 'fresh-identity';
+SELECT pg_temp.v2('keys.createKey', format('{"apiId": "%s"}', unkey.root_api_id()), :'kb');
+SELECT pg_temp.v2('keys.createKey', format('{"apiId": "%s", "byteLength": 8}', :'app'), :'kb');
+SELECT pg_temp.v2('keys.createKey', format('{"apiId": "%s"}', :'app'), 'Bearer ' || :'scoped');
+-- listKeys: pages to the end, each item a KeyResponseData, the cursor only while there is more
+SELECT pg_temp.v2('keys.createKey', format('{"apiId": "%s", "name": "k%s"}', :'app', n), :'kb') ~ '^200' AS more_keys
+  FROM generate_series(1, 3) n;
+WITH RECURSIVE pages(n, answer) AS (
+	SELECT 1, substring(pg_temp.v2('apis.listKeys', format('{"apiId": "%s", "limit": 2}', :'app'), :'kb') FROM 5)::jsonb
+	UNION ALL
+	SELECT n + 1, substring(pg_temp.v2('apis.listKeys', format('{"apiId": "%s", "limit": 2, "cursor": "%s"}', :'app',
+		answer #>> '{pagination,cursor}'), :'kb') FROM 5)::jsonb
+	  FROM pages WHERE (answer #> '{pagination,hasMore}')::boolean AND n < 10)
+SELECT n, jsonb_array_length(answer -> 'data') AS keys, answer #> '{pagination,hasMore}' AS has_more,
+	   answer #> '{pagination}' ? 'cursor' AS has_cursor FROM pages ORDER BY n;
+SELECT pg_temp.v2('apis.listKeys', format('{"apiId": "%s", "externalId": "nobody"}', :'app'), :'kb');
+SELECT pg_temp.v2('apis.listKeys', format('{"apiId": "%s"}', :'app'), 'Bearer ' || :'scoped') ~ '^404' AS scoped_cannot_list;
+SELECT pg_temp.v2('apis.listKeys', format('{"apiId": "%s", "limit": 101}', :'app'), :'kb') ~ '^400' AS limit_bounded;
+SELECT pg_temp.v2('keys.deleteKey', format('{"keyId": "%s"}', :'full_id'), :'kb');
+SELECT pg_temp.v2('keys.getKey', format('{"keyId": "%s"}', :'full_id'), :'kb') ~ '^404' AS deleted_key_gone;
+SELECT pg_temp.v2('keys.deleteKey', format('{"keyId": "%s"}', :'full_id'), :'kb') ~ '^404' AS delete_twice;
+
 -- nothing of it is executable by PUBLIC
 SELECT count(*) AS public_functions FROM pg_proc p
  WHERE p.pronamespace = 'unkey_v2'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE');

@@ -20,6 +20,9 @@ trap 'rm -rf "$work"; rm -f "${fixtures[@]}"' EXIT
 
 echo "== building and installing unkey"
 stage_and_install "$work"
+# Unkey's SDK, the client of the v2 tests (pinned in test/sdk/package-lock.json)
+command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
+(cd "$work/unkey/test/sdk" && npm ci --silent --no-audit --no-fund) && chown -R postgres: "$work/unkey/test/sdk"
 for f in "$work"/unkey/test/upgrade/unkey--*.sql; do
     fixtures+=("$extdir/$(basename "$f")")
     install -m 644 "$f" "$extdir/"

@@ -200,6 +200,7 @@ CREATE FUNCTION unkey.root_api_id() RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 'api_unkey_root_keys'::text $$;
+COMMENT ON FUNCTION unkey.root_api_id() IS 'private: the API that holds the root keys: a fixed id, created with the first root key';
 
 -- Raise a root-key permission that Unkey does not define
 CREATE FUNCTION unkey._check_root_permissions(permissions text[]) RETURNS text[]
@@ -230,6 +231,7 @@ BEGIN
 	RETURN ARRAY(SELECT DISTINCT unnest(permissions) ORDER BY 1);
 END
 $$;
+COMMENT ON FUNCTION unkey._check_root_permissions(text[]) IS 'private: raise a root-key permission that Unkey does not define';
 
 CREATE TYPE unkey.root_key AS (
 	key_id				text,
@@ -330,6 +332,7 @@ BEGIN
 	RAISE EXCEPTION USING ERRCODE = 'PT' || status, MESSAGE = detail, DETAIL = code, HINT = coalesce(location, '');
 END
 $$;
+COMMENT ON FUNCTION unkey._v2_fail(integer, text, text, text) IS 'private: an error of the v2 API: its HTTP status, Unkey''s code and detail; for a 400, the location in the request that is at fault';
 
 -- Unkey's error body for an error raised while running an endpoint: a
 -- _v2_fail error as it says; the SQL API's errors by their SQLSTATE (22023
@@ -353,7 +356,7 @@ BEGIN
 				   WHEN state = '23505' THEN 409
 				   WHEN state = '42501' THEN 403
 				   ELSE 500 END;
-	noun := lower(substring(message FROM '^([A-Za-z -]+?) (?:not found|already exists|is gone)'));
+	noun := lower(substring(message FROM '^([A-Za-z -]+?) (?:"[^"]*" )?(?:not found|already exists|is gone)'));
 	code := CASE WHEN detail ~ '^(unkey|user)/[a-z_]+/[a-z_]+$' THEN detail
 				 WHEN state = '42601' THEN 'user/bad_request/permissions_query_syntax_error'
 				 WHEN status = 400 THEN 'unkey/application/invalid_input'
@@ -389,6 +392,7 @@ BEGIN
 	RETURN jsonb_build_object('meta', unkey._v2_meta(), 'error', body);
 END
 $$;
+COMMENT ON FUNCTION unkey._v2_error(text, text, text, text) IS 'private: unkey''s error body for an error raised while running an endpoint: a _v2_fail error as it says; the SQL API''s errors by their SQLSTATE (22023 and the other input errors 400, PT404 404, 23505 409, PT412 412, 42501 403); anything else 500.  Sets response.status and the content type.';
 
 -- {requestId}: the request's unkey.request_id, else its X-Request-Id header
 -- (printable, at most 128 characters), else a new one
@@ -410,6 +414,7 @@ BEGIN
 	RETURN jsonb_build_object('requestId', coalesce(id, unkey._new_id('req'::text)));
 END
 $$;
+COMMENT ON FUNCTION unkey._v2_meta() IS 'private: {requestId}: the request''s unkey.request_id, else its X-Request-Id header (printable, at most 128 characters), else a new one';
 
 -- The request body as an object with only the fields its schema names, and
 -- those it requires (Unkey's additionalProperties: false)
@@ -439,6 +444,7 @@ BEGIN
 	RETURN body;
 END
 $$;
+COMMENT ON FUNCTION unkey._v2_body(jsonb, text[], text[]) IS 'private: the request body as an object with only the fields its schema names, and those it requires (Unkey''s additionalProperties: false)';
 
 -- A string field of the body (NULL when absent), within Unkey's bounds
 CREATE FUNCTION unkey._v2_string(body jsonb, field text, min_length integer, max_length integer, pattern text DEFAULT NULL)
@@ -465,6 +471,7 @@ BEGIN
 	RETURN v;
 END
 $$;
+COMMENT ON FUNCTION unkey._v2_string(jsonb, text, integer, integer, text) IS 'private: A string field of the body (NULL when absent), within Unkey''s bounds';
 
 -- The root key of the request (header X-Unkey-Root-Key: "Bearer <key>"),
 -- authenticated as Unkey does: missing or malformed 400, unknown 401,
@@ -511,6 +518,7 @@ BEGIN
 	RETURN granted;
 END
 $$;
+COMMENT ON FUNCTION unkey._v2_root() IS 'private: the root key of the request (header X-Unkey-Root-Key: "Bearer <key>"), authenticated as Unkey does: missing or malformed 400, unknown 401, disabled or expired 403, its rate limit 429; returns its permissions';
 
 -- Whether the root key's permissions satisfy a query of Unkey's root-key
 -- permissions (api.*.read_api OR api.api_123.read_api): each is matched
@@ -519,6 +527,7 @@ CREATE FUNCTION unkey._v2_allowed(granted text[], query text) RETURNS boolean
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT unkey.unkey_permissions_match(query, granted) $$;
+COMMENT ON FUNCTION unkey._v2_allowed(text[], text) IS 'private: whether the root key''s permissions satisfy a query of Unkey''s root-key permissions (api.*.read_api OR api.api_123.read_api): each is matched literally, as Unkey does, so api.*.x is the grant for every API';
 
 -- Raise 403 unless the root key's permissions satisfy the query
 CREATE FUNCTION unkey._v2_require(granted text[], query text) RETURNS void
@@ -532,6 +541,7 @@ BEGIN
 	END IF;
 END
 $$;
+COMMENT ON FUNCTION unkey._v2_require(text[], text) IS 'private: raise 403 unless the root key''s permissions satisfy the query';
 
 -- A live API of the application (never the root keys' own): 404 otherwise
 CREATE FUNCTION unkey._v2_api(api_id text) RETURNS unkey.apis
@@ -548,6 +558,7 @@ BEGIN
 	RETURN a;
 END
 $$;
+COMMENT ON FUNCTION unkey._v2_api(text) IS 'private: A live API of the application (never the root keys'' own): 404 otherwise';
 
 -- POST /v2/apis.createApi {name}
 CREATE FUNCTION unkey._v2_apis_create_api(body jsonb) RETURNS jsonb
@@ -562,6 +573,7 @@ BEGIN
 	RETURN jsonb_build_object('data', jsonb_build_object('apiId', unkey.unkey_create_api(left(name, 255))));
 END
 $$;
+COMMENT ON FUNCTION unkey._v2_apis_create_api(jsonb) IS 'private: POST /v2/apis.createApi {name}';
 
 -- POST /v2/apis.getApi {apiId}
 CREATE FUNCTION unkey._v2_apis_get_api(body jsonb) RETURNS jsonb
@@ -578,6 +590,7 @@ BEGIN
 	RETURN jsonb_build_object('data', jsonb_build_object('id', a.id, 'name', a.name));
 END
 $$;
+COMMENT ON FUNCTION unkey._v2_apis_get_api(jsonb) IS 'private: POST /v2/apis.getApi {apiId}';
 
 -- POST /v2/apis.deleteApi {apiId}
 CREATE FUNCTION unkey._v2_apis_delete_api(body jsonb) RETURNS jsonb
@@ -599,6 +612,7 @@ BEGIN
 	RETURN jsonb_build_object('data', '{}'::jsonb);
 END
 $$;
+COMMENT ON FUNCTION unkey._v2_apis_delete_api(jsonb) IS 'private: POST /v2/apis.deleteApi {apiId}';
 
 -- An array of strings within Unkey's bounds (NULL when absent)
 CREATE FUNCTION unkey._v2_strings(body jsonb, field text, max_items integer, min_length integer, max_length integer)
@@ -620,6 +634,7 @@ BEGIN
 	RETURN ARRAY(SELECT jsonb_array_elements_text(body -> field));
 END
 $$;
+COMMENT ON FUNCTION unkey._v2_strings(jsonb, text, integer, integer, integer) IS 'private: an array of strings within Unkey''s bounds (NULL when absent)';
 
 -- An integer field of the body (NULL when absent), within Unkey's bounds
 CREATE FUNCTION unkey._v2_integer(body jsonb, field text, minimum bigint, maximum bigint, location text)
@@ -639,6 +654,7 @@ BEGIN
 	RETURN (body ->> field)::bigint;
 END
 $$;
+COMMENT ON FUNCTION unkey._v2_integer(jsonb, text, bigint, bigint, text) IS 'private: an integer field of the body (NULL when absent), within Unkey''s bounds';
 
 -- POST /v2/keys.verifyKey {key, tags?, permissions?, credits?: {cost}, ratelimits?, migrationId?}:
 -- the root key's verify_key permission for the key's API decides whether
@@ -696,11 +712,252 @@ BEGIN
 	RETURN jsonb_build_object('data', d);
 END
 $$;
+COMMENT ON FUNCTION unkey._v2_keys_verify_key(jsonb) IS 'private: POST /v2/keys.verifyKey {key, tags?, permissions?, credits?: {cost}, ratelimits?, migrationId?}: the root key''s verify_key permission for the key''s API decides whether the key is found at all; every outcome is 200, as in Unkey';
+
+-- A boolean field of the body (NULL when absent)
+CREATE FUNCTION unkey._v2_boolean(body jsonb, field text) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT body ? field THEN
+		RETURN NULL;
+	END IF;
+	IF jsonb_typeof(body -> field) <> 'boolean' THEN
+		PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input', format('%s must be true or false.', field),
+							   'body.' || field);
+	END IF;
+	RETURN (body -> field)::boolean;
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_boolean(jsonb, text) IS 'private: A boolean field of the body (NULL when absent)';
+
+-- Unix milliseconds of a time (NULL stays NULL)
+CREATE FUNCTION unkey._v2_ms(t timestamptz) RETURNS bigint
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT (extract(epoch FROM t) * 1000)::bigint $$;
+COMMENT ON FUNCTION unkey._v2_ms(timestamptz) IS 'private: unix milliseconds of a time (NULL stays NULL)';
+
+-- Unkey's KeyResponseData of a key: optional fields left out when empty;
+-- a rate limit's id is derived from the key and the name (ours have none)
+CREATE FUNCTION unkey._v2_key_data(k unkey.key_info) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT jsonb_strip_nulls(jsonb_build_object(
+		'keyId', k.key_id, 'start', k.start, 'enabled', k.enabled, 'name', k.name,
+		'createdAt', unkey._v2_ms(k.created_at), 'updatedAt', unkey._v2_ms(k.updated_at),
+		'lastUsedAt', unkey._v2_ms(k.last_used_at), 'expires', unkey._v2_ms(k.expires),
+		'permissions', CASE WHEN cardinality(k.permissions) > 0 THEN to_jsonb(k.permissions) END,
+		'roles', CASE WHEN cardinality(k.roles) > 0 THEN to_jsonb(k.roles) END,
+		'identity', CASE WHEN k.identity_id IS NOT NULL THEN
+			jsonb_build_object('id', k.identity_id, 'externalId', k.external_id) END,
+		'plaintext', k.plaintext,
+		'ratelimits', (SELECT jsonb_agg(jsonb_build_object('id', 'rl_' || left(md5(k.key_id || '/' || (r ->> 'name')), 22),
+														   'name', r -> 'name', 'limit', r -> 'limit',
+														   'duration', r -> 'duration', 'autoApply', r -> 'autoApply'))
+						 FROM jsonb_array_elements(coalesce(k.ratelimits, '[]')) r)))
+		-- user meta and identity meta may hold nulls, and credits.remaining is null when unlimited
+		|| CASE WHEN k.meta IS NOT NULL THEN jsonb_build_object('meta', k.meta) ELSE '{}' END
+		|| CASE WHEN k.credits IS NOT NULL THEN jsonb_build_object('credits', jsonb_build_object('remaining', k.credits)
+			|| CASE WHEN k.refill_interval IS NOT NULL THEN jsonb_build_object('refill', jsonb_strip_nulls(jsonb_build_object(
+				'interval', k.refill_interval, 'amount', k.refill_amount, 'refillDay', k.refill_day))) ELSE '{}' END)
+			ELSE '{}' END
+		|| CASE WHEN k.identity_id IS NOT NULL AND k.identity_meta IS NOT NULL AND k.identity_meta <> '{}' THEN
+			jsonb_build_object('identity', jsonb_build_object('id', k.identity_id, 'externalId', k.external_id,
+															  'meta', k.identity_meta)) ELSE '{}' END
+$$;
+COMMENT ON FUNCTION unkey._v2_key_data(unkey.key_info) IS 'private: unkey''s KeyResponseData of a key: optional fields left out when empty; a rate limit''s id is derived from the key and the name (ours have none)';
+
+-- The API of a live key of the application: 404 key_not_found otherwise
+CREATE FUNCTION unkey._v2_key_api(key_id text) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	api text;
+BEGIN
+	SELECT k.api_id INTO api FROM unkey.keys k JOIN unkey.apis a ON a.id = k.api_id
+	 WHERE k.id = key_id AND k.deleted_at IS NULL AND a.deleted_at IS NULL AND a.id <> unkey.root_api_id();
+	IF api IS NULL THEN
+		PERFORM unkey._v2_fail(404, 'unkey/data/key_not_found', 'The specified key was not found.');
+	END IF;
+	RETURN api;
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_key_api(text) IS 'private: the API of a live key of the application: 404 key_not_found otherwise';
+
+-- POST /v2/keys.createKey: Unkey's fields, camelCase, times in ms, credits nested
+CREATE FUNCTION unkey._v2_keys_create_key(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{apiId,prefix,name,byteLength,externalId,meta,roles,permissions,expires,credits,ratelimits,enabled,recoverable}', '{apiId}');
+	api text := unkey._v2_string(b, 'apiId', 3, 255, '^[a-zA-Z0-9_]+$');
+	prefix text := unkey._v2_string(b, 'prefix', 1, 16, '^[a-zA-Z0-9_]+$');
+	name text := unkey._v2_string(b, 'name', 1, 255);
+	byte_length bigint := unkey._v2_integer(b, 'byteLength', 16, 255, 'body.byteLength');
+	external_id text := unkey._v2_string(b, 'externalId', 1, 255, '^[a-zA-Z0-9_.-]+$');
+	roles text[] := unkey._v2_strings(b, 'roles', 100, 1, 128);
+	perms text[] := unkey._v2_strings(b, 'permissions', 1000, 1, 128);
+	expires bigint := unkey._v2_integer(b, 'expires', 0, 4102444800000, 'body.expires');
+	enabled boolean := unkey._v2_boolean(b, 'enabled');
+	recoverable boolean := unkey._v2_boolean(b, 'recoverable');
+	c jsonb := b -> 'credits';
+	r jsonb;
+	remaining bigint;
+	created unkey.created_key;
+BEGIN
+	IF b ? 'meta' AND jsonb_typeof(b -> 'meta') <> 'object' THEN
+		PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input', 'meta must be an object.', 'body.meta');
+	END IF;
+	IF c IS NOT NULL THEN
+		c := unkey._v2_body(c, '{remaining,refill}', '{}');
+		IF NOT c ? 'remaining' THEN
+			PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input', 'credits.remaining is required (null for unlimited).',
+								   'body.credits.remaining');
+		END IF;
+		IF jsonb_typeof(c -> 'remaining') <> 'null' THEN
+			remaining := unkey._v2_integer(c, 'remaining', 0, 9223372036854775807, 'body.credits.remaining');
+		END IF;
+		IF c ? 'refill' THEN
+			r := unkey._v2_body(c -> 'refill', '{interval,amount,refillDay}', '{interval,amount}');
+			PERFORM unkey._v2_string(r, 'interval', 5, 7, '^(daily|monthly)$');
+			PERFORM unkey._v2_integer(r, 'amount', 1, 9223372036854775807, 'body.credits.refill.amount');
+			PERFORM unkey._v2_integer(r, 'refillDay', 1, 31, 'body.credits.refill.refillDay');
+			IF remaining IS NULL THEN
+				PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input',
+									   '`credits.remaining` must be provided when `credits.refill` is set.', 'body.credits.remaining');
+			END IF;
+			IF r ->> 'interval' = 'monthly' AND NOT r ? 'refillDay' THEN
+				PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input',
+									   '`refillDay` must be provided when the refill interval is `monthly`.', 'body.credits.refill.refillDay');
+			END IF;
+		END IF;
+	END IF;
+	IF NOT unkey._v2_allowed(unkey._v2_root(), format('(api.*.create_key OR api.%1$s.create_key)%2$s', api,
+			CASE WHEN recoverable THEN format(' AND (api.*.encrypt_key OR api.%s.encrypt_key)', api) ELSE '' END)) THEN
+		PERFORM unkey._v2_fail(404, 'unkey/data/api_not_found', 'The specified API was not found.');
+	END IF;
+	PERFORM unkey._v2_api(api);
+	created := unkey.unkey_create_key(api, prefix, byte_length::integer, name, external_id, b -> 'meta',
+									  to_timestamp(expires / 1000.0), remaining, r ->> 'interval', (r ->> 'amount')::bigint,
+									  CASE WHEN r ->> 'interval' = 'monthly' THEN (r ->> 'refillDay')::integer END,
+									  b -> 'ratelimits', roles, perms, coalesce(enabled, true), coalesce(recoverable, false));
+	RETURN jsonb_build_object('data', jsonb_build_object('keyId', created.key_id, 'key', created.key));
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_keys_create_key(jsonb) IS 'private: POST /v2/keys.createKey: Unkey''s fields, camelCase, times in ms, credits nested';
+
+-- POST /v2/keys.getKey {keyId, decrypt?}
+CREATE FUNCTION unkey._v2_keys_get_key(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{keyId,decrypt}', '{keyId}');
+	key_id text := unkey._v2_string(b, 'keyId', 3, 255, '^[a-zA-Z0-9_]+$');
+	decrypt boolean := coalesce(unkey._v2_boolean(b, 'decrypt'), false);
+	granted text[] := unkey._v2_root();
+	api text := unkey._v2_key_api(key_id);
+BEGIN
+	PERFORM unkey._v2_require(granted, format('api.*.read_key OR api.%s.read_key', api));
+	IF decrypt THEN
+		PERFORM unkey._v2_require(granted, format('api.*.decrypt_key OR api.%s.decrypt_key', api));
+	END IF;
+	RETURN jsonb_build_object('data', unkey._v2_key_data(unkey.unkey_get_key(key_id, decrypt)));
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_keys_get_key(jsonb) IS 'private: POST /v2/keys.getKey {keyId, decrypt?}';
+
+-- POST /v2/keys.whoami {key}: a key the root key may not read is not found
+CREATE FUNCTION unkey._v2_keys_whoami(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{key}', '{key}');
+	key text := unkey._v2_string(b, 'key', 1, 512);
+	granted text[] := unkey._v2_root();
+	k unkey.key_info;
+BEGIN
+	BEGIN
+		k := unkey.unkey_whoami(key);
+	EXCEPTION WHEN SQLSTATE 'PT404' THEN
+		k := NULL;
+	END;
+	IF k.key_id IS NULL OR k.api_id = unkey.root_api_id()
+	   OR NOT unkey._v2_allowed(granted, format('api.*.read_key OR api.%s.read_key', k.api_id)) THEN
+		PERFORM unkey._v2_fail(404, 'unkey/data/key_not_found', 'The specified key was not found.');
+	END IF;
+	RETURN jsonb_build_object('data', unkey._v2_key_data(k));
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_keys_whoami(jsonb) IS 'private: POST /v2/keys.whoami {key}: a key the root key may not read is not found';
+
+-- POST /v2/keys.deleteKey {keyId, permanent?}
+CREATE FUNCTION unkey._v2_keys_delete_key(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{keyId,permanent}', '{keyId}');
+	key_id text := unkey._v2_string(b, 'keyId', 3, 255, '^[a-zA-Z0-9_]+$');
+	permanent boolean := coalesce(unkey._v2_boolean(b, 'permanent'), false);
+	granted text[] := unkey._v2_root();
+	api text := unkey._v2_key_api(key_id);
+BEGIN
+	PERFORM unkey._v2_require(granted, format('api.*.delete_key OR api.%s.delete_key', api));
+	PERFORM unkey.unkey_delete_key(key_id, permanent);
+	RETURN jsonb_build_object('data', '{}'::jsonb);
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_keys_delete_key(jsonb) IS 'private: POST /v2/keys.deleteKey {keyId, permanent?}';
+
+-- POST /v2/apis.listKeys {apiId, limit?, cursor?, externalId?, decrypt?, revalidateKeysCache?}:
+-- without read_key and read_api on the API, the API is not found
+CREATE FUNCTION unkey._v2_apis_list_keys(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{apiId,limit,cursor,externalId,decrypt,revalidateKeysCache}', '{apiId}');
+	api text := unkey._v2_string(b, 'apiId', 1, 255);
+	lim bigint := coalesce(unkey._v2_integer(b, 'limit', 1, 100, 'body.limit'), 100);
+	cursor text := unkey._v2_string(b, 'cursor', 0, 1024);
+	ext_id text := unkey._v2_string(b, 'externalId', 1, 255);
+	decrypt boolean := coalesce(unkey._v2_boolean(b, 'decrypt'), false);
+	granted text[];
+	page unkey.key_page;
+BEGIN
+	PERFORM unkey._v2_boolean(b, 'revalidateKeysCache');
+	granted := unkey._v2_root();
+	IF NOT unkey._v2_allowed(granted, format('(api.*.read_key OR api.%1$s.read_key) AND (api.*.read_api OR api.%1$s.read_api)', api)) THEN
+		PERFORM unkey._v2_fail(404, 'unkey/data/api_not_found', 'The requested API does not exist or has been deleted.');
+	END IF;
+	IF decrypt THEN
+		PERFORM unkey._v2_require(granted, format('api.*.decrypt_key OR api.%s.decrypt_key', api));
+	END IF;
+	PERFORM unkey._v2_api(api);
+	IF ext_id IS NOT NULL AND NOT EXISTS (SELECT FROM unkey.identities i WHERE i.external_id = ext_id) THEN
+		RETURN jsonb_build_object('data', '[]'::jsonb, 'pagination', jsonb_build_object('hasMore', false));
+	END IF;
+	page := unkey.unkey_list_keys(api, lim::integer, nullif(cursor, ''), ext_id, decrypt);
+	RETURN jsonb_build_object(
+		'data', coalesce((SELECT jsonb_agg(unkey._v2_key_data(page.keys[i]) ORDER BY i)
+							FROM generate_subscripts(page.keys, 1) i), '[]'),
+		'pagination', jsonb_strip_nulls(jsonb_build_object('cursor', CASE WHEN page.has_more THEN page.cursor END,
+														   'hasMore', page.has_more)));
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_apis_list_keys(jsonb) IS 'private: POST /v2/apis.listKeys {apiId, limit?, cursor?, externalId?, decrypt?, revalidateKeysCache?}: without read_key and read_api on the API, the API is not found';
 
 -- Run one endpoint: its answer in Unkey's envelope, or Unkey's error body
 -- with its status, every write of the endpoint undone
 CREATE FUNCTION unkey._v2_call(endpoint text, body jsonb) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -715,6 +972,11 @@ BEGIN
 			WHEN 'apis.createApi' THEN unkey._v2_apis_create_api(body)
 			WHEN 'apis.getApi' THEN unkey._v2_apis_get_api(body)
 			WHEN 'apis.deleteApi' THEN unkey._v2_apis_delete_api(body)
+			WHEN 'apis.listKeys' THEN unkey._v2_apis_list_keys(body)
+			WHEN 'keys.createKey' THEN unkey._v2_keys_create_key(body)
+			WHEN 'keys.getKey' THEN unkey._v2_keys_get_key(body)
+			WHEN 'keys.whoami' THEN unkey._v2_keys_whoami(body)
+			WHEN 'keys.deleteKey' THEN unkey._v2_keys_delete_key(body)
 			WHEN 'keys.verifyKey' THEN unkey._v2_keys_verify_key(body)
 			END;
 		RETURN jsonb_build_object('meta', unkey._v2_meta()) || answer;
@@ -725,21 +987,25 @@ BEGIN
 	RETURN unkey._v2_error(state, message, detail, hint);
 END
 $$;
+COMMENT ON FUNCTION unkey._v2_call(text, jsonb) IS 'private: run one endpoint: its answer in Unkey''s envelope, or Unkey''s error body with its status, every write of the endpoint undone';
 
 -- GET /v2/liveness
 CREATE FUNCTION unkey_v2.liveness() RETURNS jsonb
-LANGUAGE sql VOLATILE
+LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT jsonb_build_object('meta', unkey._v2_meta(), 'data', jsonb_build_object('message', 'OK')) $$;
 COMMENT ON FUNCTION unkey_v2.liveness() IS 'Unkey v2: GET /v2/liveness';
 
--- The endpoints: unkey_v2."<group>.<op>"(jsonb), each a call of unkey._v2_call
+-- The endpoints: unkey_v2."<group>.<op>"(jsonb), each a SECURITY DEFINER call
+-- of unkey._v2_call: PostgREST's role needs EXECUTE on it and nothing else;
+-- the root key decides what the call may do
 DO $$
 DECLARE
 	e text;
 BEGIN
-	FOREACH e IN ARRAY ARRAY['apis.createApi', 'apis.getApi', 'apis.deleteApi', 'keys.verifyKey'] LOOP
-		EXECUTE format('CREATE FUNCTION unkey_v2.%I(jsonb) RETURNS jsonb LANGUAGE sql VOLATILE '
+	FOREACH e IN ARRAY ARRAY['apis.createApi', 'apis.getApi', 'apis.deleteApi', 'apis.listKeys', 'keys.createKey',
+							 'keys.getKey', 'keys.whoami', 'keys.deleteKey', 'keys.verifyKey'] LOOP
+		EXECUTE format('CREATE FUNCTION unkey_v2.%I(jsonb) RETURNS jsonb LANGUAGE sql VOLATILE SECURITY DEFINER '
 					   'SET search_path = pg_catalog, pg_temp AS %L', e, format('SELECT unkey._v2_call(%L, $1)', e));
 		EXECUTE format('COMMENT ON FUNCTION unkey_v2.%I(jsonb) IS %L', e, 'Unkey v2: POST /v2/' || e);
 	END LOOP;

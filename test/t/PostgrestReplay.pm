@@ -93,10 +93,17 @@ sub request
 	my $read_only = $method =~ /^(GET|HEAD)$/ || !$f->{volatile};
 	my $role = $r{role} // $self->{anon_role};
 
-	# the arguments: query-string values, or the top-level keys of a JSON object body
+	# the arguments: query-string values, or the top-level keys of a JSON object body;
+	# a function whose one parameter is an unnamed json or jsonb gets the body whole
+	# (OnePosParam: no named candidate matches, since its parameter has no name)
 	my (@keys, $call, @bind);
 	my $body = $r{body} // '{}';
-	if ($method eq 'POST')
+	my $one_pos = @{ $f->{args} } == 1 && !$f->{args}[0]{name} && $f->{args}[0]{type} =~ /^jsonb?$/;
+	if ($one_pos && $method eq 'POST')
+	{
+		@keys = ();
+	}
+	elsif ($method eq 'POST')
 	{
 		my $obj = $json->decode($body);
 		@keys = sort keys %$obj;
@@ -111,7 +118,7 @@ sub request
 		return _pgrst_error(404, 'PGRST202', "Could not find the function $schema.$name with those arguments")
 		  unless $args{$k};
 	}
-	for my $a (@{ $f->{args} })
+	for my $a ($one_pos ? () : @{ $f->{args} })
 	{
 		return _pgrst_error(404, 'PGRST202', "Could not find the function $schema.$name with those arguments")
 		  if $a->{required} && !grep { $_ eq $a->{name} } @keys;
@@ -119,7 +126,12 @@ sub request
 	my $fn = _q($schema) . '.' . _q($name);
 	my $alias = _q($name);
 	my $source;
-	if ($method eq 'POST')
+	if ($one_pos && $method eq 'POST')
+	{
+		$source = "SELECT pgrst_call.pgrst_scalar FROM (SELECT $fn(\$1::$f->{args}[0]{type}) pgrst_scalar) pgrst_call";
+		@bind = ($body);
+	}
+	elsif ($method eq 'POST')
 	{
 		my $named = join ', ', map { _q($_) . ' := pgrst_body.' . _q($_) } @keys;
 		my $cols = join ', ', map { _q($_) } @keys;
