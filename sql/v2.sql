@@ -90,9 +90,9 @@ SELECT (unkey.unkey_create_key(:'app', name => 'k1', credits => 2, meta => '{"pl
 	external_id => 'acme', ratelimits => '[{"name": "requests", "limit": 5, "duration": 60000, "autoApply": true}]')).key AS k \gset
 SELECT (unkey.unkey_create_key(:'protected_api')).key AS other_key \gset
 SELECT regexp_replace(pg_temp.v2('keys.verifyKey', format('{"key": "%s"}', :'k'), 'Bearer ' || :'scoped'),
-	'(key|id)_[1-9A-HJ-NP-Za-km-z]+', '\1_<id>', 'g') AS verified;
+	'(key|id|rl)_[0-9A-Za-z]+', '\1_<id>', 'g') AS verified;
 SELECT regexp_replace(pg_temp.v2('keys.verifyKey', format('{"key": "%s", "credits": {"cost": 5}}', :'k'), 'Bearer ' || :'scoped'),
-	'(key|id)_[1-9A-HJ-NP-Za-km-z]+', '\1_<id>', 'g') AS not_enough;
+	'(key|id|rl)_[0-9A-Za-z]+', '\1_<id>', 'g') AS not_enough;
 SELECT pg_temp.v2('keys.verifyKey', format('{"key": "%s"}', :'other_key'), 'Bearer ' || :'scoped') AS other_api;
 SELECT pg_temp.v2('keys.verifyKey', '{"key": "no such key"}', 'Bearer ' || :'scoped') AS unknown;
 SELECT pg_temp.v2('keys.verifyKey', format('{"key": "%s"}', :'root'), 'Bearer ' || :'scoped') AS a_root_key;
@@ -155,6 +155,141 @@ SELECT pg_temp.v2('apis.listKeys', format('{"apiId": "%s", "limit": 101}', :'app
 SELECT pg_temp.v2('keys.deleteKey', format('{"keyId": "%s"}', :'full_id'), :'kb');
 SELECT pg_temp.v2('keys.getKey', format('{"keyId": "%s"}', :'full_id'), :'kb') ~ '^404' AS deleted_key_gone;
 SELECT pg_temp.v2('keys.deleteKey', format('{"keyId": "%s"}', :'full_id'), :'kb') ~ '^404' AS delete_twice;
+
+-- identities: create (409 on a taken externalId), get by id or external id,
+-- list with search and paging, update (limits replaced), delete ({meta} only)
+SELECT (unkey.unkey_create_root_key('people', ARRAY['identity.*.create_identity', 'identity.*.read_identity',
+	'identity.*.update_identity', 'identity.*.delete_identity'])).key AS people_root \gset
+SELECT 'Bearer ' || :'people_root' AS pb \gset
+SELECT pg_temp.v2('identities.createIdentity', '{"externalId": "v2-acme", "meta": {"plan": "pro"},
+	"ratelimits": [{"name": "requests", "limit": 10, "duration": 60000, "autoApply": true}]}', :'pb') ~ '^200 \{"data": \{"identityId": "id_' AS created;
+SELECT pg_temp.v2('identities.createIdentity', '{"externalId": "v2-beta"}', :'pb') ~ '^200' AS created_beta;
+SELECT pg_temp.v2('identities.createIdentity', '{"externalId": "v2-acme"}', :'pb');
+SELECT pg_temp.v2('identities.createIdentity', '{"externalId": "has space"}', :'pb') ~ '^400' AS bad_external_id;
+SELECT regexp_replace(pg_temp.v2('identities.getIdentity', '{"identity": "v2-acme"}', :'pb'), '(id|rl)_[1-9A-HJ-NP-Za-km-z0-9]+', '\1_<id>', 'g') AS identity;
+SELECT pg_temp.v2('identities.getIdentity', '{"identity": "v2-nobody"}', :'pb');
+SELECT regexp_replace(pg_temp.v2('identities.listIdentities', '{"search": "V2-BE"}', :'pb'), 'id_[1-9A-HJ-NP-Za-km-z]+', 'id_<id>', 'g') AS searched;
+SELECT pg_temp.v2('identities.listIdentities', '{"search": "v2-", "limit": 1}', :'pb') ~ '"hasMore": true' AS first_page_has_more;
+SELECT regexp_replace(pg_temp.v2('identities.updateIdentity', '{"identity": "v2-acme", "meta": {"plan": "max"}, "ratelimits": []}', :'pb'),
+	'id_[1-9A-HJ-NP-Za-km-z]+', 'id_<id>', 'g') AS updated;
+SELECT pg_temp.v2('identities.updateIdentity', '{"identity": "v2-acme", "ratelimits": [{"name": "a", "limit": 1, "duration": 1000,
+	"autoApply": false}, {"name": "a", "limit": 2, "duration": 1000, "autoApply": false}]}', :'pb') ~ '^400' AS duplicate_limit_names;
+SELECT pg_temp.v2('identities.deleteIdentity', '{"identity": "v2-beta"}', :'pb');
+SELECT pg_temp.v2('identities.deleteIdentity', '{"identity": "v2-beta"}', :'pb');
+SELECT pg_temp.v2('identities.createIdentity', '{"externalId": "v2-gamma"}', :'bearer') ~ '^403' AS needs_create_identity;
+
+-- rate limits: limit, multiLimit (all or nothing), overrides; namespaces by
+-- name, created on first use only with create_namespace
+SELECT (unkey.unkey_create_root_key('limits', ARRAY['ratelimit.*.limit', 'ratelimit.*.create_namespace',
+	'ratelimit.*.set_override', 'ratelimit.*.read_override', 'ratelimit.*.delete_override'])).key AS limits_root \gset
+SELECT 'Bearer ' || :'limits_root' AS lb \gset
+SELECT pg_temp.v2('ratelimit.limit', '{"namespace": "v2.api", "identifier": "u1", "limit": 2, "duration": 60000}', :'lb');
+SELECT pg_temp.v2('ratelimit.limit', '{"namespace": "v2.api", "identifier": "u1", "limit": 2, "duration": 60000, "cost": 2}', :'lb');
+SELECT pg_temp.v2('ratelimit.limit', '{"namespace": "v2.api", "identifier": "u1", "limit": 2, "duration": 999}', :'lb') ~ '^400' AS duration_bounded;
+SELECT pg_temp.v2('ratelimit.multiLimit', '[{"namespace": "v2.api", "identifier": "u2", "limit": 1, "duration": 60000},
+	{"namespace": "v2.api", "identifier": "u1", "limit": 1, "duration": 60000}]', :'lb');
+SELECT pg_temp.v2('ratelimit.limit', '{"namespace": "v2.api", "identifier": "u2", "limit": 1, "duration": 60000}', :'lb') AS u2_untouched;
+SELECT pg_temp.v2('ratelimit.multiLimit', '[]', :'lb') ~ '^400' AS empty_multi;
+SELECT pg_temp.v2('ratelimit.setOverride', '{"namespace": "v2.api", "identifier": "vip*", "limit": 100, "duration": 60000}', :'lb') ~ '^200 \{"data": \{"overrideId": "' AS override_set;
+SELECT regexp_replace(pg_temp.v2('ratelimit.getOverride', '{"namespace": "v2.api", "identifier": "vip*"}', :'lb'), '"overrideId": "[^"]+"', '"overrideId": "<id>"') AS override;
+SELECT regexp_replace(pg_temp.v2('ratelimit.limit', '{"namespace": "v2.api", "identifier": "vip7", "limit": 2, "duration": 60000}', :'lb'), '"overrideId": "[^"]+"', '"overrideId": "<id>"') AS vip;
+SELECT pg_temp.v2('ratelimit.listOverrides', '{"namespace": "v2.api"}', :'lb') ~ '^200 \{"data": \[\{.*"identifier": "vip\*".*\}\], "pagination": \{"hasMore": false\}\}$' AS listed;
+SELECT pg_temp.v2('ratelimit.deleteOverride', '{"namespace": "v2.api", "identifier": "vip*"}', :'lb');
+SELECT pg_temp.v2('ratelimit.deleteOverride', '{"namespace": "v2.api", "identifier": "vip*"}', :'lb');
+SELECT pg_temp.v2('ratelimit.getOverride', '{"namespace": "v2.nope", "identifier": "x"}', :'lb');
+SELECT (unkey.unkey_create_root_key('limit only', ARRAY['ratelimit.*.limit'])).key AS limit_only \gset
+SELECT pg_temp.v2('ratelimit.limit', '{"namespace": "v2.fresh", "identifier": "u1", "limit": 2, "duration": 60000}', 'Bearer ' || :'limit_only');
+SELECT count(*) AS fresh_namespaces FROM unkey.ratelimit_namespaces WHERE name = 'v2.fresh';
+
+-- permissions and roles: Unkey's slugs and names (taken ones are 409,
+-- case-insensitively), missing slugs created only with create_permission
+SELECT (unkey.unkey_create_root_key('rbac', ARRAY['rbac.*.create_permission', 'rbac.*.read_permission',
+	'rbac.*.delete_permission', 'rbac.*.create_role', 'rbac.*.read_role', 'rbac.*.delete_role',
+	'rbac.*.add_permission_to_role', 'rbac.*.remove_permission_from_role'])).key AS rbac_root \gset
+SELECT 'Bearer ' || :'rbac_root' AS rb \gset
+SELECT pg_temp.v2('permissions.createPermission', '{"name": "Read v2 docs", "slug": "v2doc.read", "description": "read them"}', :'rb') ~ '^200 \{"data": \{"permissionId": "perm_' AS created;
+SELECT pg_temp.v2('permissions.createPermission', '{"name": "again", "slug": "V2DOC.READ"}', :'rb');
+SELECT regexp_replace(pg_temp.v2('permissions.getPermission', '{"permission": "v2doc.read"}', :'rb'), 'perm_[1-9A-HJ-NP-Za-km-z]+', 'perm_<id>') AS permission;
+SELECT pg_temp.v2('permissions.getPermission', '{"permission": "v2doc.none"}', :'rb');
+SELECT pg_temp.v2('permissions.createRole', '{"name": "v2 editor", "description": "edits", "permissions": ["v2doc.read", "v2doc.write"]}', :'rb') ~ '^200 \{"data": \{"roleId": "role_' AS role_created;
+SELECT pg_temp.v2('permissions.createRole', '{"name": "V2 EDITOR"}', :'rb');
+SELECT regexp_replace(pg_temp.v2('permissions.getRole', '{"role": "v2 editor"}', :'rb'), '(perm|role)_[1-9A-HJ-NP-Za-km-z]+', '\1_<id>', 'g') AS role;
+SELECT regexp_replace(pg_temp.v2('permissions.listPermissions', '{"search": "V2DOC"}', :'rb'), 'perm_[1-9A-HJ-NP-Za-km-z]+', 'perm_<id>', 'g') AS searched;
+SELECT pg_temp.v2('permissions.listRoles', '{"search": "edits", "limit": 1}', :'rb') ~ '"name": "v2 editor"' AS roles_searched;
+SELECT regexp_replace(pg_temp.v2('permissions.setRolePermissions', format('{"roleId": "%s", "permissions": ["v2doc.list", "v2doc.read", "v2doc.read"]}',
+	(SELECT id FROM unkey.roles WHERE name = 'v2 editor')), :'rb'), 'perm_[1-9A-HJ-NP-Za-km-z]+', 'perm_<id>', 'g') AS replaced;
+SELECT pg_temp.v2('permissions.setRolePermissions', '{"roleId": "role_none", "permissions": []}', :'rb');
+SELECT (unkey.unkey_create_root_key('roles only', ARRAY['rbac.*.create_role', 'rbac.*.add_permission_to_role'])).key AS roles_only \gset
+SELECT pg_temp.v2('permissions.createRole', '{"name": "v2 other", "permissions": ["v2doc.brand_new"]}', 'Bearer ' || :'roles_only');
+SELECT count(*) AS brand_new FROM unkey.permissions WHERE slug = 'v2doc.brand_new';
+SELECT pg_temp.v2('permissions.deleteRole', '{"role": "v2 editor"}', :'rb');
+SELECT pg_temp.v2('permissions.deleteRole', '{"role": "v2 editor"}', :'rb');
+SELECT pg_temp.v2('permissions.deletePermission', '{"permission": "v2doc.read"}', :'rb');
+SELECT pg_temp.v2('permissions.deletePermission', '{"permission": "v2doc.read"}', :'rb');
+
+-- changing keys: updateKey (omitted stays, null clears), updateCredits,
+-- the grants of a key, rerollKey, migrateKeys
+SELECT (unkey.unkey_create_root_key('changes', ARRAY['api.*.create_key', 'api.*.read_key', 'api.*.update_key',
+	'rbac.*.add_permission_to_key', 'rbac.*.remove_permission_from_key', 'rbac.*.create_permission',
+	'rbac.*.add_role_to_key'])).key AS changes_root \gset
+SELECT 'Bearer ' || :'changes_root' AS cb \gset
+SELECT key_id AS ck, key AS ck_key FROM unkey.unkey_create_key(:'app', name => 'changing', credits => 5,
+	refill_interval => 'daily', refill_amount => 5) \gset
+SELECT pg_temp.v2('keys.updateKey', format('{"keyId": "%s", "name": "renamed", "externalId": "v2-changer", "meta": {"a": 1},
+	"expires": 4102444800000, "enabled": false}', :'ck'), :'cb');
+SELECT name, external_id, meta, expires, enabled, credits, refill_interval FROM unkey.unkey_get_key(:'ck');
+SELECT pg_temp.v2('keys.updateKey', format('{"keyId": "%s", "name": null, "externalId": null, "meta": null, "expires": null,
+	"enabled": true, "credits": null}', :'ck'), :'cb');
+SELECT name, external_id, meta, expires, enabled, credits, refill_interval FROM unkey.unkey_get_key(:'ck');
+SELECT pg_temp.v2('keys.updateKey', format('{"keyId": "%s", "credits": {"remaining": 7, "refill": {"interval": "monthly",
+	"amount": 7, "refillDay": 2}}}', :'ck'), :'cb');
+SELECT pg_temp.v2('keys.updateKey', format('{"keyId": "%s", "name": 7}', :'ck'), :'cb') ~ '^400' AS name_typed;
+SELECT pg_temp.v2('keys.updateCredits', format('{"keyId": "%s", "operation": "decrement", "value": 3}', :'ck'), :'cb');
+SELECT pg_temp.v2('keys.updateCredits', format('{"keyId": "%s", "operation": "set", "value": null}', :'ck'), :'cb');
+SELECT pg_temp.v2('keys.updateCredits', format('{"keyId": "%s", "operation": "increment", "value": 1}', :'ck'), :'cb') ~ '^400' AS unlimited_stays;
+SELECT pg_temp.v2('keys.updateCredits', format('{"keyId": "%s", "operation": "double"}', :'ck'), :'cb') ~ '^400' AS operation_checked;
+SELECT regexp_replace(pg_temp.v2('keys.addPermissions', format('{"keyId": "%s", "permissions": ["v2k.write", "v2k.admin"]}', :'ck'), :'cb'),
+	'perm_[1-9A-HJ-NP-Za-km-z]+', 'perm_<id>', 'g') AS added;
+SELECT regexp_replace(pg_temp.v2('keys.removePermissions', format('{"keyId": "%s", "permissions": ["v2k.admin"]}', :'ck'), :'cb'),
+	'perm_[1-9A-HJ-NP-Za-km-z]+', 'perm_<id>', 'g') AS removed;
+SELECT pg_temp.v2('keys.setPermissions', format('{"keyId": "%s", "permissions": []}', :'ck'), :'cb') AS cleared;
+SELECT regexp_replace(pg_temp.v2('keys.addRoles', format('{"keyId": "%s", "roles": ["v2 reader"]}', :'ck'), :'cb'),
+	'(perm|role)_[1-9A-HJ-NP-Za-km-z]+', '\1_<id>', 'g') AS roles_added;
+SELECT pg_temp.v2('keys.addRoles', format('{"keyId": "%s", "roles": ["no such role"]}', :'ck'), :'cb');
+SELECT pg_temp.v2('keys.setRoles', format('{"keyId": "%s", "roles": []}', :'ck'), :'cb') AS roles_cleared;
+SELECT pg_temp.v2('keys.addPermissions', format('{"keyId": "%s", "permissions": ["v2k.read"]}', :'ck'), :'kb') ~ '^403' AS needs_rbac;
+SELECT pg_temp.v2('keys.rerollKey', format('{"keyId": "%s", "expiration": 60000}', :'ck'), :'cb') ~ '^200 \{"data": \{"key": "[1-9A-HJ-NP-Za-km-z]+", "keyId": "key_' AS rerolled;
+SELECT expires AS old_key_expires FROM unkey.keys WHERE id = :'ck';
+SELECT pg_temp.v2('keys.migrateKeys', format('{"migrationId": "v2-migration", "apiId": "%s", "keys": [
+	{"hash": "%s", "name": "migrated", "credits": {"remaining": 3}},
+	{"hash": {"value": "%s", "variant": "sha256_base64"}, "externalId": "v2-migrant"},
+	{"hash": "%s"}]}', :'app', unkey.unkey_hash_key('v2 legacy 1'), unkey.unkey_hash_key('v2 legacy 2'), unkey.unkey_hash_key(:'k')), :'cb') ~
+	'"failed": \["[^"]+"\], "migrated": \[\{"hash": "[^"]+", "keyId": "key_[^"]+"\}, \{"hash": "[^"]+", "keyId": "key_[^"]+"\}\]' AS migrated;
+SELECT code, name, credits FROM unkey.unkey_verify_key('v2 legacy 1');
+SELECT pg_temp.v2('keys.migrateKeys', format('{"migrationId": "v2-migration", "apiId": "%s", "keys": [{"hash": {"value": "x", "variant": "md5"}}]}', :'app'), :'cb') ~ '^400' AS variant_checked;
+
+-- user meta keeps its nulls; credits.remaining null is unlimited on import
+SELECT pg_temp.v2('keys.updateKey', format('{"keyId": "%s", "meta": {"plan": null, "seats": 2}}', :'ck'), :'cb');
+SELECT meta FROM unkey.keys WHERE id = :'ck';
+SELECT pg_temp.v2('keys.migrateKeys', format('{"migrationId": "v2-migration", "apiId": "%s", "keys": [{"hash": "%s",
+	"credits": {"remaining": null}, "meta": {"x": null}}]}', :'app', unkey.unkey_hash_key('v2 legacy 3')), :'cb') ~ '"migrated": \[\{' AS unlimited_import;
+SELECT code, credits, meta FROM unkey.unkey_verify_key('v2 legacy 3');
+-- a disabled root key stays disabled when its key row is enabled through the SQL API
+SELECT enabled FROM unkey.unkey_update_root_key(:'root_id', enabled => false);
+SELECT (unkey.unkey_update_key(:'root_id', '{"enabled": true}')).enabled AS row_enabled;
+SELECT pg_temp.v2('apis.getApi', format('{"apiId": "%s"}', :'app'), :'bearer') ~ '^401' AS still_refused;
+SELECT enabled FROM unkey.unkey_update_root_key(:'root_id', enabled => true);
+
+-- analytics: Unkey's SQL is not run here yet (README): 501 after the checks
+SELECT (unkey.unkey_create_root_key('analyst', ARRAY['api.*.read_analytics'])).key AS analyst \gset
+SELECT pg_temp.v2('analytics.getVerifications', '{"query": "SELECT count(*) FROM key_verifications_v1"}', 'Bearer ' || :'analyst');
+SELECT pg_temp.v2('analytics.getVerifications', '{"query": "SELECT 1"}', :'bearer') ~ '^403' AS needs_read_analytics;
+SELECT pg_temp.v2('analytics.getRatelimits', '{}', 'Bearer ' || :'analyst') ~ '^400' AS query_required;
+
+-- a verification's rate limit that names a limit without both limit and
+-- duration is a lookup by name (Unkey's rule): a missing one is 412
+SELECT regexp_replace(pg_temp.v2('keys.verifyKey', format('{"key": "%s", "ratelimits": [{"name": "nope", "limit": 5}]}', :'k'),
+	'Bearer ' || :'scoped'), '(key|id)_[1-9A-HJ-NP-Za-km-z]+', '\1_<id>', 'g') AS half_inline;
 
 -- nothing of it is executable by PUBLIC
 SELECT count(*) AS public_functions FROM pg_proc p

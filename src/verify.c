@@ -351,9 +351,11 @@ JsonBigint(JsonbValue *v, const char *field)
 }
 
 /*
- * Parse [{"name", "cost"?, "limit"?, "duration"?}, ...]: a name alone (or
- * with a cost) refers to a configured limit, a name with limit and duration
- * is an inline limit.  Anything else is 22023, checked before any lookup.
+ * Parse [{"name", "cost"?, "limit"?, "duration"?}, ...]: a name with both
+ * limit and duration is an inline limit; any other entry refers to a
+ * configured limit by its name, as in Unkey's verifier (since 0.5.0: a lone
+ * limit or duration is checked, then ignored).  A malformed entry is 22023,
+ * checked before any lookup.
  */
 static int
 ParseLimitAsks(Jsonb *jb, LimitAsk **out)
@@ -409,9 +411,7 @@ ParseLimitAsks(Jsonb *jb, LimitAsk **out)
 			RatelimitCheckDuration(asks[i].duration_ms);
 			known++;
 		}
-		if (has_limit != has_duration)
-			BadLimits("an inline limit needs both limit and duration");
-		asks[i].is_inline = has_limit;
+		asks[i].is_inline = has_limit && has_duration;
 		if (known != (int) JsonContainerSize(obj))
 			BadLimits("the only fields are name, cost, limit and duration");
 	}

@@ -190,7 +190,10 @@ COMMENT ON SCHEMA unkey_v2 IS 'Unkey''s v2 HTTP API, for PostgREST: one function
 -- application's permissions and roles so that no endpoint can change them
 CREATE TABLE unkey.root_keys (
 	key_hash			bytea PRIMARY KEY REFERENCES unkey.keys (key_hash) ON DELETE CASCADE,
-	permissions			text[] NOT NULL DEFAULT '{}'
+	permissions			text[] NOT NULL DEFAULT '{}',
+	-- disabling is recorded here too, where only the owner's functions write:
+	-- re-enabling the key row through the SQL API does not re-enable it
+	enabled				boolean NOT NULL DEFAULT true
 );
 COMMENT ON TABLE unkey.root_keys IS 'per-key: the Unkey root-key permissions of a root key';
 SELECT pg_catalog.pg_extension_config_dump('unkey.root_keys', '');
@@ -272,7 +275,7 @@ RETURNS SETOF unkey.root_key
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT k.id, k.name, k.start, r.permissions, k.enabled, k.expires, k.created_at
+	SELECT k.id, k.name, k.start, r.permissions, k.enabled AND r.enabled, k.expires, k.created_at
 	  FROM unkey.root_keys r JOIN unkey.keys k ON k.key_hash = r.key_hash
 	 WHERE k.deleted_at IS NULL
 	 ORDER BY k.id
@@ -300,6 +303,7 @@ BEGIN
 		 WHERE r.key_hash = h;
 	END IF;
 	IF enabled IS NOT NULL THEN
+		UPDATE unkey.root_keys r SET enabled = unkey_update_root_key.enabled WHERE r.key_hash = h;
 		PERFORM unkey.unkey_update_key(unkey_update_root_key.key_id, jsonb_build_object('enabled', enabled));
 	END IF;
 	SELECT * INTO result FROM unkey.unkey_list_root_keys() l WHERE l.key_id = unkey_update_root_key.key_id;
@@ -337,8 +341,9 @@ COMMENT ON FUNCTION unkey._v2_fail(integer, text, text, text) IS 'private: an er
 -- Unkey's error body for an error raised while running an endpoint: a
 -- _v2_fail error as it says; the SQL API's errors by their SQLSTATE (22023
 -- and the other input errors 400, PT404 404, 23505 409, PT412 412, 42501
--- 403); anything else 500.  Sets response.status and the content type.
-CREATE FUNCTION unkey._v2_error(state text, message text, detail text, hint text)
+-- 403); anything else 500.  Sets response.status and the content type
+-- (application/problem+json for 429, and when problem is set).
+CREATE FUNCTION unkey._v2_error(state text, message text, detail text, hint text, problem boolean)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -356,7 +361,7 @@ BEGIN
 				   WHEN state = '23505' THEN 409
 				   WHEN state = '42501' THEN 403
 				   ELSE 500 END;
-	noun := lower(substring(message FROM '^([A-Za-z -]+?) (?:"[^"]*" )?(?:not found|already exists|is gone)'));
+	noun := lower(substring(message FROM '^(?:an? )?([A-Za-z -]+?) (?:named |with [a-z ]+ )?(?:"[^"]*" )?(?:not found|already exists|is gone)'));
 	code := CASE WHEN detail ~ '^(unkey|user)/[a-z_]+/[a-z_]+$' THEN detail
 				 WHEN state = '42601' THEN 'user/bad_request/permissions_query_syntax_error'
 				 WHEN status = 400 THEN 'unkey/application/invalid_input'
@@ -372,7 +377,7 @@ BEGIN
 				  WHEN code = 'unkey/application/protected_resource' THEN 'Resource is protected'
 				  ELSE CASE status WHEN 400 THEN 'Bad Request' WHEN 401 THEN 'Unauthorized' WHEN 403 THEN 'Forbidden'
 						  WHEN 404 THEN 'Not Found' WHEN 409 THEN 'Conflicting Resource' WHEN 410 THEN 'Resource Gone'
-						  WHEN 412 THEN 'Precondition Failed' WHEN 429 THEN 'Too Many Requests'
+						  WHEN 412 THEN 'Precondition Failed' WHEN 429 THEN 'Too Many Requests' WHEN 501 THEN 'Not Implemented'
 						  ELSE 'Internal Server Error' END END;
 	IF status = 500 THEN
 		RAISE LOG 'unkey v2: unexpected error %: %', state, message;
@@ -388,11 +393,11 @@ BEGIN
 	END IF;
 	PERFORM set_config('response.status', status::text, true),
 			set_config('response.headers', jsonb_build_array(jsonb_build_object('Content-Type',
-				CASE WHEN status = 429 THEN 'application/problem+json' ELSE 'application/json' END))::text, true);
+				CASE WHEN status = 429 OR problem THEN 'application/problem+json' ELSE 'application/json' END))::text, true);
 	RETURN jsonb_build_object('meta', unkey._v2_meta(), 'error', body);
 END
 $$;
-COMMENT ON FUNCTION unkey._v2_error(text, text, text, text) IS 'private: unkey''s error body for an error raised while running an endpoint: a _v2_fail error as it says; the SQL API''s errors by their SQLSTATE (22023 and the other input errors 400, PT404 404, 23505 409, PT412 412, 42501 403); anything else 500.  Sets response.status and the content type.';
+COMMENT ON FUNCTION unkey._v2_error(text, text, text, text, boolean) IS 'private: unkey''s error body for an error raised while running an endpoint: a _v2_fail error as it says; the SQL API''s errors by their SQLSTATE (22023 and the other input errors 400, PT404 404, 23505 409, PT412 412, 42501 403); anything else 500.  Sets response.status and the content type.';
 
 -- {requestId}: the request's unkey.request_id, else its X-Request-Id header
 -- (printable, at most 128 characters), else a new one
@@ -510,7 +515,7 @@ BEGIN
 		PERFORM unkey._v2_fail(429, 'user/too_many_requests/workspace_rate_limited', 'The root key has exceeded its rate limit.');
 	END IF;
 	SELECT r.permissions INTO granted FROM unkey.keys k JOIN unkey.root_keys r ON r.key_hash = k.key_hash
-	 WHERE k.id = v.key_id;
+	 WHERE k.id = v.key_id AND k.api_id = unkey.root_api_id() AND r.enabled;
 	IF NOT v.valid OR granted IS NULL THEN
 		PERFORM unkey._v2_fail(401, 'unkey/authentication/key_not_found',
 							   'The provided root key is invalid. We could not find the requested key.');
@@ -526,7 +531,7 @@ COMMENT ON FUNCTION unkey._v2_root() IS 'private: the root key of the request (h
 CREATE FUNCTION unkey._v2_allowed(granted text[], query text) RETURNS boolean
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT unkey.unkey_permissions_match(query, granted) $$;
+AS $$ SELECT coalesce(unkey.unkey_permissions_match(query, granted), false) $$;
 COMMENT ON FUNCTION unkey._v2_allowed(text[], text) IS 'private: whether the root key''s permissions satisfy a query of Unkey''s root-key permissions (api.*.read_api OR api.api_123.read_api): each is matched literally, as Unkey does, so api.*.x is the grant for every API';
 
 -- Raise 403 unless the root key's permissions satisfy the query
@@ -700,13 +705,17 @@ BEGIN
 			'permissions', CASE WHEN cardinality(v.permissions) > 0 THEN to_jsonb(v.permissions) END,
 			'roles', CASE WHEN cardinality(v.roles) > 0 THEN to_jsonb(v.roles) END,
 			'identity', CASE WHEN v.identity_id IS NOT NULL THEN
-				jsonb_build_object('id', v.identity_id, 'externalId', v.external_id)
-				|| CASE WHEN v.identity_meta IS NOT NULL THEN jsonb_build_object('meta', v.identity_meta) ELSE '{}' END END,
+				jsonb_build_object('id', v.identity_id, 'externalId', v.external_id) END,
 			'ratelimits', CASE WHEN jsonb_array_length(coalesce(v.ratelimits, '[]')) > 0 THEN
-				(SELECT jsonb_agg(r || jsonb_build_object('id', '')) FROM jsonb_array_elements(v.ratelimits) r) END));
-		-- user meta may hold nulls: put it back as it was
+				(SELECT jsonb_agg(r || jsonb_build_object('id', 'rl_' || left(md5(v.key_id || '/' || (r ->> 'name')), 22)))
+				   FROM jsonb_array_elements(v.ratelimits) r) END));
+		-- user and identity meta may hold nulls: put them back as they were
 		IF v.meta IS NOT NULL THEN
 			d := d || jsonb_build_object('meta', v.meta);
+		END IF;
+		IF v.identity_id IS NOT NULL AND v.identity_meta IS NOT NULL AND v.identity_meta <> '{}' THEN
+			d := d || jsonb_build_object('identity', jsonb_build_object('id', v.identity_id, 'externalId', v.external_id,
+																		 'meta', v.identity_meta));
 		END IF;
 	END IF;
 	RETURN jsonb_build_object('data', d);
@@ -739,6 +748,18 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT (extract(epoch FROM t) * 1000)::bigint $$;
 COMMENT ON FUNCTION unkey._v2_ms(timestamptz) IS 'private: unix milliseconds of a time (NULL stays NULL)';
 
+-- Unkey's RatelimitResponse items of a key's or an identity's limits, with
+-- ids derived from the owner and the name (ours are named, not numbered)
+CREATE FUNCTION unkey._v2_limits(owner text, limits jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT jsonb_agg(jsonb_build_object('id', 'rl_' || left(md5(owner || '/' || (r ->> 'name')), 22), 'name', r -> 'name',
+										'limit', r -> 'limit', 'duration', r -> 'duration', 'autoApply', r -> 'autoApply'))
+	  FROM jsonb_array_elements(coalesce(limits, '[]')) r
+$$;
+COMMENT ON FUNCTION unkey._v2_limits(text, jsonb) IS 'private: Unkey''s RatelimitResponse items of a key''s or an identity''s limits, ids derived from owner and name';
+
 -- Unkey's KeyResponseData of a key: optional fields left out when empty;
 -- a rate limit's id is derived from the key and the name (ours have none)
 CREATE FUNCTION unkey._v2_key_data(k unkey.key_info) RETURNS jsonb
@@ -754,10 +775,7 @@ AS $$
 		'identity', CASE WHEN k.identity_id IS NOT NULL THEN
 			jsonb_build_object('id', k.identity_id, 'externalId', k.external_id) END,
 		'plaintext', k.plaintext,
-		'ratelimits', (SELECT jsonb_agg(jsonb_build_object('id', 'rl_' || left(md5(k.key_id || '/' || (r ->> 'name')), 22),
-														   'name', r -> 'name', 'limit', r -> 'limit',
-														   'duration', r -> 'duration', 'autoApply', r -> 'autoApply'))
-						 FROM jsonb_array_elements(coalesce(k.ratelimits, '[]')) r)))
+		'ratelimits', unkey._v2_limits(k.key_id, k.ratelimits)))
 		-- user meta and identity meta may hold nulls, and credits.remaining is null when unlimited
 		|| CASE WHEN k.meta IS NOT NULL THEN jsonb_build_object('meta', k.meta) ELSE '{}' END
 		|| CASE WHEN k.credits IS NOT NULL THEN jsonb_build_object('credits', jsonb_build_object('remaining', k.credits)
@@ -934,6 +952,10 @@ DECLARE
 BEGIN
 	PERFORM unkey._v2_boolean(b, 'revalidateKeysCache');
 	granted := unkey._v2_root();
+	-- no API has another id: and only such ids go into a permission query
+	IF api !~ '^[a-zA-Z0-9_]+$' THEN
+		PERFORM unkey._v2_fail(404, 'unkey/data/api_not_found', 'The requested API does not exist or has been deleted.');
+	END IF;
 	IF NOT unkey._v2_allowed(granted, format('(api.*.read_key OR api.%1$s.read_key) AND (api.*.read_api OR api.%1$s.read_api)', api)) THEN
 		PERFORM unkey._v2_fail(404, 'unkey/data/api_not_found', 'The requested API does not exist or has been deleted.');
 	END IF;
@@ -953,6 +975,852 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION unkey._v2_apis_list_keys(jsonb) IS 'private: POST /v2/apis.listKeys {apiId, limit?, cursor?, externalId?, decrypt?, revalidateKeysCache?}: without read_key and read_api on the API, the API is not found';
+
+-- A page of rows matching a search, in id order, from a query that yields
+-- (id, answer jsonb, haystack text); the cursor is the last id of the page
+CREATE FUNCTION unkey._v2_page(b jsonb, rows_sql text, default_limit integer) RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	lim bigint := coalesce(unkey._v2_integer(b, 'limit', 1, 100, 'body.limit'), default_limit);
+	cursor text := nullif(unkey._v2_string(b, 'cursor', 0, 1024), '');
+	search text := nullif(btrim(unkey._v2_string(b, 'search', 0, 256)), '');
+	rows jsonb;
+	ids text[];
+BEGIN
+	-- the answers are computed after the limit (PostgreSQL postpones costly output expressions past it)
+	EXECUTE format('SELECT coalesce(jsonb_agg(x.answer ORDER BY x.id), ''[]''), array_agg(x.id ORDER BY x.id)
+					  FROM (SELECT r.id, r.answer FROM (%s) r
+							 WHERE ($1 IS NULL OR r.id > $1) AND ($2 IS NULL OR strpos(lower(r.haystack), lower($2)) > 0)
+							 ORDER BY r.id LIMIT $3 + 1) x', rows_sql)
+	   INTO rows, ids USING cursor, search, lim;
+	IF jsonb_array_length(rows) > lim THEN
+		RETURN jsonb_build_object('data', rows - (-1), 'pagination', jsonb_build_object('cursor', ids[lim], 'hasMore', true));
+	END IF;
+	RETURN jsonb_build_object('data', rows, 'pagination', jsonb_build_object('hasMore', false));
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_page(jsonb, text, integer) IS 'private: a page of a list endpoint: limit, cursor and search over (id, answer, haystack) rows';
+
+-- Unkey's Identity: meta and ratelimits left out when empty
+CREATE FUNCTION unkey._v2_identity_data(i unkey.identity) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT jsonb_build_object('id', i.identity_id, 'externalId', i.external_id)
+		|| CASE WHEN i.meta IS NOT NULL AND i.meta <> '{}' THEN jsonb_build_object('meta', i.meta) ELSE '{}' END
+		|| CASE WHEN jsonb_array_length(coalesce(i.ratelimits, '[]')) > 0
+				THEN jsonb_build_object('ratelimits', unkey._v2_limits(i.identity_id, i.ratelimits)) ELSE '{}' END
+$$;
+COMMENT ON FUNCTION unkey._v2_identity_data(unkey.identity) IS 'private: Unkey''s Identity: meta and ratelimits left out when empty';
+
+-- The meta and ratelimits of an identity request, checked
+CREATE FUNCTION unkey._v2_identity_fields(b jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF b ? 'meta' AND jsonb_typeof(b -> 'meta') <> 'object' THEN
+		PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input', 'meta must be an object.', 'body.meta');
+	END IF;
+	IF b ? 'ratelimits' AND (jsonb_typeof(b -> 'ratelimits') <> 'array' OR jsonb_array_length(b -> 'ratelimits') > 50) THEN
+		PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input', 'ratelimits must be an array of at most 50 limits.',
+							   'body.ratelimits');
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_identity_fields(jsonb) IS 'private: the meta and ratelimits of an identity request, checked';
+
+-- POST /v2/identities.createIdentity {externalId, meta?, ratelimits?}
+CREATE FUNCTION unkey._v2_identities_create_identity(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{externalId,meta,ratelimits}', '{externalId}');
+	ext text := unkey._v2_string(b, 'externalId', 1, 255, '^[a-zA-Z0-9_.-]+$');
+BEGIN
+	PERFORM unkey._v2_identity_fields(b);
+	PERFORM unkey._v2_require(unkey._v2_root(), 'identity.*.create_identity');
+	IF EXISTS (SELECT FROM unkey.identities i WHERE i.external_id = ext) THEN
+		PERFORM unkey._v2_fail(409, 'unkey/data/identity_already_exists',
+							   format('Identity with externalId ''%s'' already exists in this workspace.', ext));
+	END IF;
+	RETURN jsonb_build_object('data', jsonb_build_object('identityId',
+		unkey.unkey_create_identity(ext, b -> 'meta', b -> 'ratelimits')));
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_identities_create_identity(jsonb) IS 'private: POST /v2/identities.createIdentity';
+
+-- The identity a request names (id or external id): 404 identity_not_found
+CREATE FUNCTION unkey._v2_identity(b jsonb) RETURNS unkey.identity
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RETURN unkey.unkey_get_identity(unkey._v2_string(b, 'identity', 1, 255));
+EXCEPTION WHEN SQLSTATE 'PT404' THEN
+	PERFORM unkey._v2_fail(404, 'unkey/data/identity_not_found', 'This identity does not exist.');
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_identity(jsonb) IS 'private: the identity a request names (id or external id), or 404 identity_not_found';
+
+-- POST /v2/identities.getIdentity {identity}
+CREATE FUNCTION unkey._v2_identities_get_identity(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{identity}', '{identity}');
+	granted text[] := unkey._v2_root();
+	i unkey.identity := unkey._v2_identity(b);
+BEGIN
+	PERFORM unkey._v2_require(granted, format('identity.*.read_identity OR identity.%s.read_identity', i.identity_id));
+	RETURN jsonb_build_object('data', unkey._v2_identity_data(i));
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_identities_get_identity(jsonb) IS 'private: POST /v2/identities.getIdentity';
+
+-- POST /v2/identities.listIdentities {limit?, cursor?, search?}: the
+-- identities the root key may read (identity.*.read_identity: all of them)
+CREATE FUNCTION unkey._v2_identities_list_identities(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{limit,cursor,search}', '{}');
+	granted text[] := unkey._v2_root();
+	everything boolean := 'identity.*.read_identity' = ANY (granted);
+BEGIN
+	IF NOT everything AND NOT EXISTS (SELECT FROM unnest(granted) g WHERE g ~ '^identity\.[^.]+\.read_identity$') THEN
+		PERFORM unkey._v2_fail(403, 'unkey/authorization/insufficient_permissions',
+							   'Missing one of these permissions: identity.*.read_identity');
+	END IF;
+	RETURN unkey._v2_page(b, format($q$SELECT i.id, unkey._v2_identity_data(unkey.unkey_get_identity(i.id)) AS answer,
+										concat_ws(' ', i.id, i.external_id) AS haystack
+								   FROM unkey.identities i
+								  WHERE %L OR format('identity.%%s.read_identity', i.id) = ANY (%L::text[])$q$,
+									everything, granted), 100);
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_identities_list_identities(jsonb) IS 'private: POST /v2/identities.listIdentities, with search';
+
+-- POST /v2/identities.updateIdentity {identity, meta?, ratelimits?}
+CREATE FUNCTION unkey._v2_identities_update_identity(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{identity,meta,ratelimits}', '{identity}');
+	i unkey.identity;
+BEGIN
+	PERFORM unkey._v2_identity_fields(b);
+	PERFORM unkey._v2_require(unkey._v2_root(), 'identity.*.update_identity');
+	i := unkey._v2_identity(b);
+	IF (SELECT count(*) <> count(DISTINCT r ->> 'name') FROM jsonb_array_elements(coalesce(b -> 'ratelimits', '[]')) r) THEN
+		PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input', 'Each rate limit of the request must have its own name.',
+							   'body.ratelimits');
+	END IF;
+	RETURN jsonb_build_object('data', unkey._v2_identity_data(
+		unkey.unkey_update_identity(i.identity_id, b -> 'meta', b -> 'ratelimits')));
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_identities_update_identity(jsonb) IS 'private: POST /v2/identities.updateIdentity';
+
+-- POST /v2/identities.deleteIdentity {identity}: answers {meta} only
+CREATE FUNCTION unkey._v2_identities_delete_identity(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{identity}', '{identity}');
+	i unkey.identity;
+BEGIN
+	PERFORM unkey._v2_require(unkey._v2_root(), 'identity.*.delete_identity');
+	i := unkey._v2_identity(b);
+	PERFORM unkey.unkey_delete_identity(i.identity_id);
+	RETURN '{}'::jsonb;
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_identities_delete_identity(jsonb) IS 'private: POST /v2/identities.deleteIdentity';
+
+-- A live rate-limit namespace by name or id (NULL when there is none)
+CREATE FUNCTION unkey._v2_namespace(name_or_id text) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT n.id FROM unkey.ratelimit_namespaces n
+	 WHERE (n.name = name_or_id OR n.id = name_or_id) AND n.deleted_at IS NULL
+	 ORDER BY n.name = name_or_id DESC LIMIT 1
+$$;
+COMMENT ON FUNCTION unkey._v2_namespace(text) IS 'private: a live rate-limit namespace by name or id';
+
+-- One limit request of ratelimit.limit or multiLimit, checked; the root key
+-- needs limit on its namespace, and create_namespace for a new one
+CREATE FUNCTION unkey._v2_limit_request(r jsonb, granted text[], location text) RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(r, '{namespace,identifier,limit,duration,cost}', '{namespace,identifier,limit,duration}');
+	ns text := unkey._v2_string(b, 'namespace', 1, 512);
+	ns_id text;
+BEGIN
+	PERFORM unkey._v2_string(b, 'identifier', 1, 512);
+	PERFORM unkey._v2_integer(b, 'limit', 1, 9223372036854775807, location || '.limit');
+	PERFORM unkey._v2_integer(b, 'duration', 1000, 2592000000, location || '.duration');
+	PERFORM unkey._v2_integer(b, 'cost', 0, 9223372036854775807, location || '.cost');
+	ns_id := unkey._v2_namespace(ns);
+	IF ns_id IS NULL AND EXISTS (SELECT FROM unkey.ratelimit_namespaces n WHERE n.name = ns OR n.id = ns) THEN
+		PERFORM unkey._v2_fail(410, 'unkey/data/ratelimit_namespace_gone', 'This namespace has been deleted. Contact support to restore.');
+	END IF;
+	PERFORM unkey._v2_require(granted, format('ratelimit.*.limit%s',
+		CASE WHEN ns_id IS NOT NULL THEN format(' OR ratelimit.%s.limit', ns_id) ELSE '' END));
+	IF ns_id IS NULL THEN
+		PERFORM unkey._v2_require(granted, 'ratelimit.*.create_namespace');
+	END IF;
+	RETURN b;
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_limit_request(jsonb, text[], text) IS 'private: one limit request of ratelimit.limit or multiLimit, checked with its permissions';
+
+-- POST /v2/ratelimit.limit {namespace, identifier, limit, duration (ms), cost?}
+CREATE FUNCTION unkey._v2_ratelimit_limit(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{namespace,identifier,limit,duration,cost}', '{}');
+	r unkey.ratelimit_result;
+BEGIN
+	b := unkey._v2_limit_request(b, unkey._v2_root(), 'body');
+	r := unkey.unkey_ratelimit(b ->> 'namespace', b ->> 'identifier', (b ->> 'limit')::bigint,
+							   ((b ->> 'duration')::bigint * interval '1 millisecond'), coalesce((b ->> 'cost')::bigint, 1));
+	RETURN jsonb_build_object('data', jsonb_strip_nulls(jsonb_build_object('success', r.success, 'limit', r."limit",
+		'remaining', r.remaining, 'reset', unkey._v2_ms(r.reset), 'overrideId', r.override_id)));
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_ratelimit_limit(jsonb) IS 'private: POST /v2/ratelimit.limit';
+
+-- POST /v2/ratelimit.multiLimit [{namespace, identifier, limit, duration, cost?}, ...]: all or nothing
+CREATE FUNCTION unkey._v2_ratelimit_multi_limit(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	granted text[];
+	checked jsonb := '[]';
+	n integer := 0;
+	item jsonb;
+BEGIN
+	IF body IS NULL OR jsonb_typeof(body) <> 'array' OR jsonb_array_length(body) NOT BETWEEN 1 AND 100 THEN
+		PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input', 'The request body must be an array of 1 to 100 limits.', 'body');
+	END IF;
+	granted := unkey._v2_root();
+	FOR item IN SELECT e FROM jsonb_array_elements(body) e LOOP
+		checked := checked || jsonb_build_array(unkey._v2_limit_request(item, granted, format('body[%s]', n)));
+		n := n + 1;
+	END LOOP;
+	RETURN jsonb_build_object('data', unkey.unkey_ratelimit_many(checked));
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_ratelimit_multi_limit(jsonb) IS 'private: POST /v2/ratelimit.multiLimit';
+
+-- The namespace an override request names (by its name), with the permission it needs: 404 when missing
+CREATE FUNCTION unkey._v2_override_namespace(b jsonb, action text) RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	granted text[] := unkey._v2_root();
+	ns_id text := unkey._v2_namespace(unkey._v2_string(b, 'namespace', 1, 512));
+BEGIN
+	IF ns_id IS NULL THEN
+		PERFORM unkey._v2_fail(404, 'unkey/data/ratelimit_namespace_not_found', 'This namespace does not exist.');
+	END IF;
+	PERFORM unkey._v2_require(granted, format('ratelimit.*.%1$s OR ratelimit.%2$s.%1$s', action, ns_id));
+	-- its name: the SQL API looks a namespace up by name first
+	RETURN (SELECT n.name FROM unkey.ratelimit_namespaces n WHERE n.id = ns_id);
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_override_namespace(jsonb, text) IS 'private: the name of the namespace an override request names, with the permission it needs';
+
+-- Unkey's RatelimitOverride
+CREATE FUNCTION unkey._v2_override_data(o unkey.override) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT jsonb_build_object('overrideId', o.override_id, 'identifier', o.identifier, 'limit', o."limit",
+							  'duration', (extract(epoch FROM o.duration) * 1000)::bigint)
+$$;
+COMMENT ON FUNCTION unkey._v2_override_data(unkey.override) IS 'private: Unkey''s RatelimitOverride';
+
+-- POST /v2/ratelimit.setOverride {namespace, identifier, limit, duration}
+CREATE FUNCTION unkey._v2_ratelimit_set_override(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{namespace,identifier,limit,duration}', '{namespace,identifier,limit,duration}');
+	ident text := unkey._v2_string(b, 'identifier', 1, 512);
+	lim bigint := unkey._v2_integer(b, 'limit', 0, 9223372036854775807, 'body.limit');
+	dur bigint := unkey._v2_integer(b, 'duration', 1000, 2592000000, 'body.duration');
+	ns_id text := unkey._v2_override_namespace(b, 'set_override');
+BEGIN
+	RETURN jsonb_build_object('data', jsonb_build_object('overrideId',
+		unkey.unkey_set_override(ns_id, ident, lim, dur * interval '1 millisecond')));
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_ratelimit_set_override(jsonb) IS 'private: POST /v2/ratelimit.setOverride';
+
+-- POST /v2/ratelimit.getOverride {namespace, identifier}: the exact one
+CREATE FUNCTION unkey._v2_ratelimit_get_override(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{namespace,identifier}', '{namespace,identifier}');
+	ident text := unkey._v2_string(b, 'identifier', 1, 512);
+	ns_id text := unkey._v2_override_namespace(b, 'read_override');
+	o unkey.override;
+BEGIN
+	BEGIN
+		o := unkey.unkey_get_override(ns_id, ident);
+	EXCEPTION WHEN SQLSTATE 'PT404' THEN
+		PERFORM unkey._v2_fail(404, 'unkey/data/ratelimit_override_not_found', 'This override does not exist.');
+	END;
+	RETURN jsonb_build_object('data', unkey._v2_override_data(o));
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_ratelimit_get_override(jsonb) IS 'private: POST /v2/ratelimit.getOverride';
+
+-- POST /v2/ratelimit.listOverrides {namespace, cursor?, limit? (10)}
+CREATE FUNCTION unkey._v2_ratelimit_list_overrides(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{namespace,cursor,limit}', '{namespace}');
+	ns_id text := unkey._v2_override_namespace(b, 'read_override');
+BEGIN
+	RETURN unkey._v2_page(b, format($q$SELECT o.override_id AS id, unkey._v2_override_data(o) AS answer, o.identifier AS haystack
+								   FROM unkey.unkey_list_overrides(%L) o$q$, ns_id), 10);
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_ratelimit_list_overrides(jsonb) IS 'private: POST /v2/ratelimit.listOverrides';
+
+-- POST /v2/ratelimit.deleteOverride {namespace, identifier}
+CREATE FUNCTION unkey._v2_ratelimit_delete_override(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{namespace,identifier}', '{namespace,identifier}');
+	ident text := unkey._v2_string(b, 'identifier', 1, 512);
+	ns_id text := unkey._v2_override_namespace(b, 'delete_override');
+BEGIN
+	BEGIN
+		PERFORM unkey.unkey_delete_override(ns_id, ident);
+	EXCEPTION WHEN SQLSTATE 'PT404' THEN
+		PERFORM unkey._v2_fail(404, 'unkey/data/ratelimit_override_not_found', 'This override does not exist.');
+	END;
+	RETURN jsonb_build_object('data', '{}'::jsonb);
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_ratelimit_delete_override(jsonb) IS 'private: POST /v2/ratelimit.deleteOverride';
+
+-- Unkey's Permission objects of these permission slugs or ids, by slug
+CREATE FUNCTION unkey._v2_permissions(slugs text[]) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object('id', p.id, 'name', p.name, 'slug', p.slug,
+																   'description', p.description)) ORDER BY p.slug COLLATE "C"), '[]')
+	  FROM unkey.permissions p WHERE p.slug = ANY (slugs) OR p.id = ANY (slugs)
+$$;
+COMMENT ON FUNCTION unkey._v2_permissions(text[]) IS 'private: Unkey''s Permission objects of these slugs or ids, by slug';
+
+-- Unkey's Role: description and permissions left out when empty
+CREATE FUNCTION unkey._v2_role_data(r unkey.role) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT jsonb_strip_nulls(jsonb_build_object('id', r.role_id, 'name', r.name, 'description', r.description,
+		'permissions', CASE WHEN cardinality(r.permissions) > 0 THEN unkey._v2_permissions(r.permissions) END))
+$$;
+COMMENT ON FUNCTION unkey._v2_role_data(unkey.role) IS 'private: Unkey''s Role: description and permissions left out when empty';
+
+-- The permission slugs of a request, checked; the root key needs
+-- create_permission for those that do not exist yet
+CREATE FUNCTION unkey._v2_slugs(b jsonb, field text, granted text[]) RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	slugs text[] := unkey._v2_strings(b, field, 1000, 1, 128);
+BEGIN
+	IF EXISTS (SELECT FROM unnest(slugs) x WHERE x !~ '^[a-zA-Z0-9_:.*-]+$') THEN
+		PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input',
+							   format('%s must be permission slugs of letters, digits and _ : . * -', field), 'body.' || field);
+	END IF;
+	IF EXISTS (SELECT FROM unnest(slugs) x WHERE NOT EXISTS (SELECT FROM unkey.permissions p WHERE p.slug = x)) THEN
+		PERFORM unkey._v2_require(granted, 'rbac.*.create_permission');
+	END IF;
+	RETURN ARRAY(SELECT DISTINCT x FROM unnest(slugs) x ORDER BY 1);
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_slugs(jsonb, text, text[]) IS 'private: the permission slugs of a request, checked; create_permission for new ones';
+
+-- POST /v2/permissions.createPermission {name, slug, description?}
+CREATE FUNCTION unkey._v2_permissions_create_permission(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{name,slug,description}', '{name,slug}');
+	perm_name text := unkey._v2_string(b, 'name', 1, 512);
+	new_slug text := unkey._v2_string(b, 'slug', 1, 128, '^[a-zA-Z0-9_:.*-]+$');
+	perm_description text := unkey._v2_string(b, 'description', 0, 512);
+BEGIN
+	PERFORM unkey._v2_require(unkey._v2_root(), 'rbac.*.create_permission');
+	IF EXISTS (SELECT FROM unkey.permissions p WHERE lower(p.slug) = lower(new_slug)) THEN
+		PERFORM unkey._v2_fail(409, 'unkey/data/permission_already_exists',
+							   format('A permission with slug ''%s'' already exists in this workspace', new_slug));
+	END IF;
+	RETURN jsonb_build_object('data', jsonb_build_object('permissionId', unkey.unkey_create_permission(perm_name, new_slug, nullif(perm_description, ''))));
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_permissions_create_permission(jsonb) IS 'private: POST /v2/permissions.createPermission';
+
+-- POST /v2/permissions.getPermission {permission} (id or slug)
+CREATE FUNCTION unkey._v2_permissions_get_permission(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{permission}', '{permission}');
+	perm text := unkey._v2_string(b, 'permission', 1, 128, '^[a-zA-Z0-9_:.*-]+$');
+	d jsonb;
+BEGIN
+	PERFORM unkey._v2_require(unkey._v2_root(), 'rbac.*.read_permission');
+	d := unkey._v2_permissions(ARRAY[perm]) -> 0;
+	IF d IS NULL THEN
+		PERFORM unkey._v2_fail(404, 'unkey/data/permission_not_found', 'The requested permission does not exist.');
+	END IF;
+	RETURN jsonb_build_object('data', d);
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_permissions_get_permission(jsonb) IS 'private: POST /v2/permissions.getPermission';
+
+-- POST /v2/permissions.listPermissions {limit?, cursor?, search?}
+CREATE FUNCTION unkey._v2_permissions_list_permissions(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{limit,cursor,search}', '{}');
+BEGIN
+	PERFORM unkey._v2_require(unkey._v2_root(), 'rbac.*.read_permission');
+	RETURN unkey._v2_page(b, $q$SELECT p.id, jsonb_strip_nulls(jsonb_build_object('id', p.id, 'name', p.name, 'slug', p.slug,
+								   'description', p.description)) AS answer,
+								concat_ws(' ', p.id, p.name, p.slug, p.description) AS haystack
+						   FROM unkey.permissions p$q$, 100);
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_permissions_list_permissions(jsonb) IS 'private: POST /v2/permissions.listPermissions, with search';
+
+-- POST /v2/permissions.deletePermission {permission} (id or slug)
+CREATE FUNCTION unkey._v2_permissions_delete_permission(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{permission}', '{permission}');
+	perm text := unkey._v2_string(b, 'permission', 1, 128, '^[a-zA-Z0-9_:.*-]+$');
+BEGIN
+	PERFORM unkey._v2_require(unkey._v2_root(), 'rbac.*.delete_permission');
+	BEGIN
+		PERFORM unkey.unkey_delete_permission(perm);
+	EXCEPTION WHEN SQLSTATE 'PT404' THEN
+		PERFORM unkey._v2_fail(404, 'unkey/data/permission_not_found', 'The requested permission does not exist.');
+	END;
+	RETURN jsonb_build_object('data', '{}'::jsonb);
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_permissions_delete_permission(jsonb) IS 'private: POST /v2/permissions.deletePermission';
+
+-- POST /v2/permissions.createRole {name, description?, permissions?}
+CREATE FUNCTION unkey._v2_permissions_create_role(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{name,description,permissions}', '{name}');
+	role_name text := unkey._v2_string(b, 'name', 1, 128);
+	role_description text := unkey._v2_string(b, 'description', 0, 512);
+	granted text[] := unkey._v2_root();
+	slugs text[];
+BEGIN
+	PERFORM unkey._v2_require(granted, 'rbac.*.create_role');
+	slugs := unkey._v2_slugs(b, 'permissions', granted);
+	IF cardinality(slugs) > 0 THEN
+		PERFORM unkey._v2_require(granted, 'rbac.*.add_permission_to_role');
+	END IF;
+	IF EXISTS (SELECT FROM unkey.roles r WHERE lower(r.name) = lower(role_name)) THEN
+		PERFORM unkey._v2_fail(409, 'unkey/data/role_already_exists', format('A role with name ''%s'' already exists in this workspace', role_name));
+	END IF;
+	RETURN jsonb_build_object('data', jsonb_build_object('roleId', unkey.unkey_create_role(role_name, nullif(role_description, ''), coalesce(slugs, '{}'))));
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_permissions_create_role(jsonb) IS 'private: POST /v2/permissions.createRole';
+
+-- The role a request names (id or name): 404 role_not_found
+CREATE FUNCTION unkey._v2_role(role text) RETURNS unkey.role
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RETURN unkey.unkey_get_role(role);
+EXCEPTION WHEN SQLSTATE 'PT404' THEN
+	PERFORM unkey._v2_fail(404, 'unkey/data/role_not_found', 'The requested role does not exist.');
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_role(text) IS 'private: the role a request names (id or name), or 404 role_not_found';
+
+-- POST /v2/permissions.getRole {role} (id or name)
+CREATE FUNCTION unkey._v2_permissions_get_role(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{role}', '{role}');
+	role text := unkey._v2_string(b, 'role', 1, 128);
+BEGIN
+	PERFORM unkey._v2_require(unkey._v2_root(), 'rbac.*.read_role');
+	RETURN jsonb_build_object('data', unkey._v2_role_data(unkey._v2_role(role)));
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_permissions_get_role(jsonb) IS 'private: POST /v2/permissions.getRole';
+
+-- POST /v2/permissions.listRoles {limit?, cursor?, search?}
+CREATE FUNCTION unkey._v2_permissions_list_roles(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{limit,cursor,search}', '{}');
+BEGIN
+	PERFORM unkey._v2_require(unkey._v2_root(), 'rbac.*.read_role');
+	RETURN unkey._v2_page(b, $q$SELECT r.id, unkey._v2_role_data(unkey.unkey_get_role(r.id)) AS answer,
+								concat_ws(' ', r.id, r.name, r.description) AS haystack
+						   FROM unkey.roles r$q$, 100);
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_permissions_list_roles(jsonb) IS 'private: POST /v2/permissions.listRoles, with search';
+
+-- POST /v2/permissions.deleteRole {role} (id or name)
+CREATE FUNCTION unkey._v2_permissions_delete_role(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{role}', '{role}');
+	role text := unkey._v2_string(b, 'role', 1, 128);
+BEGIN
+	PERFORM unkey._v2_require(unkey._v2_root(), 'rbac.*.delete_role');
+	PERFORM unkey.unkey_delete_role((unkey._v2_role(role)).role_id);
+	RETURN jsonb_build_object('data', '{}'::jsonb);
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_permissions_delete_role(jsonb) IS 'private: POST /v2/permissions.deleteRole';
+
+-- POST /v2/permissions.setRolePermissions {roleId, permissions}: replaces
+-- the role's permissions, creating missing slugs; answers them by slug
+CREATE FUNCTION unkey._v2_permissions_set_role_permissions(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{roleId,permissions}', '{roleId,permissions}');
+	role_id text := unkey._v2_string(b, 'roleId', 3, 255, '^[a-zA-Z0-9_-]+$');
+	granted text[] := unkey._v2_root();
+	slugs text[];
+BEGIN
+	PERFORM unkey._v2_require(granted, 'rbac.*.add_permission_to_role AND rbac.*.remove_permission_from_role');
+	slugs := unkey._v2_slugs(b, 'permissions', granted);
+	IF NOT EXISTS (SELECT FROM unkey.roles r WHERE r.id = role_id) THEN
+		PERFORM unkey._v2_fail(404, 'unkey/data/role_not_found', 'The requested role does not exist.');
+	END IF;
+	PERFORM unkey.unkey_set_role_permissions(role_id, slugs);
+	RETURN jsonb_build_object('data', unkey._v2_permissions(slugs));
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_permissions_set_role_permissions(jsonb) IS 'private: POST /v2/permissions.setRolePermissions';
+
+-- Unkey's credits object of a request ({remaining?, refill?: {interval,
+-- amount, refillDay?}} or null) as the SQL API's fields: credits,
+-- refill_interval, refill_amount, refill_day; a field left out is not set
+CREATE FUNCTION unkey._v2_credit_fields(b jsonb, location text, required_remaining boolean) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	c jsonb := b -> 'credits';
+	r jsonb;
+	out jsonb := '{}';
+BEGIN
+	IF NOT b ? 'credits' THEN
+		RETURN out;
+	END IF;
+	IF jsonb_typeof(c) = 'null' THEN
+		RETURN jsonb_build_object('credits', NULL, 'refill_interval', NULL);
+	END IF;
+	c := unkey._v2_body(c, '{remaining,refill}');
+	IF required_remaining AND NOT c ? 'remaining' THEN	-- null is a value here: unlimited
+		PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input', 'credits.remaining is required (null for unlimited).',
+							   location || '.remaining');
+	END IF;
+	IF c ? 'remaining' THEN
+		IF jsonb_typeof(c -> 'remaining') = 'null' THEN
+			out := jsonb_build_object('credits', NULL, 'refill_interval', NULL);
+		ELSE
+			out := jsonb_build_object('credits', unkey._v2_integer(c, 'remaining', 0, 9223372036854775807, location || '.remaining'));
+		END IF;
+	END IF;
+	IF c ? 'refill' AND jsonb_typeof(c -> 'refill') = 'null' THEN
+		out := out || jsonb_build_object('refill_interval', NULL);
+	ELSIF c ? 'refill' THEN
+		r := unkey._v2_body(c -> 'refill', '{interval,amount,refillDay}', '{interval,amount}');
+		PERFORM unkey._v2_string(r, 'interval', 5, 7, '^(daily|monthly)$');
+		PERFORM unkey._v2_integer(r, 'amount', 1, 9223372036854775807, location || '.refill.amount');
+		PERFORM unkey._v2_integer(r, 'refillDay', 1, 31, location || '.refill.refillDay');
+		IF out -> 'credits' IS NULL OR jsonb_typeof(out -> 'credits') = 'null' THEN
+			PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input',
+								   '`credits.remaining` must be provided when `credits.refill` is set.', location || '.remaining');
+		END IF;
+		IF r ->> 'interval' = 'monthly' AND NOT r ? 'refillDay' THEN
+			PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input',
+								   '`refillDay` must be provided when the refill interval is `monthly`.', location || '.refill.refillDay');
+		END IF;
+		out := out || jsonb_build_object('refill_interval', r -> 'interval', 'refill_amount', r -> 'amount')
+			|| CASE WHEN r ->> 'interval' = 'monthly' THEN jsonb_build_object('refill_day', r -> 'refillDay') ELSE '{}' END;
+	END IF;
+	RETURN out;
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_credit_fields(jsonb, text, boolean) IS 'private: Unkey''s credits object of a request as the SQL API''s credit fields';
+
+-- Unkey's KeyCreditsData of a key's credits
+CREATE FUNCTION unkey._v2_credits_data(c unkey.key_credits) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT jsonb_build_object('remaining', c.remaining)
+		|| CASE WHEN c.refill_interval IS NOT NULL THEN jsonb_build_object('refill', jsonb_strip_nulls(jsonb_build_object(
+			'interval', c.refill_interval, 'amount', c.refill_amount, 'refillDay', c.refill_day))) ELSE '{}' END
+$$;
+COMMENT ON FUNCTION unkey._v2_credits_data(unkey.key_credits) IS 'private: Unkey''s KeyCreditsData';
+
+-- POST /v2/keys.updateKey: omitted fields stay, null clears, a value sets
+CREATE FUNCTION unkey._v2_keys_update_key(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{keyId,name,externalId,meta,expires,credits,ratelimits,enabled,roles,permissions}', '{keyId}');
+	key_id text := unkey._v2_string(b, 'keyId', 3, 255, '^[a-zA-Z0-9_]+$');
+	changes jsonb;
+	granted text[] := unkey._v2_root();
+	api text := unkey._v2_key_api(key_id);
+BEGIN
+	PERFORM unkey._v2_require(granted, format('api.*.update_key OR api.%s.update_key', api));
+	changes := unkey._v2_credit_fields(b, 'body.credits', false)
+		|| jsonb_strip_nulls(jsonb_build_object('name', CASE WHEN jsonb_typeof(b -> 'name') = 'string' THEN b -> 'name' END,
+			'external_id', CASE WHEN jsonb_typeof(b -> 'externalId') = 'string' THEN b -> 'externalId' END,
+			'expires', CASE WHEN jsonb_typeof(b -> 'expires') = 'number' THEN b -> 'expires' END,
+			'enabled', b -> 'enabled', 'ratelimits', b -> 'ratelimits', 'roles', b -> 'roles', 'permissions', b -> 'permissions'))
+		|| (SELECT coalesce(jsonb_object_agg(m.ours, NULL), '{}') FROM (VALUES ('name', 'name'), ('externalId', 'external_id'),
+				('meta', 'meta'), ('expires', 'expires')) m(theirs, ours) WHERE jsonb_typeof(b -> m.theirs) = 'null')
+		-- meta as given: user meta may hold nulls, which jsonb_strip_nulls would drop
+		|| CASE WHEN jsonb_typeof(b -> 'meta') = 'object' THEN jsonb_build_object('meta', b -> 'meta') ELSE '{}' END;
+	-- null clears name, externalId, meta, expires: the rest must be values
+	PERFORM unkey._v2_string(jsonb_strip_nulls(b), 'name', 1, 255);
+	PERFORM unkey._v2_string(jsonb_strip_nulls(b), 'externalId', 1, 255, '^[a-zA-Z0-9_.-]+$');
+	PERFORM unkey._v2_integer(jsonb_strip_nulls(b), 'expires', 0, 4102444800000, 'body.expires');
+	IF b ? 'meta' AND jsonb_typeof(b -> 'meta') NOT IN ('object', 'null') THEN
+		PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input', 'meta must be an object or null.', 'body.meta');
+	END IF;
+	PERFORM unkey._v2_boolean(b, 'enabled');
+	PERFORM unkey.unkey_update_key(key_id, changes);
+	RETURN jsonb_build_object('data', '{}'::jsonb);
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_keys_update_key(jsonb) IS 'private: POST /v2/keys.updateKey';
+
+-- POST /v2/keys.updateCredits {keyId, operation, value?}
+CREATE FUNCTION unkey._v2_keys_update_credits(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{keyId,operation,value}', '{keyId,operation}');
+	key_id text := unkey._v2_string(b, 'keyId', 3, 255);
+	op text := unkey._v2_string(b, 'operation', 3, 9, '^(set|increment|decrement)$');
+	granted text[] := unkey._v2_root();
+	api text := unkey._v2_key_api(key_id);
+	value bigint;
+BEGIN
+	IF jsonb_typeof(b -> 'value') IS DISTINCT FROM 'null' THEN
+		value := unkey._v2_integer(b, 'value', 0, 9223372036854775807, 'body.value');
+	END IF;
+	PERFORM unkey._v2_require(granted, format('api.*.update_key OR api.%s.update_key', api));
+	RETURN jsonb_build_object('data', unkey._v2_credits_data(unkey.unkey_update_credits(key_id, op, value)));
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_keys_update_credits(jsonb) IS 'private: POST /v2/keys.updateCredits';
+
+-- POST /v2/keys.rerollKey {keyId, expiration (ms the old key stays valid)}
+CREATE FUNCTION unkey._v2_keys_reroll_key(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{keyId,expiration}', '{keyId,expiration}');
+	key_id text := unkey._v2_string(b, 'keyId', 3, 255, '^[a-zA-Z0-9_]+$');
+	expiration bigint := unkey._v2_integer(b, 'expiration', 0, 4102444800000, 'body.expiration');
+	granted text[] := unkey._v2_root();
+	api text := unkey._v2_key_api(key_id);
+	created unkey.created_key;
+BEGIN
+	PERFORM unkey._v2_require(granted, format('api.*.create_key OR api.%s.create_key', api));
+	IF EXISTS (SELECT FROM unkey.encrypted_keys e JOIN unkey.keys k ON k.key_hash = e.key_hash WHERE k.id = key_id) THEN
+		PERFORM unkey._v2_require(granted, format('api.*.encrypt_key OR api.%s.encrypt_key', api));
+	END IF;
+	created := unkey.unkey_reroll_key(key_id, expiration * interval '1 millisecond');
+	RETURN jsonb_build_object('data', jsonb_build_object('keyId', created.key_id, 'key', created.key));
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_keys_reroll_key(jsonb) IS 'private: POST /v2/keys.rerollKey';
+
+-- POST /v2/keys.{add,remove,set}Permissions and {add,remove,set}Roles: the
+-- key's direct permissions, or its roles, afterwards
+CREATE FUNCTION unkey._v2_keys_grants(body jsonb, what text, op text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, ARRAY['keyId', what], ARRAY['keyId', what]);
+	key_id text := unkey._v2_string(b, 'keyId', 3, 255, '^[a-zA-Z0-9_]+$');
+	granted text[] := unkey._v2_root();
+	api text := unkey._v2_key_api(key_id);
+	names text[];
+	result text[];
+BEGIN
+	PERFORM unkey._v2_require(granted, format('api.*.update_key OR api.%s.update_key', api));
+	IF what = 'permissions' THEN
+		PERFORM unkey._v2_require(granted, CASE op WHEN 'add' THEN 'rbac.*.add_permission_to_key'
+			WHEN 'remove' THEN 'rbac.*.remove_permission_from_key'
+			ELSE 'rbac.*.add_permission_to_key AND rbac.*.remove_permission_from_key' END);
+		names := CASE WHEN op = 'remove' THEN unkey._v2_strings(b, what, 1000, 1, 128) ELSE unkey._v2_slugs(b, what, granted) END;
+	ELSE
+		IF op = 'add' THEN
+			PERFORM unkey._v2_require(granted, 'rbac.*.add_role_to_key');
+		END IF;
+		names := unkey._v2_strings(b, what, 100, 1, 128);
+	END IF;
+	IF op <> 'set' AND cardinality(names) = 0 THEN
+		PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input', format('%s must name at least one.', what), 'body.' || what);
+	END IF;
+	EXECUTE format('SELECT unkey.%I($1, $2)', format('unkey_%s_key_%s', op, what)) INTO result USING key_id, names;
+	IF what = 'permissions' THEN
+		RETURN jsonb_build_object('data', unkey._v2_permissions(result));
+	END IF;
+	RETURN jsonb_build_object('data', coalesce((SELECT jsonb_agg(unkey._v2_role_data(unkey.unkey_get_role(r)) ORDER BY r)
+												  FROM unnest(result) r), '[]'));
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_keys_grants(jsonb, text, text) IS 'private: POST /v2/keys.{add,remove,set}{Permissions,Roles}';
+
+-- POST /v2/keys.migrateKeys {migrationId, apiId, keys: [{hash, ...}]}: a
+-- hash is Unkey's base64 SHA-256 (or {value, variant: "sha256_base64"});
+-- plaintext instead of hash is ours (sealed when the API is recoverable)
+CREATE FUNCTION unkey._v2_keys_migrate_keys(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{migrationId,apiId,keys}', '{migrationId,apiId,keys}');
+	api text := unkey._v2_string(b, 'apiId', 3, 255);
+	keys jsonb := '[]';
+	k jsonb;
+	h jsonb;
+	n integer := 0;
+	result unkey.migration_result;
+BEGIN
+	PERFORM unkey._v2_string(b, 'migrationId', 3, 255);
+	IF jsonb_typeof(b -> 'keys') <> 'array' OR jsonb_array_length(b -> 'keys') < 1 THEN
+		PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input', 'keys must be an array of at least one key.', 'body.keys');
+	END IF;
+	FOR k IN SELECT e FROM jsonb_array_elements(b -> 'keys') e LOOP
+		k := unkey._v2_body(k, '{hash,plaintext,name,externalId,meta,roles,permissions,expires,enabled,credits,ratelimits}', '{}');
+		h := k -> 'hash';
+		IF jsonb_typeof(h) = 'object' THEN
+			h := unkey._v2_body(h, '{value,variant}', '{value,variant}');
+			IF h ->> 'variant' <> 'sha256_base64' THEN
+				PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input', 'hash.variant must be sha256_base64.',
+									   format('body.keys[%s].hash.variant', n));
+			END IF;
+			h := h -> 'value';
+		END IF;
+		keys := keys || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object('hash', h, 'plaintext', k -> 'plaintext',
+			'name', k -> 'name', 'external_id', k -> 'externalId', 'roles', k -> 'roles',
+			'permissions', k -> 'permissions', 'expires', k -> 'expires', 'enabled', k -> 'enabled', 'ratelimits', k -> 'ratelimits'))
+			|| CASE WHEN k ? 'meta' THEN jsonb_build_object('meta', k -> 'meta') ELSE '{}' END	-- its nulls kept
+			|| unkey._v2_credit_fields(k, format('body.keys[%s].credits', n), true));
+		n := n + 1;
+	END LOOP;
+	IF api !~ '^[a-zA-Z0-9_]+$' THEN		-- no API has such an id; only ids go into a permission query
+		PERFORM unkey._v2_root();
+		PERFORM unkey._v2_fail(404, 'unkey/data/api_not_found', 'The requested API does not exist or has been deleted.');
+	END IF;
+	IF NOT unkey._v2_allowed(unkey._v2_root(), format('api.*.create_key OR api.%s.create_key', api)) THEN
+		PERFORM unkey._v2_fail(403, 'unkey/authorization/insufficient_permissions',
+							   format('Missing one of these permissions: api.*.create_key or api.%s.create_key', api));
+	END IF;
+	PERFORM unkey._v2_api(api);
+	result := unkey.unkey_migrate_keys(api, keys);
+	RETURN jsonb_build_object('data', jsonb_build_object('migrated', coalesce(result.migrated, '[]'),
+														 'failed', coalesce(result.failed, '[]')));
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_keys_migrate_keys(jsonb) IS 'private: POST /v2/keys.migrateKeys';
+
+-- POST /v2/analytics.getVerifications and getRatelimits {query}: Unkey
+-- runs the caller's SQL against its analytics tables; running it here
+-- needs a sandbox that is not built yet (README), so the answer is 501
+CREATE FUNCTION unkey._v2_analytics(body jsonb, resource text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	b jsonb := unkey._v2_body(body, '{query}', '{query}');
+	granted text[];
+BEGIN
+	PERFORM unkey._v2_string(b, 'query', 1, 65536);
+	granted := unkey._v2_root();
+	IF NOT EXISTS (SELECT FROM unnest(granted) g WHERE g ~ ('^' || resource || '\.[^.]+\.read_analytics$')) THEN
+		PERFORM unkey._v2_fail(403, 'unkey/authorization/insufficient_permissions',
+							   format('Missing one of these permissions: %s.*.read_analytics', resource));
+	END IF;
+	PERFORM unkey._v2_fail(501, 'unkey/application/not_implemented',
+		'SQL analytics queries are not run by this server yet: read unkey.unkey_get_verifications() or the views unkey.verifications_hourly, _daily, _monthly and unkey.ratelimits_hourly, _daily, _monthly instead.');
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_analytics(jsonb, text) IS 'private: POST /v2/analytics.getVerifications and getRatelimits: 501 for now';
 
 -- Run one endpoint: its answer in Unkey's envelope, or Unkey's error body
 -- with its status, every write of the endpoint undone
@@ -978,13 +1846,45 @@ BEGIN
 			WHEN 'keys.whoami' THEN unkey._v2_keys_whoami(body)
 			WHEN 'keys.deleteKey' THEN unkey._v2_keys_delete_key(body)
 			WHEN 'keys.verifyKey' THEN unkey._v2_keys_verify_key(body)
+			WHEN 'identities.createIdentity' THEN unkey._v2_identities_create_identity(body)
+			WHEN 'identities.getIdentity' THEN unkey._v2_identities_get_identity(body)
+			WHEN 'identities.listIdentities' THEN unkey._v2_identities_list_identities(body)
+			WHEN 'identities.updateIdentity' THEN unkey._v2_identities_update_identity(body)
+			WHEN 'identities.deleteIdentity' THEN unkey._v2_identities_delete_identity(body)
+			WHEN 'ratelimit.limit' THEN unkey._v2_ratelimit_limit(body)
+			WHEN 'ratelimit.multiLimit' THEN unkey._v2_ratelimit_multi_limit(body)
+			WHEN 'ratelimit.setOverride' THEN unkey._v2_ratelimit_set_override(body)
+			WHEN 'ratelimit.getOverride' THEN unkey._v2_ratelimit_get_override(body)
+			WHEN 'ratelimit.listOverrides' THEN unkey._v2_ratelimit_list_overrides(body)
+			WHEN 'ratelimit.deleteOverride' THEN unkey._v2_ratelimit_delete_override(body)
+			WHEN 'permissions.createPermission' THEN unkey._v2_permissions_create_permission(body)
+			WHEN 'permissions.getPermission' THEN unkey._v2_permissions_get_permission(body)
+			WHEN 'permissions.listPermissions' THEN unkey._v2_permissions_list_permissions(body)
+			WHEN 'permissions.deletePermission' THEN unkey._v2_permissions_delete_permission(body)
+			WHEN 'permissions.createRole' THEN unkey._v2_permissions_create_role(body)
+			WHEN 'permissions.getRole' THEN unkey._v2_permissions_get_role(body)
+			WHEN 'permissions.listRoles' THEN unkey._v2_permissions_list_roles(body)
+			WHEN 'permissions.deleteRole' THEN unkey._v2_permissions_delete_role(body)
+			WHEN 'permissions.setRolePermissions' THEN unkey._v2_permissions_set_role_permissions(body)
+			WHEN 'keys.updateKey' THEN unkey._v2_keys_update_key(body)
+			WHEN 'keys.updateCredits' THEN unkey._v2_keys_update_credits(body)
+			WHEN 'keys.rerollKey' THEN unkey._v2_keys_reroll_key(body)
+			WHEN 'keys.migrateKeys' THEN unkey._v2_keys_migrate_keys(body)
+			WHEN 'keys.addPermissions' THEN unkey._v2_keys_grants(body, 'permissions', 'add')
+			WHEN 'keys.removePermissions' THEN unkey._v2_keys_grants(body, 'permissions', 'remove')
+			WHEN 'keys.setPermissions' THEN unkey._v2_keys_grants(body, 'permissions', 'set')
+			WHEN 'keys.addRoles' THEN unkey._v2_keys_grants(body, 'roles', 'add')
+			WHEN 'keys.removeRoles' THEN unkey._v2_keys_grants(body, 'roles', 'remove')
+			WHEN 'keys.setRoles' THEN unkey._v2_keys_grants(body, 'roles', 'set')
+			WHEN 'analytics.getVerifications' THEN unkey._v2_analytics(body, 'api')
+			WHEN 'analytics.getRatelimits' THEN unkey._v2_analytics(body, 'ratelimit')
 			END;
 		RETURN jsonb_build_object('meta', unkey._v2_meta()) || answer;
 	EXCEPTION WHEN OTHERS THEN
 		GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
 								detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
 	END;
-	RETURN unkey._v2_error(state, message, detail, hint);
+	RETURN unkey._v2_error(state, message, detail, hint, endpoint = 'identities.deleteIdentity');
 END
 $$;
 COMMENT ON FUNCTION unkey._v2_call(text, jsonb) IS 'private: run one endpoint: its answer in Unkey''s envelope, or Unkey''s error body with its status, every write of the endpoint undone';
@@ -1004,7 +1904,17 @@ DECLARE
 	e text;
 BEGIN
 	FOREACH e IN ARRAY ARRAY['apis.createApi', 'apis.getApi', 'apis.deleteApi', 'apis.listKeys', 'keys.createKey',
-							 'keys.getKey', 'keys.whoami', 'keys.deleteKey', 'keys.verifyKey'] LOOP
+							 'keys.getKey', 'keys.whoami', 'keys.deleteKey', 'keys.verifyKey', 'identities.createIdentity',
+							 'identities.getIdentity', 'identities.listIdentities', 'identities.updateIdentity',
+							 'identities.deleteIdentity', 'ratelimit.limit', 'ratelimit.multiLimit', 'ratelimit.setOverride',
+							 'ratelimit.getOverride', 'ratelimit.listOverrides', 'ratelimit.deleteOverride',
+							 'permissions.createPermission', 'permissions.getPermission', 'permissions.listPermissions',
+							 'permissions.deletePermission', 'permissions.createRole', 'permissions.getRole',
+							 'permissions.listRoles', 'permissions.deleteRole', 'permissions.setRolePermissions',
+							 'keys.updateKey', 'keys.updateCredits', 'keys.rerollKey', 'keys.migrateKeys',
+							 'keys.addPermissions', 'keys.removePermissions', 'keys.setPermissions',
+							 'keys.addRoles', 'keys.removeRoles', 'keys.setRoles',
+							 'analytics.getVerifications', 'analytics.getRatelimits'] LOOP
 		EXECUTE format('CREATE FUNCTION unkey_v2.%I(jsonb) RETURNS jsonb LANGUAGE sql VOLATILE SECURITY DEFINER '
 					   'SET search_path = pg_catalog, pg_temp AS %L', e, format('SELECT unkey._v2_call(%L, $1)', e));
 		EXECUTE format('COMMENT ON FUNCTION unkey_v2.%I(jsonb) IS %L', e, 'Unkey v2: POST /v2/' || e);

@@ -137,4 +137,131 @@ await fails("keys.getKey after keys.deleteKey", errors.NotFoundErrorResponse, 40
 const dead = await succeeds("keys.verifyKey of a deleted key", () => all.keys.verifyKey({ key: made?.data?.key }));
 check(dead?.data?.code === "NOT_FOUND", "a deleted key verifies as NOT_FOUND", JSON.stringify(dead?.data));
 
+// identities: create, get, list with search to the last page, update, delete
+const ident = await succeeds("identities.createIdentity", () => all.identities.createIdentity({
+  externalId: "sdk-acme", meta: { plan: "pro" }, ratelimits: [{ name: "requests", limit: 5, duration: 60000, autoApply: true }],
+}));
+check(/^id_/.test(ident?.data?.identityId ?? ""), "identities.createIdentity answers an identityId", JSON.stringify(ident?.data));
+await fails("identities.createIdentity of a taken externalId", errors.ConflictErrorResponse, 409,
+  () => all.identities.createIdentity({ externalId: "sdk-acme" }));
+const gotIdent = await succeeds("identities.getIdentity", () => all.identities.getIdentity({ identity: "sdk-acme" }));
+check(gotIdent?.data?.id === ident?.data?.identityId && gotIdent?.data?.meta?.plan === "pro" &&
+      gotIdent?.data?.ratelimits?.[0]?.name === "requests", "identities.getIdentity answers Unkey's Identity", JSON.stringify(gotIdent?.data));
+for (let i = 0; i < 3; i++) await all.identities.createIdentity({ externalId: `sdk-list-${i}` });
+let idPages = 0;
+const idSeen = [];
+let idPage = await succeeds("identities.listIdentities", () => all.identities.listIdentities({ search: "SDK-LIST", limit: 2 }));
+while (idPage) {
+  idPages++;
+  idSeen.push(...idPage.result.data.map((x) => x.externalId));
+  idPage = await idPage.next();
+}
+check(idSeen.sort().join(",") === "sdk-list-0,sdk-list-1,sdk-list-2" && idPages === 2,
+      "identities.listIdentities searches case-insensitively and pages with next()", `${idSeen} in ${idPages} pages`);
+const upd = await succeeds("identities.updateIdentity", () =>
+  all.identities.updateIdentity({ identity: "sdk-acme", meta: { plan: "max" }, ratelimits: [] }));
+check(upd?.data?.meta?.plan === "max" && upd?.data?.ratelimits === undefined, "identities.updateIdentity replaces meta and limits",
+      JSON.stringify(upd?.data));
+await succeeds("identities.deleteIdentity", () => all.identities.deleteIdentity({ identity: "sdk-acme" }));
+await fails("identities.deleteIdentity twice (application/problem+json)", errors.NotFoundErrorResponse, 404,
+  () => all.identities.deleteIdentity({ identity: "sdk-acme" }));
+await fails("identities.createIdentity without identity.*.create_identity", errors.ForbiddenErrorResponse, 403,
+  () => scoped.identities.createIdentity({ externalId: "sdk-nope" }));
+
+// rate limits: limit, multiLimit, overrides
+const l1 = await succeeds("ratelimit.limit", () =>
+  all.ratelimit.limit({ namespace: "sdk.api", identifier: "u1", limit: 1, duration: 60000 }));
+const l2 = await succeeds("ratelimit.limit again", () =>
+  all.ratelimit.limit({ namespace: "sdk.api", identifier: "u1", limit: 1, duration: 60000 }));
+check(l1?.data?.success === true && l1?.data?.remaining === 0 && l2?.data?.success === false && typeof l2?.data?.reset === "number",
+      "ratelimit.limit allows 1 and refuses the next", JSON.stringify([l1?.data, l2?.data]));
+const multi = await succeeds("ratelimit.multiLimit", () => all.ratelimit.multiLimit([
+  { namespace: "sdk.api", identifier: "u2", limit: 5, duration: 60000 },
+  { namespace: "sdk.api", identifier: "u1", limit: 1, duration: 60000 }]));
+check(multi?.data?.passed === false && multi?.data?.limits?.length === 2, "ratelimit.multiLimit is all or nothing",
+      JSON.stringify(multi?.data));
+const ov = await succeeds("ratelimit.setOverride", () =>
+  all.ratelimit.setOverride({ namespace: "sdk.api", identifier: "vip*", limit: 50, duration: 60000 }));
+const gotOv = await succeeds("ratelimit.getOverride", () => all.ratelimit.getOverride({ namespace: "sdk.api", identifier: "vip*" }));
+check(gotOv?.data?.overrideId === ov?.data?.overrideId && gotOv?.data?.limit === 50, "ratelimit.getOverride answers the override",
+      JSON.stringify(gotOv?.data));
+const vip = await succeeds("ratelimit.limit under an override", () =>
+  all.ratelimit.limit({ namespace: "sdk.api", identifier: "vip-1", limit: 1, duration: 60000 }));
+check(vip?.data?.limit === 50 && vip?.data?.overrideId === ov?.data?.overrideId, "the wildcard override applies", JSON.stringify(vip?.data));
+const ovs = await succeeds("ratelimit.listOverrides", () => all.ratelimit.listOverrides({ namespace: "sdk.api" }));
+check(ovs?.result?.data?.length === 1, "ratelimit.listOverrides lists it", JSON.stringify(ovs?.result));
+await succeeds("ratelimit.deleteOverride", () => all.ratelimit.deleteOverride({ namespace: "sdk.api", identifier: "vip*" }));
+await fails("ratelimit.getOverride after delete", errors.NotFoundErrorResponse, 404,
+  () => all.ratelimit.getOverride({ namespace: "sdk.api", identifier: "vip*" }));
+await fails("ratelimit.limit without ratelimit.*.limit", errors.ForbiddenErrorResponse, 403,
+  () => scoped.ratelimit.limit({ namespace: "sdk.api", identifier: "u1", limit: 1, duration: 60000 }));
+
+// permissions and roles
+const perm = await succeeds("permissions.createPermission", () =>
+  all.permissions.createPermission({ name: "Read SDK docs", slug: "sdkdoc.read", description: "read them" }));
+await fails("permissions.createPermission of a taken slug", errors.ConflictErrorResponse, 409,
+  () => all.permissions.createPermission({ name: "again", slug: "sdkdoc.read" }));
+const gp = await succeeds("permissions.getPermission", () => all.permissions.getPermission({ permission: "sdkdoc.read" }));
+check(gp?.data?.id === perm?.data?.permissionId && gp?.data?.description === "read them", "permissions.getPermission answers it",
+      JSON.stringify(gp?.data));
+const role = await succeeds("permissions.createRole", () =>
+  all.permissions.createRole({ name: "sdk editor", permissions: ["sdkdoc.read", "sdkdoc.write"] }));
+const gr = await succeeds("permissions.getRole", () => all.permissions.getRole({ role: "sdk editor" }));
+check(gr?.data?.id === role?.data?.roleId && gr?.data?.permissions?.map((p) => p.slug).join() === "sdkdoc.read,sdkdoc.write" &&
+      gr?.data?.description === undefined, "permissions.getRole answers the role with its permissions", JSON.stringify(gr?.data));
+const lp = await succeeds("permissions.listPermissions", () => all.permissions.listPermissions({ search: "SDKDOC" }));
+check(lp?.result?.data?.length === 2, "permissions.listPermissions searches", JSON.stringify(lp?.result?.data));
+const lr = await succeeds("permissions.listRoles", () => all.permissions.listRoles({ search: "sdk" }));
+check(lr?.result?.data?.[0]?.name === "sdk editor", "permissions.listRoles searches", JSON.stringify(lr?.result?.data));
+const srp = await succeeds("permissions.setRolePermissions", () =>
+  all.permissions.setRolePermissions({ roleId: role?.data?.roleId, permissions: ["sdkdoc.list"] }));
+check(srp?.data?.map((p) => p.slug).join() === "sdkdoc.list", "permissions.setRolePermissions replaces them", JSON.stringify(srp?.data));
+await succeeds("permissions.deleteRole", () => all.permissions.deleteRole({ role: "sdk editor" }));
+await succeeds("permissions.deletePermission", () => all.permissions.deletePermission({ permission: "sdkdoc.read" }));
+await fails("permissions.getPermission after delete", errors.NotFoundErrorResponse, 404,
+  () => all.permissions.getPermission({ permission: "sdkdoc.read" }));
+await fails("permissions.createPermission without rbac.*.create_permission", errors.ForbiddenErrorResponse, 403,
+  () => scoped.permissions.createPermission({ name: "x", slug: "sdk.x" }));
+
+// changing keys: a full flow on one key
+const flow = await succeeds("keys.createKey for the flow", () => all.keys.createKey({
+  apiId: env.APP_API, name: "flow", credits: { remaining: 2, refill: { interval: "daily", amount: 2 } } }));
+const fid = flow?.data?.keyId;
+await succeeds("keys.updateKey", () => all.keys.updateKey({ keyId: fid, name: "flow renamed", meta: { step: 2 }, externalId: "sdk-flow" }));
+await succeeds("keys.updateKey clearing with null", () => all.keys.updateKey({ keyId: fid, meta: null, expires: null }));
+const fk = await succeeds("keys.getKey after updateKey", () => all.keys.getKey({ keyId: fid }));
+check(fk?.data?.name === "flow renamed" && fk?.data?.meta === undefined && fk?.data?.identity?.externalId === "sdk-flow",
+      "keys.updateKey sets, keeps and clears as Unkey does", JSON.stringify(fk?.data));
+const uc = await succeeds("keys.updateCredits", () => all.keys.updateCredits({ keyId: fid, operation: "increment", value: 3 }));
+check(uc?.data?.remaining === 5 && uc?.data?.refill?.interval === "daily", "keys.updateCredits answers KeyCreditsData", JSON.stringify(uc?.data));
+const unl = await succeeds("keys.updateCredits to unlimited", () => all.keys.updateCredits({ keyId: fid, operation: "set", value: null }));
+check(unl?.data?.remaining === null, "credits.remaining is null when unlimited (the one nullable field)", JSON.stringify(unl?.data));
+await fails("keys.updateCredits increment of unlimited credits", errors.BadRequestErrorResponse, 400,
+  () => all.keys.updateCredits({ keyId: fid, operation: "increment", value: 1 }));
+const ap = await succeeds("keys.addPermissions", () => all.keys.addPermissions({ keyId: fid, permissions: ["flow.read", "flow.write"] }));
+check(ap?.data?.map((p) => p.slug).join() === "flow.read,flow.write", "keys.addPermissions answers the key's permissions", JSON.stringify(ap?.data));
+const rp = await succeeds("keys.removePermissions", () => all.keys.removePermissions({ keyId: fid, permissions: ["flow.write"] }));
+check(rp?.data?.length === 1, "keys.removePermissions removes one", JSON.stringify(rp?.data));
+await succeeds("keys.setPermissions", () => all.keys.setPermissions({ keyId: fid, permissions: [] }));
+await all.permissions.createRole({ name: "flow role", permissions: ["flow.read"] });
+const ar = await succeeds("keys.addRoles", () => all.keys.addRoles({ keyId: fid, roles: ["flow role"] }));
+check(ar?.data?.[0]?.name === "flow role" && ar?.data?.[0]?.permissions?.[0]?.slug === "flow.read", "keys.addRoles answers roles with permissions",
+      JSON.stringify(ar?.data));
+await succeeds("keys.removeRoles", () => all.keys.removeRoles({ keyId: fid, roles: ["flow role"] }));
+await succeeds("keys.setRoles", () => all.keys.setRoles({ keyId: fid, roles: ["flow role"] }));
+await fails("keys.addRoles of an unknown role", errors.NotFoundErrorResponse, 404,
+  () => all.keys.addRoles({ keyId: fid, roles: ["no such role"] }));
+const rr = await succeeds("keys.rerollKey", () => all.keys.rerollKey({ keyId: fid, expiration: 0 }));
+const oldV = await succeeds("keys.verifyKey of the rerolled-away key", () => all.keys.verifyKey({ key: flow?.data?.key }));
+const newV = await succeeds("keys.verifyKey of the new key", () => all.keys.verifyKey({ key: rr?.data?.key }));
+check(oldV?.data?.code === "EXPIRED" && newV?.data?.valid === true && newV?.data?.roles?.[0] === "flow role",
+      "keys.rerollKey: the old key expires, the new one keeps the roles", JSON.stringify([oldV?.data?.code, newV?.data]));
+const mig = await succeeds("keys.migrateKeys", () => all.keys.migrateKeys({ migrationId: "sdk-migration", apiId: env.APP_API,
+  keys: [{ hash: env.LEGACY_HASH, name: "legacy", credits: { remaining: 1 } }, { hash: env.LEGACY_HASH }] }));
+check(mig?.data?.migrated?.length === 1 && Array.isArray(mig?.data?.failed), "keys.migrateKeys answers migrated and failed arrays",
+      JSON.stringify(mig?.data));
+const legacy = await succeeds("keys.verifyKey of a migrated key", () => all.keys.verifyKey({ key: env.LEGACY_KEY }));
+check(legacy?.data?.valid === true && legacy?.data?.name === "legacy" && legacy?.data?.credits === 0,
+      "a migrated key verifies with its original plaintext", JSON.stringify(legacy?.data));
+
 console.log(`# ${failures} failed`);

@@ -46,13 +46,20 @@ my %env = (
 	PROTECTED_API => $protected,
 	ROOT_ALL => q1(q{SELECT key FROM unkey.unkey_create_root_key('all',
 		ARRAY['api.*.create_api', 'api.*.read_api', 'api.*.delete_api', 'api.*.verify_key', 'api.*.create_key',
-			  'api.*.read_key', 'api.*.delete_key'])}),
+			  'api.*.read_key', 'api.*.delete_key', 'api.*.update_key', 'rbac.*.add_permission_to_key',
+			  'rbac.*.remove_permission_from_key', 'rbac.*.add_role_to_key', 'identity.*.create_identity', 'identity.*.read_identity',
+			  'identity.*.update_identity', 'identity.*.delete_identity', 'ratelimit.*.limit', 'ratelimit.*.create_namespace',
+			  'ratelimit.*.set_override', 'ratelimit.*.read_override', 'ratelimit.*.delete_override',
+			  'rbac.*.create_permission', 'rbac.*.read_permission', 'rbac.*.delete_permission', 'rbac.*.create_role',
+			  'rbac.*.read_role', 'rbac.*.delete_role', 'rbac.*.add_permission_to_role', 'rbac.*.remove_permission_from_role'])}),
 	ROOT_SCOPED => q1(qq{SELECT key FROM unkey.unkey_create_root_key('scoped',
 		ARRAY['api.$app.read_api', 'api.$app.verify_key'])}),
 	APP_KEY => q1(qq{SELECT key FROM unkey.unkey_create_key('$app', credits => 2, external_id => 'acme',
 		meta => '{"plan": null}', ratelimits => '[{"name": "requests", "limit": 100, "duration": 60000, "autoApply": true}]')}),
 	OTHER_KEY => q1(qq{SELECT key FROM unkey.unkey_create_key('$other')}));
 $env{OTHER_KEY_ID} = q1(qq{SELECT key_id FROM unkey.unkey_whoami('$env{OTHER_KEY}')});
+$env{LEGACY_KEY} = 'legacy_' . join('', map { ('a' .. 'z')[ int rand 26 ] } 1 .. 24);
+$env{LEGACY_HASH} = q1(qq{SELECT unkey.unkey_hash_key('$env{LEGACY_KEY}')});
 $env{APP_KEYS_BEFORE} = q1(qq{SELECT count(*) FROM unkey.keys WHERE api_id = '$app'});
 
 my ($front, $port) = HttpFront::start(host => $node->host, port => $node->port, dbname => 'postgres',
@@ -75,7 +82,7 @@ for (split /\n/, $out)
 		ok($1 eq 'ok', $2);
 	}
 }
-cmp_ok($checks, '>=', 42, "the SDK script ran its checks ($checks)") or diag "$out\n$err";
+cmp_ok($checks, '>=', 110, "the SDK script ran its checks ($checks)") or diag "$out\n$err";
 is($err, '', 'the SDK script wrote nothing to stderr');
 
 # what the SDK was told is what the table holds

@@ -1,0 +1,5 @@
+-- POST /rpc/unkey_verify_key {"key", "api_id"} as PostgREST sends it: the direct call
+BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE;
+select set_config('search_path', :sp, true), set_config('role', :role, true), set_config('request.jwt.claims', :claims, true), set_config('request.method', 'POST', true), set_config('request.path', '/rpc/unkey_verify_key', true), set_config('request.headers', :hdrs, true), set_config('request.cookies', '{}', true);
+WITH pgrst_source AS (SELECT pgrst_call.* FROM (SELECT :direct::json AS json_data) pgrst_payload, LATERAL (SELECT "api_id", "key" FROM json_to_record(pgrst_payload.json_data) AS _("api_id" text, "key" text) LIMIT 1) pgrst_body , LATERAL "unkey"."unkey_verify_key"("api_id" := pgrst_body."api_id", "key" := pgrst_body."key") pgrst_call) SELECT null::bigint AS total_result_set, 1 AS page_total, coalesce(json_agg(_postgrest_t)->0, 'null') AS body, nullif(current_setting('response.headers', true), '') AS response_headers, nullif(current_setting('response.status', true), '') AS response_status, '' AS response_inserted FROM (SELECT "unkey_verify_key".* FROM "pgrst_source" AS "unkey_verify_key") _postgrest_t;
+COMMIT;

@@ -1,0 +1,5 @@
+-- POST /v2/keys.verifyKey {"key"} through the proxy and PostgREST: the v2 layer (root key included)
+BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE;
+select set_config('search_path', '"unkey_v2"', true), set_config('role', :role, true), set_config('request.jwt.claims', :claims, true), set_config('request.method', 'POST', true), set_config('request.path', '/rpc/keys.verifyKey', true), set_config('request.headers', :v2hdrs, true), set_config('request.cookies', '{}', true);
+WITH pgrst_source AS (SELECT pgrst_call.pgrst_scalar FROM (SELECT "unkey_v2"."keys.verifyKey"(:v2body::jsonb) pgrst_scalar) pgrst_call) SELECT null::bigint AS total_result_set, 1 AS page_total, coalesce(json_agg(_postgrest_t.pgrst_scalar)->0, 'null') AS body, nullif(current_setting('response.headers', true), '') AS response_headers, nullif(current_setting('response.status', true), '') AS response_status, '' AS response_inserted FROM (SELECT "keys.verifyKey".* FROM "pgrst_source" AS "keys.verifyKey") _postgrest_t;
+COMMIT;
