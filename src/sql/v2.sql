@@ -308,7 +308,7 @@ COMMENT ON FUNCTION unkey._v2_string(jsonb, text, integer, integer, text) IS 'pr
 
 -- The root key of the request (header X-Unkey-Root-Key: "Bearer <key>"),
 -- authenticated as Unkey does: missing or malformed 400, unknown 401,
--- disabled or expired 403, its rate limit 429; returns its permissions
+-- disabled or expired 403; returns its permissions
 CREATE FUNCTION unkey._v2_root() RETURNS text[]
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -316,7 +316,8 @@ AS $$
 DECLARE
 	header text;
 	token text;
-	v unkey.verification;
+	live boolean;
+	until timestamptz;
 	granted text[];
 BEGIN
 	BEGIN
@@ -334,24 +335,23 @@ BEGIN
 							   'You must provide a valid root key in the Authorization header in the format ''Bearer ROOT_KEY''.',
 							   'header.Authorization');
 	END IF;
-	v := unkey.unkey_verify_key(token, unkey.root_api_id(), cost => 0);
-	IF v.code = 'DISABLED' THEN
-		PERFORM unkey._v2_fail(403, 'unkey/authorization/key_disabled', 'The root key is disabled.');
-	ELSIF v.code = 'EXPIRED' THEN
-		PERFORM unkey._v2_fail(403, 'unkey/authorization/forbidden', 'The root key has expired.');
-	ELSIF v.code = 'RATE_LIMITED' THEN
-		PERFORM unkey._v2_fail(429, 'user/too_many_requests/workspace_rate_limited', 'The root key has exceeded its rate limit.');
-	END IF;
-	SELECT r.permissions INTO granted FROM unkey.keys k JOIN unkey.root_keys r ON r.key_hash = k.key_hash
-	 WHERE k.id = v.key_id AND k.api_id = unkey.root_api_id() AND r.enabled;
-	IF NOT v.valid OR granted IS NULL THEN
+	-- one index read, not a verification: a root key has no credits, limits
+	-- or events, and a revocation or a change is seen by the next request
+	SELECT k.enabled AND r.enabled, k.expires, r.permissions INTO live, until, granted
+	  FROM unkey.keys k JOIN unkey.root_keys r ON r.key_hash = k.key_hash
+	 WHERE k.key_hash = unkey._key_hash(token) AND k.api_id = unkey.root_api_id() AND k.deleted_at IS NULL;
+	IF NOT FOUND THEN
 		PERFORM unkey._v2_fail(401, 'unkey/authentication/key_not_found',
 							   'The provided root key is invalid. We could not find the requested key.');
+	ELSIF NOT live THEN
+		PERFORM unkey._v2_fail(403, 'unkey/authorization/key_disabled', 'The root key is disabled.');
+	ELSIF until <= unkey.now() THEN
+		PERFORM unkey._v2_fail(403, 'unkey/authorization/forbidden', 'The root key has expired.');
 	END IF;
 	RETURN granted;
 END
 $$;
-COMMENT ON FUNCTION unkey._v2_root() IS 'private: the root key of the request (header X-Unkey-Root-Key: "Bearer <key>"), authenticated as Unkey does: missing or malformed 400, unknown 401, disabled or expired 403, its rate limit 429; returns its permissions';
+COMMENT ON FUNCTION unkey._v2_root() IS 'private: the root key of the request (header X-Unkey-Root-Key: "Bearer <key>"), authenticated as Unkey does: missing or malformed 400, unknown 401, disabled or expired 403; returns its permissions';
 
 -- Whether the root key's permissions satisfy a query of Unkey's root-key
 -- permissions (api.*.read_api OR api.api_123.read_api): each is matched
