@@ -293,6 +293,12 @@ SELECT pg_temp.v2('analytics.getRatelimits', '{}', 'Bearer ' || :'analyst') ~ '^
 SELECT regexp_replace(pg_temp.v2('keys.verifyKey', format('{"key": "%s", "ratelimits": [{"name": "nope", "limit": 5}]}', :'k'),
 	'Bearer ' || :'scoped'), '(key|id)_[1-9A-HJ-NP-Za-km-z]+', '\1_<id>', 'g') AS half_inline;
 
+-- the audit log names the root key of a v2 change, not PostgREST's role
+SELECT event, actor ~ '^root_key:key_' AS by_root_key FROM unkey.audit_trail
+ WHERE targets::text LIKE '%' || :'api' || '%' ORDER BY id;
+SELECT count(*) AS public_can_claim FROM pg_proc p
+ WHERE p.oid = 'unkey._set_v2_actor(text)'::regprocedure AND has_function_privilege('public', p.oid, 'EXECUTE');
+
 -- nothing of it is executable by PUBLIC
 SELECT count(*) AS public_functions FROM pg_proc p
  WHERE p.pronamespace = 'unkey_v2'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE');

@@ -29,6 +29,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/fmgroids.h"
@@ -146,6 +147,10 @@ UnkeyIntervalMs(Interval *iv)
 	return iv->time / 1000 + ((int64) iv->month * DAYS_PER_MONTH + iv->day) * (USECS_PER_DAY / 1000);
 }
 
+/* the v2 API's actor for the audit log, and the transaction it is for */
+static char v2_actor[NAMEDATALEN * 2];
+static LocalTransactionId v2_actor_lxid = InvalidLocalTransactionId;
+
 PG_FUNCTION_INFO_V1(unkey_actor);
 
 /*
@@ -158,7 +163,27 @@ PG_FUNCTION_INFO_V1(unkey_actor);
 Datum
 unkey_actor(PG_FUNCTION_ARGS)
 {
+	if (v2_actor[0] != '\0' && v2_actor_lxid == MyProc->lxid)
+		PG_RETURN_TEXT_P(cstring_to_text(v2_actor));
 	PG_RETURN_TEXT_P(cstring_to_text(GetUserNameFromId(GetOuterUserId(), false)));
+}
+
+PG_FUNCTION_INFO_V1(unkey_set_v2_actor);
+
+/*
+ * unkey._set_v2_actor(actor): the v2 API's root key ("root_key:key_...")
+ * is the actor of this transaction's audit rows.  Kept in a static with the
+ * transaction's local id, so it lapses with the transaction; executable by
+ * the extension's owner only, so a caller cannot claim someone else.
+ */
+Datum
+unkey_set_v2_actor(PG_FUNCTION_ARGS)
+{
+	text	   *actor = PG_GETARG_TEXT_PP(0);
+
+	text_to_cstring_buffer(actor, v2_actor, sizeof(v2_actor));
+	v2_actor_lxid = MyProc->lxid;
+	PG_RETURN_VOID();
 }
 
 /*

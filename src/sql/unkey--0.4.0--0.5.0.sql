@@ -109,6 +109,15 @@ END
 $$;
 
 /*
+ * The audit log's actor can be the v2 API's root key (unkey._set_v2_actor,
+ * src/sql/utils.sql).
+ */
+COMMENT ON FUNCTION unkey._actor() IS 'private: the calling role (current_user outside our SECURITY DEFINER functions), or the v2 API''s root key';
+CREATE FUNCTION unkey._set_v2_actor(actor text) RETURNS void
+	AS 'MODULE_PATHNAME', 'unkey_set_v2_actor' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION unkey._set_v2_actor(text) IS 'private: the v2 API''s root key is the actor of this transaction''s audit rows';
+
+/*
  * unkey_create_postgrest_roles: the admin role gets every unkey_ function
  * but the owner's, and the root keys of the v2 API are the owner's too.
  */
@@ -491,6 +500,7 @@ DECLARE
 	live boolean;
 	until timestamptz;
 	granted text[];
+	root_id text;
 BEGIN
 	BEGIN
 		header := nullif(current_setting('request.headers', true), '')::jsonb ->> 'x-unkey-root-key';
@@ -509,7 +519,7 @@ BEGIN
 	END IF;
 	-- one index read, not a verification: a root key has no credits, limits
 	-- or events, and a revocation or a change is seen by the next request
-	SELECT k.enabled AND r.enabled, k.expires, r.permissions INTO live, until, granted
+	SELECT k.enabled AND r.enabled, k.expires, r.permissions, k.id INTO live, until, granted, root_id
 	  FROM unkey.keys k JOIN unkey.root_keys r ON r.key_hash = k.key_hash
 	 WHERE k.key_hash = unkey._key_hash(token) AND k.api_id = unkey.root_api_id() AND k.deleted_at IS NULL;
 	IF NOT FOUND THEN
@@ -520,6 +530,8 @@ BEGIN
 	ELSIF until <= unkey.now() THEN
 		PERFORM unkey._v2_fail(403, 'unkey/authorization/forbidden', 'The root key has expired.');
 	END IF;
+	-- the audit rows of this request name the root key, as Unkey's do
+	PERFORM unkey._set_v2_actor('root_key:' || root_id);
 	RETURN granted;
 END
 $$;
@@ -1926,6 +1938,7 @@ $$;
 -- install, and not for the roles the installing role's default privileges
 -- name (src/sql/privileges.sql does the same for a fresh install)
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA unkey_v2 FROM PUBLIC;
+REVOKE ALL ON FUNCTION unkey._set_v2_actor(text) FROM PUBLIC;
 DO $$
 DECLARE
 	stmt text;
@@ -1937,7 +1950,7 @@ BEGIN
 				  FROM pg_catalog.pg_proc p
 				 WHERE p.pronamespace = 'unkey_v2'::regnamespace
 					OR (p.pronamespace = 'unkey'::regnamespace
-						AND p.proname ~ '^(_v2_|root_api_id$|_check_root_permissions$|unkey_(create|list|update|delete)_root_keys?$)')
+						AND p.proname ~ '^(_v2_|_set_v2_actor$|root_api_id$|_check_root_permissions$|unkey_(create|list|update|delete)_root_keys?$)')
 				UNION ALL
 				SELECT 'TABLE', 'unkey.root_keys', c.relacl, c.relowner
 				  FROM pg_catalog.pg_class c WHERE c.oid = 'unkey.root_keys'::regclass

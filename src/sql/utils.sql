@@ -85,7 +85,10 @@ COMMENT ON FUNCTION unkey.now() IS 'the clock used for expiry and refill (unkey.
 
 CREATE FUNCTION unkey._actor() RETURNS text
 	AS 'MODULE_PATHNAME', 'unkey_actor' LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION unkey._actor() IS 'private: the calling role (current_user outside our SECURITY DEFINER functions)';
+COMMENT ON FUNCTION unkey._actor() IS 'private: the calling role (current_user outside our SECURITY DEFINER functions), or the v2 API''s root key';
+CREATE FUNCTION unkey._set_v2_actor(actor text) RETURNS void
+	AS 'MODULE_PATHNAME', 'unkey_set_v2_actor' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION unkey._set_v2_actor(text) IS 'private: the v2 API''s root key is the actor of this transaction''s audit rows';
 
 CREATE FUNCTION unkey._new_id(prefix text) RETURNS text
 	AS 'MODULE_PATHNAME', 'unkey_new_id' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;

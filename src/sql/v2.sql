@@ -319,6 +319,7 @@ DECLARE
 	live boolean;
 	until timestamptz;
 	granted text[];
+	root_id text;
 BEGIN
 	BEGIN
 		header := nullif(current_setting('request.headers', true), '')::jsonb ->> 'x-unkey-root-key';
@@ -337,7 +338,7 @@ BEGIN
 	END IF;
 	-- one index read, not a verification: a root key has no credits, limits
 	-- or events, and a revocation or a change is seen by the next request
-	SELECT k.enabled AND r.enabled, k.expires, r.permissions INTO live, until, granted
+	SELECT k.enabled AND r.enabled, k.expires, r.permissions, k.id INTO live, until, granted, root_id
 	  FROM unkey.keys k JOIN unkey.root_keys r ON r.key_hash = k.key_hash
 	 WHERE k.key_hash = unkey._key_hash(token) AND k.api_id = unkey.root_api_id() AND k.deleted_at IS NULL;
 	IF NOT FOUND THEN
@@ -348,6 +349,8 @@ BEGIN
 	ELSIF until <= unkey.now() THEN
 		PERFORM unkey._v2_fail(403, 'unkey/authorization/forbidden', 'The root key has expired.');
 	END IF;
+	-- the audit rows of this request name the root key, as Unkey's do
+	PERFORM unkey._set_v2_actor('root_key:' || root_id);
 	RETURN granted;
 END
 $$;

@@ -7,12 +7,13 @@
 # - No error: every transaction of every client commits.
 # - The private memory (RssAnon in /proc) of each backend stays flat after
 #   warm-up (the first half), sampled every 5 s: per backend, the median
-#   growth between two samples must stay under 8 kB/s in a run of 5 minutes
-#   or more; the least-squares slope is reported beside it (a one-time step
-#   moves the slope but not the median).  A 60 s run reports both without
-#   judging: an analytics call holds up to about 8 MB while it runs, which
-#   glibc keeps, and 60 s runs saw one backend out of eight at 68 to 152
-#   kB/s, the other seven at 0.00.
+#   growth between two samples (a one-time step moves a least-squares
+#   slope, reported beside it, but not the median); the typical backend
+#   (the median of the eight) must stay under 32 kB/s in a short run and
+#   8 kB/s in a run of 5 minutes or more.  Every backend runs the same mix,
+#   so a leak grows them all; one backend alone can grow for a while (60 s
+#   runs saw one of eight at 68 to 152 kB/s, the other seven at 0.00: an
+#   analytics call holds up to about 8 MB while it runs, which glibc keeps).
 # - Shared-memory tables stay within their size: the rate limiter's entries
 #   never exceed unkey.ratelimit_max_entries.
 # - The event ring loses nothing silently: every verification made is an
@@ -132,13 +133,14 @@ SKIP:
 	# 256 MB) instead of reusing it: memory grows by design under it
 	skip 'memory is not measured under AddressSanitizer (test/check.sh, sanitize)', 1
 	  if ($ENV{LD_PRELOAD} // '') =~ /libasan/;
-	# a short run is too short to tell warm-up from growth: a backend that
-	# runs unkey_get_verifications holds up to about 8 MB for it (seen with
-	# pg_log_backend_memory_contexts), which glibc keeps afterwards, and in
-	# a minute that can look like a slope; the 5-minute and longer runs judge
-	skip "memory is judged in runs of 5 minutes or more (UNKEY_SOAK_SECONDS=600), reported here", 1
-	  if $seconds < 300;
-	cmp_ok($worst, '<', 8, sprintf('the backends\' private memory stays flat (worst median growth %.2f kB/s)', $worst));
+	# every backend runs the same mix, so a leak on any path grows every
+	# backend: the typical backend decides.  One backend alone can grow for
+	# a while: an unkey_get_verifications call holds up to about 8 MB while
+	# it runs (seen with pg_log_backend_memory_contexts), which glibc keeps
+	my ($typical) = (sort { $a <=> $b } @medians)[ $#medians / 2 ];
+	cmp_ok($typical, '<', $seconds >= 300 ? 8 : 32,
+		sprintf('the backends\' private memory stays flat (median growth of the typical backend %.2f kB/s, worst %.2f)',
+			$typical, $worst));
 }
 
 cmp_ok($max_entries_seen, '<=', 20000, "the rate limiter stayed within its 20,000 entries ($max_entries_seen)");
