@@ -128,6 +128,9 @@ SELECT pg_temp.v2('keys.whoami', '{"key": "sk_nosuchkey"}', :'kb');
 SELECT pg_temp.v2('keys.whoami', format('{"key": "%s"}', :'root'), :'kb') ~ '^404' AS root_key_unseen;
 SELECT pg_temp.v2('keys.getKey', format('{"keyId": "%s"}', :'full_id'), 'Bearer ' || :'scoped') ~ '^403' AS scoped_cannot_read;
 SELECT pg_temp.v2('keys.getKey', format('{"keyId": "%s", "decrypt": true}', :'full_id'), :'kb') ~ '^403 .*decrypt_key' AS decrypt_needs_permission;
+SELECT (unkey.unkey_create_root_key('decrypter', ARRAY['api.*.read_key', 'api.*.read_api', 'api.*.decrypt_key'])).key AS decrypter \gset
+SELECT pg_temp.v2('keys.getKey', format('{"keyId": "%s", "decrypt": true}', :'full_id'), 'Bearer ' || :'decrypter');
+SELECT pg_temp.v2('apis.listKeys', format('{"apiId": "%s", "decrypt": true}', :'app'), 'Bearer ' || :'decrypter') ~ '^412' AS list_decrypt_412;
 -- errors: unlimited with a refill, monthly without its day, a missing role (all undone), a hidden API
 SELECT count(*) AS keys_before FROM unkey.keys \gset
 SELECT pg_temp.v2('keys.createKey', format('{"apiId": "%s", "credits": {"remaining": null, "refill": {"interval": "daily", "amount": 1}}}', :'app'), :'kb');

@@ -601,7 +601,11 @@ AS $$
 		'keyId', k.key_id, 'start', k.start, 'enabled', k.enabled, 'name', k.name,
 		'createdAt', unkey._v2_ms(k.created_at), 'updatedAt', unkey._v2_ms(k.updated_at),
 		'lastUsedAt', unkey._v2_ms(k.last_used_at), 'expires', unkey._v2_ms(k.expires),
-		'permissions', CASE WHEN cardinality(k.permissions) > 0 THEN to_jsonb(k.permissions) END,
+		-- direct and role permissions, as Unkey's KeyResponseData has them
+		'permissions', (SELECT jsonb_agg(DISTINCT x ORDER BY x) FROM (
+			SELECT unnest(k.permissions) UNION
+			SELECT p.slug FROM unkey.roles r JOIN unkey.role_permissions rp ON rp.role_id = r.id
+			  JOIN unkey.permissions p ON p.id = rp.permission_id WHERE r.name = ANY (k.roles)) y(x)),
 		'roles', CASE WHEN cardinality(k.roles) > 0 THEN to_jsonb(k.roles) END,
 		'identity', CASE WHEN k.identity_id IS NOT NULL THEN
 			jsonb_build_object('id', k.identity_id, 'externalId', k.external_id) END,
@@ -700,6 +704,21 @@ END
 $$;
 COMMENT ON FUNCTION unkey._v2_keys_create_key(jsonb) IS 'private: POST /v2/keys.createKey: Unkey''s fields, camelCase, times in ms, credits nested';
 
+-- decrypt: true needs decrypt_key on the API, and an API that keeps its
+-- keys (412 otherwise, as Unkey answers)
+CREATE FUNCTION unkey._v2_require_decrypt(granted text[], api text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM unkey._v2_require(granted, format('api.*.decrypt_key OR api.%s.decrypt_key', api));
+	IF NOT (SELECT a.recoverable FROM unkey.apis a WHERE a.id = api) THEN
+		PERFORM unkey._v2_fail(412, 'unkey/application/precondition_failed', 'This API does not support key encryption.');
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION unkey._v2_require_decrypt(text[], text) IS 'private: decrypt needs decrypt_key on the API and a recoverable API';
+
 -- POST /v2/keys.getKey {keyId, decrypt?}
 CREATE FUNCTION unkey._v2_keys_get_key(body jsonb) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
@@ -714,7 +733,7 @@ DECLARE
 BEGIN
 	PERFORM unkey._v2_require(granted, format('api.*.read_key OR api.%s.read_key', api));
 	IF decrypt THEN
-		PERFORM unkey._v2_require(granted, format('api.*.decrypt_key OR api.%s.decrypt_key', api));
+		PERFORM unkey._v2_require_decrypt(granted, api);
 	END IF;
 	RETURN jsonb_build_object('data', unkey._v2_key_data(unkey.unkey_get_key(key_id, decrypt)));
 END
@@ -790,10 +809,10 @@ BEGIN
 	IF NOT unkey._v2_allowed(granted, format('(api.*.read_key OR api.%1$s.read_key) AND (api.*.read_api OR api.%1$s.read_api)', api)) THEN
 		PERFORM unkey._v2_fail(404, 'unkey/data/api_not_found', 'The requested API does not exist or has been deleted.');
 	END IF;
-	IF decrypt THEN
-		PERFORM unkey._v2_require(granted, format('api.*.decrypt_key OR api.%s.decrypt_key', api));
-	END IF;
 	PERFORM unkey._v2_api(api);
+	IF decrypt THEN
+		PERFORM unkey._v2_require_decrypt(granted, api);
+	END IF;
 	IF ext_id IS NOT NULL AND NOT EXISTS (SELECT FROM unkey.identities i WHERE i.external_id = ext_id) THEN
 		RETURN jsonb_build_object('data', '[]'::jsonb, 'pagination', jsonb_build_object('hasMore', false));
 	END IF;
