@@ -105,6 +105,67 @@ SELECT pg_temp.v2('keys.verifyKey', format('{"key": "%s", "credits": {"cost": -1
 SELECT pg_temp.v2('keys.verifyKey', format('{"key": "%s", "credits": {}}', :'k'), 'Bearer ' || :'scoped');
 SELECT pg_temp.v2('keys.verifyKey', format('{"key": "%s", "apiId": "%s"}', :'k', :'app'), 'Bearer ' || :'scoped');
 SELECT remaining AS credits_left FROM unkey.keys WHERE name = 'k1';
+-- the body's other checks, and the root key, as every endpoint checks them
+-- (status, location and detail of Unkey's error body)
+CREATE FUNCTION pg_temp.v2e(body text, root text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	e jsonb;
+BEGIN
+	PERFORM set_config('request.headers', CASE WHEN root IS NULL THEN '{}'
+		ELSE jsonb_build_object('x-unkey-root-key', root)::text END, true),
+			set_config('response.status', '', true);
+	e := unkey_v2."keys.verifyKey"(body::jsonb);
+	RETURN concat_ws(' ', coalesce(nullif(current_setting('response.status', true), ''), '200'),
+					 e #>> '{error,errors,0,location}', e #>> '{error,detail}',
+					 '(' || regexp_replace(e #>> '{error,type}', '^.*/errors/', '') || ')');
+END
+$$;
+SELECT pg_temp.v2e('[]', 'Bearer ' || :'scoped') AS not_an_object;
+SELECT pg_temp.v2e('{"key": null}', 'Bearer ' || :'scoped') AS null_key;
+SELECT pg_temp.v2e('{"key": 7}', 'Bearer ' || :'scoped') AS number_key;
+SELECT pg_temp.v2e('{"key": ""}', 'Bearer ' || :'scoped') AS empty_key;
+SELECT pg_temp.v2e(format('{"key": "%s", "credits": {"cost": 1.5}}', :'k'), 'Bearer ' || :'scoped') AS fraction;
+SELECT pg_temp.v2e(format('{"key": "%s", "credits": {"cost": 1, "x": 1}}', :'k'), 'Bearer ' || :'scoped') AS credits_extra;
+SELECT pg_temp.v2e(format('{"key": "%s", "ratelimits": {}}', :'k'), 'Bearer ' || :'scoped') AS limits_object;
+SELECT pg_temp.v2e(format('{"key": "%s", "ratelimits": [{"name": "requests", "cost": -1}]}', :'k'),
+	'Bearer ' || :'scoped') AS limits_bad_cost;
+SELECT pg_temp.v2e(format('{"key": "%s", "migrationId": 3}', :'k'), 'Bearer ' || :'scoped') AS migration_number;
+SELECT pg_temp.v2e(format('{"key": "%s", "z": 1, "b": 2}', :'k'), 'Bearer ' || :'scoped') AS first_unknown;
+SELECT pg_temp.v2e(format('{"key": "%s"}', :'k'), NULL) AS no_root_key;
+SELECT pg_temp.v2e(format('{"key": "%s"}', :'k'), 'Basic abc') AS malformed;
+SELECT pg_temp.v2e(format('{"key": "%s"}', :'k'), 'Bearer unkey_nope') AS unknown_root;
+SELECT pg_temp.v2e(format('{"key": "%s"}', :'k'), 'Bearer ' || :'k') AS app_key_as_root;
+-- a verification that failed spent nothing, and a migrationId and cost 0 are accepted
+SELECT remaining AS credits_left FROM unkey.keys WHERE name = 'k1';
+SELECT regexp_replace(pg_temp.v2('keys.verifyKey', format('{"key": "%s", "migrationId": "m1", "credits": {"cost": 0}, "tags": ["a=1"]}', :'k'),
+	'bearer ' || :'scoped' || E' \t'), '(key|id|rl)_[0-9A-Za-z]+', '\1_<id>', 'g') AS lowercase_bearer;
+-- the API's IP whitelist reads the client's address as the proxy passes it:
+-- X-Real-IP, else the last address of X-Forwarded-For
+SELECT unkey.unkey_create_api('office', ip_whitelist => ARRAY['10.0.0.0/8']) AS office \gset
+SELECT (unkey.unkey_create_key(:'office')).key AS office_key \gset
+SELECT (unkey.unkey_create_root_key('office', ARRAY['api.' || :'office' || '.verify_key'])).key AS office_root \gset
+CREATE FUNCTION pg_temp.from(headers jsonb) RETURNS text
+LANGUAGE sql AS $$
+	SELECT set_config('request.headers', (headers || jsonb_build_object('x-unkey-root-key', 'Bearer ' || current_setting('v2.root')))::text, true);
+	SELECT unkey_v2."keys.verifyKey"(jsonb_build_object('key', current_setting('v2.key'))) #>> '{data,code}';
+$$;
+SELECT set_config('v2.root', :'office_root', false), set_config('v2.key', :'office_key', false) \gset
+SELECT pg_temp.from('{"x-real-ip": "10.1.2.3"}') AS real_ip_inside,
+	   pg_temp.from('{"x-real-ip": "192.168.1.1"}') AS real_ip_outside,
+	   pg_temp.from('{"x-forwarded-for": "192.168.1.1, 10.0.0.5"}') AS forwarded_inside,
+	   pg_temp.from('{"x-forwarded-for": "10.0.0.5, 192.168.1.1"}') AS forwarded_outside,
+	   pg_temp.from('{}') AS no_address;
+-- a disabled root key, and one at its expiry, are refused before the body's key is looked at
+SELECT key_id AS office_root_id FROM unkey.unkey_list_root_keys() WHERE name = 'office' \gset
+SELECT enabled FROM unkey.unkey_update_root_key(:'office_root_id', enabled => false);
+SELECT pg_temp.v2e(format('{"key": "%s"}', :'office_key'), 'Bearer ' || :'office_root') AS disabled_root;
+SELECT (unkey.unkey_create_root_key('brief', ARRAY['api.*.verify_key'], expires => '2030-01-15 12:00:01+00')).key AS brief_root \gset
+SELECT pg_temp.v2e(format('{"key": "%s"}', :'office_key'), 'Bearer ' || :'brief_root') ~ '^200' AS brief_root_before;
+SET unkey.test_now = '2030-01-15 12:00:01+00';
+SELECT pg_temp.v2e(format('{"key": "%s"}', :'office_key'), 'Bearer ' || :'brief_root') AS brief_root_at_expiry;
+SET unkey.test_now = '2030-01-15 12:00:00+00';
+SELECT unkey.unkey_delete_root_key(key_id) FROM unkey.unkey_list_root_keys() WHERE name IN ('office', 'brief');
 
 -- keys.createKey, getKey, whoami, deleteKey and apis.listKeys: Unkey's
 -- shapes (camelCase, ms, nested credits), optional fields left out

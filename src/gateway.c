@@ -57,6 +57,7 @@
 #include "utils/typcache.h"
 
 #include "credits.h"
+#include "gateway.h"
 #include "keys.h"
 #include "utils.h"
 
@@ -101,6 +102,12 @@ GatewayInvalidate(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == gw.gateway_relid || relid == gw.routes_relid)
 		gw.loaded = false;
+}
+
+/* Forget unkey_verify_key's OID when a function changes (DROP EXTENSION) */
+static void
+VerifyOidInvalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
 	verify_oid = InvalidOid;
 }
 
@@ -291,8 +298,8 @@ ScanScalar(void *state, char *token, JsonTokenType type)
 }
 
 /* Find the named fields of a JSON object's text; false if it is not a JSON object */
-static bool
-ScanFields(const char *json, int n, const char **names, char **values)
+bool
+UnkeyScanFields(const char *json, int n, const char **names, char **values)
 {
 	JsonLexContext *lex;
 	JsonSemAction sem = {0};
@@ -389,8 +396,8 @@ DerivedPermission(const char *method, const char *path)
  * appended; those before it are the client's to write); NULL when there is
  * none or it is not an address.
  */
-static Datum
-ClientAddress(char *forwarded, char *real_ip, bool *isnull)
+Datum
+UnkeyClientAddress(char *forwarded, char *real_ip, bool *isnull)
 {
 	char	   *addr = real_ip ? real_ip : forwarded;
 	char	   *end;
@@ -417,6 +424,13 @@ ClientAddress(char *forwarded, char *real_ip, bool *isnull)
 static Oid
 VerifyOid(void)
 {
+	static bool callback_registered = false;
+
+	if (!callback_registered)
+	{
+		CacheRegisterSyscacheCallback(PROCOID, VerifyOidInvalidate, (Datum) 0);
+		callback_registered = true;
+	}
 	if (!OidIsValid(verify_oid))
 	{
 		Oid			argtypes[7] = {TEXTOID, TEXTOID, TEXTOID, INT8OID, JSONBOID, TEXTARRAYOID, INETOID};
@@ -425,6 +439,41 @@ VerifyOid(void)
 									7, argtypes, false);
 	}
 	return verify_oid;
+}
+
+/*
+ * Call unkey_verify_key(args) through fmgr, as SQL would (it switches to the
+ * extension's owner as any SECURITY DEFINER function does), and split its
+ * row into v and vn (VerificationColumn order)
+ */
+void
+UnkeyCallVerify(Datum *args, bool *argnull, Datum *v, bool *vn)
+{
+	FmgrInfo	flinfo;
+	LOCAL_FCINFO(fcinfo, 7);
+	Datum		result;
+	HeapTupleHeader td;
+	TupleDesc	desc;
+	HeapTupleData tup;
+
+	fmgr_info(VerifyOid(), &flinfo);
+	InitFunctionCallInfoData(*fcinfo, &flinfo, 7, InvalidOid, NULL, NULL);
+	for (int i = 0; i < 7; i++)
+	{
+		fcinfo->args[i].value = argnull[i] ? (Datum) 0 : args[i];
+		fcinfo->args[i].isnull = argnull[i];
+	}
+	result = FunctionCallInvoke(fcinfo);
+	if (fcinfo->isnull)
+		elog(ERROR, "unkey: unkey_verify_key returned NULL");
+	td = DatumGetHeapTupleHeader(result);
+	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(td), HeapTupleHeaderGetTypMod(td));
+	if (desc->natts != V_NCOLS)
+		elog(ERROR, "unkey: unkey.verification has %d columns, unkey knows %d", desc->natts, V_NCOLS);
+	tup.t_len = HeapTupleHeaderGetDatumLength(td);
+	tup.t_data = td;
+	heap_deform_tuple(&tup, desc, v, vn);
+	ReleaseTupleDesc(desc);
 }
 
 /* A number field of a JSON object, or -1 */
@@ -537,12 +586,8 @@ GatewayCheck(void)
 	const char *perm = NULL;
 	int64		cost;
 	char	   *m;
-	FmgrInfo	flinfo;
-	LOCAL_FCINFO(fcinfo, 7);
-	Datum		result;
-	HeapTupleHeader td;
-	TupleDesc	desc;
-	HeapTupleData tup;
+	Datum		args[7];
+	bool		argnull[7] = {false};
 	Datum		v[V_NCOLS];
 	bool		vn[V_NCOLS];
 	char	   *code;
@@ -566,8 +611,8 @@ GatewayCheck(void)
 	header_names[1] = "x-forwarded-for";
 	header_names[2] = "x-real-ip";
 	cookie_names[0] = gw.cookie;
-	if (!ScanFields(GetConfigOption("request.headers", true, false), 3, header_names, header_values) ||
-		!ScanFields(GetConfigOption("request.cookies", true, false), 1, cookie_names, cookie_values))
+	if (!UnkeyScanFields(GetConfigOption("request.headers", true, false), 3, header_names, header_values) ||
+		!UnkeyScanFields(GetConfigOption("request.cookies", true, false), 1, cookie_names, cookie_values))
 		GatewayRefuse(400, "BAD_REQUEST", "request.headers and request.cookies must be JSON objects",
 					  "Call unkey.pre_request() from PostgREST's db-pre-request.", NULL);
 	key = header_values[0] ? header_values[0] : cookie_values[0];
@@ -629,30 +674,14 @@ GatewayCheck(void)
 	}
 
 	/* the verification, as SQL would call it */
-	fmgr_info(VerifyOid(), &flinfo);
-	InitFunctionCallInfoData(*fcinfo, &flinfo, 7, InvalidOid, NULL, NULL);
-	fcinfo->args[0].value = CStringGetTextDatum(key);
-	fcinfo->args[0].isnull = false;
-	fcinfo->args[1].value = CStringGetTextDatum(gw.api_id);
-	fcinfo->args[1].isnull = false;
-	fcinfo->args[2].value = perm ? CStringGetTextDatum(perm) : (Datum) 0;
-	fcinfo->args[2].isnull = perm == NULL;
-	fcinfo->args[3].value = Int64GetDatum(cost);
-	fcinfo->args[3].isnull = false;
-	fcinfo->args[4].isnull = true;
-	fcinfo->args[5].isnull = true;
-	fcinfo->args[6].value = ClientAddress(header_values[1], header_values[2], &fcinfo->args[6].isnull);
-	result = FunctionCallInvoke(fcinfo);
-	if (fcinfo->isnull)
-		elog(ERROR, "unkey: unkey_verify_key returned NULL");
-	td = DatumGetHeapTupleHeader(result);
-	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(td), HeapTupleHeaderGetTypMod(td));
-	if (desc->natts != V_NCOLS)
-		elog(ERROR, "unkey: unkey.verification has %d columns, the gateway knows %d", desc->natts, V_NCOLS);
-	tup.t_len = HeapTupleHeaderGetDatumLength(td);
-	tup.t_data = td;
-	heap_deform_tuple(&tup, desc, v, vn);
-	ReleaseTupleDesc(desc);
+	args[0] = CStringGetTextDatum(key);
+	args[1] = CStringGetTextDatum(gw.api_id);
+	args[2] = perm ? CStringGetTextDatum(perm) : (Datum) 0;
+	args[3] = Int64GetDatum(cost);
+	args[6] = UnkeyClientAddress(header_values[1], header_values[2], &argnull[6]);
+	argnull[2] = perm == NULL;
+	argnull[4] = argnull[5] = true;
+	UnkeyCallVerify(args, argnull, v, vn);
 	code = TextDatumGetCString(v[V_CODE]);
 	limits = vn[V_RATELIMITS] ? NULL : DatumGetJsonbP(v[V_RATELIMITS]);
 

@@ -131,6 +131,13 @@ unkey_generate_key(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(PrefixedRandom(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), nbytes));
 }
 
+/* An opaque Unkey-style id such as req_…, for C callers */
+char *
+UnkeyNewId(const char *prefix)
+{
+	return text_to_cstring(PrefixedRandom(cstring_to_text(prefix), UNKEY_ID_BYTES));
+}
+
 PG_FUNCTION_INFO_V1(unkey_new_id);
 
 /* unkey._new_id(prefix text): an opaque Unkey-style id such as key_… */

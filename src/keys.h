@@ -21,6 +21,7 @@
 
 /* keys.c */
 extern void UnkeyHashKey(const char *key, size_t len, unsigned char *out);
+extern char *UnkeyNewId(const char *prefix);
 
 /* tables.c: the tables verification and the rate-limit caches read by index */
 typedef enum UnkeyTable
@@ -38,6 +39,7 @@ typedef enum UnkeyTable
 	UNKEY_NAMESPACES_BY_NAME,
 	UNKEY_NAMESPACES_BY_ID,
 	UNKEY_OVERRIDES,
+	UNKEY_ROOT_KEYS,
 	UNKEY_NTABLES
 } UnkeyTable;
 
@@ -49,7 +51,6 @@ typedef enum KeyColumn
 	K_NCOLS
 } KeyColumn;
 
-/* The columns of a rate-limit config, for both key and identity configs */
 /* The columns of unkey.verification, in order (src/sql/keys.sql) */
 typedef enum VerificationColumn
 {
@@ -58,6 +59,7 @@ typedef enum VerificationColumn
 	V_RATELIMITS, V_IDENTITY_META, V_NCOLS
 } VerificationColumn;
 
+/* The columns of a rate-limit config, for both key and identity configs */
 typedef enum RatelimitColumn
 {
 	R_NAME, R_LIMIT, R_DURATION_MS, R_AUTO_APPLY, R_NCOLS

@@ -8,8 +8,8 @@
  * than the lookups themselves, so they go straight to the btree indexes, the
  * way PostgreSQL reads its own catalogs.  Writes stay in SQL.
  *
- * Each backend resolves the OIDs of the tables, their primary-key indexes
- * and the columns it reads once, and forgets them when a relcache
+ * Each backend resolves the OIDs of a table, its index and the columns it
+ * reads when it first reads the table, and forgets them when a relcache
  * invalidation names one of them (or all relations), so DROP EXTENSION and
  * CREATE EXTENSION in a running session are safe.  Rows are read with the
  * caller's MVCC snapshot and AccessShareLock, like any SELECT.  Callers that
@@ -41,6 +41,7 @@ typedef struct TableInfo
 	const char *relname;
 	const char *indexname;		/* a btree whose first column is the lookup key */
 	const char *cols[MAX_COLS]; /* the columns returned, in this order */
+	bool		valid;			/* relid ... attnums are resolved */
 	Oid			relid;
 	Oid			indexid;
 	RegProcedure eqproc;		/* equality on the index's first column */
@@ -72,9 +73,9 @@ static TableInfo tables[UNKEY_NTABLES] = {
 	{"id", "deleted_at"}},
 	[UNKEY_OVERRIDES] = {"ratelimit_overrides", "ratelimit_overrides_namespace_id_identifier_key",
 	{"id", "identifier", "limit", "duration_ms"}},
+	[UNKEY_ROOT_KEYS] = {"root_keys", "root_keys_pkey", {"permissions", "enabled"}},
 };
 
-static bool tables_valid = false;
 static uint64 invalidations = 0;	/* counts the callbacks, to detect one mid-resolve */
 static bool callback_registered = false;
 
@@ -89,7 +90,8 @@ InvalidateTables(Datum arg, Oid relid)
 			ours = true;
 	if (ours)
 	{
-		tables_valid = false;
+		for (int t = 0; t < UNKEY_NTABLES; t++)
+			tables[t].valid = false;
 		invalidations++;
 	}
 }
@@ -115,17 +117,22 @@ UnkeyRelid(const char *name, Oid nsp)
 	return relid;
 }
 
-/* Resolve every table, index, column and equality function once */
+/* Resolve one table: its OID, its index, the index's equality and the columns */
 static void ResolveTable(TableInfo *ti, Oid nsp);
 
-static void
-ResolveTables(void)
+/*
+ * Resolve table t once, when it is first read: a table that a newer release
+ * added is not needed until something reads it, so a library newer than
+ * the installed SQL still verifies (before ALTER EXTENSION UPDATE)
+ */
+static TableInfo *
+ResolvedTable(UnkeyTable t)
 {
-	Oid			nsp;
+	TableInfo  *ti = &tables[t];
 	uint64		seen;
 
-	if (tables_valid)
-		return;
+	if (ti->valid)
+		return ti;
 	if (!callback_registered)
 	{
 		CacheRegisterRelcacheCallback(InvalidateTables, (Datum) 0);
@@ -136,14 +143,12 @@ ResolveTables(void)
 	do
 	{
 		seen = invalidations;
-		nsp = get_namespace_oid("unkey", false);
-		for (int t = 0; t < UNKEY_NTABLES; t++)
-			ResolveTable(&tables[t], nsp);
+		ResolveTable(ti, get_namespace_oid("unkey", false));
 	} while (seen != invalidations);
-	tables_valid = true;
+	ti->valid = true;
+	return ti;
 }
 
-/* Resolve one table: its OID, its index, the index's equality and the columns */
 static void
 ResolveTable(TableInfo *ti, Oid nsp)
 {
@@ -187,8 +192,7 @@ UnkeyFetch(UnkeyTable t, Datum key, Snapshot snapshot, Datum **values, bool **nu
 	int			n = 0;
 	int			cap = 1;
 
-	ResolveTables();
-	ti = &tables[t];
+	ti = ResolvedTable(t);
 
 	*values = palloc(sizeof(Datum) * ti->ncols * cap);
 	*nulls = palloc(sizeof(bool) * ti->ncols * cap);

@@ -179,11 +179,16 @@ PG_FUNCTION_INFO_V1(unkey_set_v2_actor);
 Datum
 unkey_set_v2_actor(PG_FUNCTION_ARGS)
 {
-	text	   *actor = PG_GETARG_TEXT_PP(0);
-
-	text_to_cstring_buffer(actor, v2_actor, sizeof(v2_actor));
-	v2_actor_lxid = MyProc->lxid;
+	UnkeySetV2Actor(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	PG_RETURN_VOID();
+}
+
+/* The same, for C callers (v2.c) */
+void
+UnkeySetV2Actor(const char *actor)
+{
+	strlcpy(v2_actor, actor, sizeof(v2_actor));
+	v2_actor_lxid = MyProc->lxid;
 }
 
 /*

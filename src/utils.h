@@ -41,6 +41,9 @@ extern bool UnkeyCharsBetween(const char *s, int bytes, int min, int max);
 extern int	UnkeyCompareBytes(const char *a, int alen, const char *b, int blen);
 extern int	UnkeyCompareTexts(const void *a, const void *b);
 
+/* The v2 API's root key as the actor of this transaction's audit rows */
+extern void UnkeySetV2Actor(const char *actor);
+
 /* The blessed row type of a function's result */
 extern TupleDesc UnkeyResultDesc(FunctionCallInfo fcinfo);
 

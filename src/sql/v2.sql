@@ -492,68 +492,6 @@ END
 $$;
 COMMENT ON FUNCTION unkey._v2_integer(jsonb, text, bigint, bigint, text) IS 'private: an integer field of the body (NULL when absent), within Unkey''s bounds';
 
--- POST /v2/keys.verifyKey {key, tags?, permissions?, credits?: {cost}, ratelimits?, migrationId?}:
--- the root key's verify_key permission for the key's API decides whether
--- the key is found at all; every outcome is 200, as in Unkey
-CREATE FUNCTION unkey._v2_keys_verify_key(body jsonb) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	b jsonb := unkey._v2_body(body, '{key,tags,permissions,credits,ratelimits,migrationId}', '{key}');
-	key text := unkey._v2_string(b, 'key', 1, 512);
-	query text := unkey._v2_string(b, 'permissions', 1, 1000);
-	tags text[] := unkey._v2_strings(b, 'tags', 20, 1, 512);
-	cost bigint := 1;
-	granted text[];
-	api text;
-	v unkey.verification;
-	d jsonb;
-BEGIN
-	PERFORM unkey._v2_string(b, 'migrationId', 0, 256);
-	IF b ? 'credits' THEN
-		IF jsonb_typeof(b -> 'credits') <> 'object' OR EXISTS (SELECT FROM jsonb_object_keys(b -> 'credits') k WHERE k <> 'cost')
-		   OR NOT (b -> 'credits') ? 'cost' THEN
-			PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input', 'credits must be {"cost": <integer>}.', 'body.credits');
-		END IF;
-		cost := unkey._v2_integer(b -> 'credits', 'cost', 0, 1000000000000, 'body.credits.cost');
-	END IF;
-	IF b ? 'ratelimits' AND jsonb_typeof(b -> 'ratelimits') <> 'array' THEN
-		PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input', 'ratelimits must be an array.', 'body.ratelimits');
-	END IF;
-	granted := unkey._v2_root();
-	SELECT k.api_id INTO api FROM unkey.keys k WHERE k.key_hash = decode(unkey.unkey_hash_key(key), 'base64');
-	IF api IS NULL OR api = unkey.root_api_id()
-	   OR NOT unkey._v2_allowed(granted, format('api.*.verify_key OR api.%s.verify_key', api)) THEN
-		RETURN jsonb_build_object('data', jsonb_build_object('valid', false, 'code', 'NOT_FOUND'));
-	END IF;
-	v := unkey.unkey_verify_key(key, api, query, cost, b -> 'ratelimits', tags);
-	d := jsonb_build_object('valid', v.valid, 'code', v.code);
-	IF v.key_id IS NOT NULL THEN
-		d := d || jsonb_strip_nulls(jsonb_build_object(
-			'keyId', v.key_id, 'name', v.name, 'meta', v.meta, 'enabled', v.enabled, 'credits', v.credits,
-			'expires', (extract(epoch FROM v.expires) * 1000)::bigint,
-			'permissions', CASE WHEN cardinality(v.permissions) > 0 THEN to_jsonb(v.permissions) END,
-			'roles', CASE WHEN cardinality(v.roles) > 0 THEN to_jsonb(v.roles) END,
-			'identity', CASE WHEN v.identity_id IS NOT NULL THEN
-				jsonb_build_object('id', v.identity_id, 'externalId', v.external_id) END,
-			'ratelimits', CASE WHEN jsonb_array_length(coalesce(v.ratelimits, '[]')) > 0 THEN
-				(SELECT jsonb_agg(r || jsonb_build_object('id', 'rl_' || left(md5(v.key_id || '/' || (r ->> 'name')), 22)))
-				   FROM jsonb_array_elements(v.ratelimits) r) END));
-		-- user and identity meta may hold nulls: put them back as they were
-		IF v.meta IS NOT NULL THEN
-			d := d || jsonb_build_object('meta', v.meta);
-		END IF;
-		IF v.identity_id IS NOT NULL AND v.identity_meta IS NOT NULL AND v.identity_meta <> '{}' THEN
-			d := d || jsonb_build_object('identity', jsonb_build_object('id', v.identity_id, 'externalId', v.external_id,
-																		 'meta', v.identity_meta));
-		END IF;
-	END IF;
-	RETURN jsonb_build_object('data', d);
-END
-$$;
-COMMENT ON FUNCTION unkey._v2_keys_verify_key(jsonb) IS 'private: POST /v2/keys.verifyKey {key, tags?, permissions?, credits?: {cost}, ratelimits?, migrationId?}: the root key''s verify_key permission for the key''s API decides whether the key is found at all; every outcome is 200, as in Unkey';
-
 -- A boolean field of the body (NULL when absent)
 CREATE FUNCTION unkey._v2_boolean(body jsonb, field text) RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE
@@ -1695,7 +1633,6 @@ BEGIN
 			WHEN 'keys.getKey' THEN unkey._v2_keys_get_key(body)
 			WHEN 'keys.whoami' THEN unkey._v2_keys_whoami(body)
 			WHEN 'keys.deleteKey' THEN unkey._v2_keys_delete_key(body)
-			WHEN 'keys.verifyKey' THEN unkey._v2_keys_verify_key(body)
 			WHEN 'identities.createIdentity' THEN unkey._v2_identities_create_identity(body)
 			WHEN 'identities.getIdentity' THEN unkey._v2_identities_get_identity(body)
 			WHEN 'identities.listIdentities' THEN unkey._v2_identities_list_identities(body)
@@ -1746,7 +1683,18 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT jsonb_build_object('meta', unkey._v2_meta(), 'data', jsonb_build_object('message', 'OK')) $$;
 COMMENT ON FUNCTION unkey_v2.liveness() IS 'Unkey v2: GET /v2/liveness';
 
--- The endpoints: unkey_v2."<group>.<op>"(jsonb), each a SECURITY DEFINER call
+-- POST /v2/keys.verifyKey {key, tags?, permissions?, credits?: {cost},
+-- ratelimits?, migrationId?}: in C (src/v2.c), because it runs on every
+-- request; it checks and answers as the other endpoints do.  The root key's
+-- verify_key permission for the key's API decides whether the key is found
+-- at all; every outcome is 200, as in Unkey.
+CREATE FUNCTION unkey_v2."keys.verifyKey"(jsonb) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'unkey_v2_verify_key'
+	LANGUAGE C VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION unkey_v2."keys.verifyKey"(jsonb) IS 'Unkey v2: POST /v2/keys.verifyKey';
+
+-- The other endpoints: unkey_v2."<group>.<op>"(jsonb), each a SECURITY DEFINER call
 -- of unkey._v2_call: PostgREST's role needs EXECUTE on it and nothing else;
 -- the root key decides what the call may do
 DO $$
@@ -1754,7 +1702,7 @@ DECLARE
 	e text;
 BEGIN
 	FOREACH e IN ARRAY ARRAY['apis.createApi', 'apis.getApi', 'apis.deleteApi', 'apis.listKeys', 'keys.createKey',
-							 'keys.getKey', 'keys.whoami', 'keys.deleteKey', 'keys.verifyKey', 'identities.createIdentity',
+							 'keys.getKey', 'keys.whoami', 'keys.deleteKey', 'identities.createIdentity',
 							 'identities.getIdentity', 'identities.listIdentities', 'identities.updateIdentity',
 							 'identities.deleteIdentity', 'ratelimit.limit', 'ratelimit.multiLimit', 'ratelimit.setOverride',
 							 'ratelimit.getOverride', 'ratelimit.listOverrides', 'ratelimit.deleteOverride',

@@ -10,7 +10,7 @@
 #
 # Settings (environment): DURATION seconds per run (15), CLIENTS ("2 8").
 # Target: the v2 layer keeps at least 75% of the direct call's throughput.
-# The v2 call also authenticates its root key (one index read); the table
+# The v2 call also authenticates its root key (two index reads); the table
 # shows the extra time per request beside one direct verification's.
 set -euo pipefail
 

@@ -3,14 +3,16 @@
 # Fuzzing of the input parsers that run inside the server (issue 17): the
 # JSON arguments (a verification's ratelimits, unkey_update_key's changes,
 # unkey_migrate_keys' keys, unkey_ratelimit_many's requests, the gateway's
-# request.headers), keys (verification, unkey_hash_key) and the hashes that
-# unkey_migrate_keys parses.  They use PostgreSQL's JSON and SPI, so they are
+# request.headers, the v2 API's keys.verifyKey body, read in C), keys
+# (verification, unkey_hash_key) and the hashes that unkey_migrate_keys
+# parses.  They use PostgreSQL's JSON and SPI, so they are
 # fuzzed where they run: a seed corpus per parser (test/fuzz/json_corpus/)
 # is mutated (values of other types, dropped, duplicated, renamed and unknown
 # fields, huge numbers and strings, odd Unicode, deep nesting, and the text
 # cut, spliced and garbled) and sent as a bind parameter, for a bounded time.
 #
-# - Only documented SQLSTATEs come back, and the server never crashes.
+# - Only documented SQLSTATEs come back, and the server never crashes; the
+#   v2 API raises nothing of its own (its errors are Unkey's error bodies).
 # - A call that fails leaves nothing behind: not a row, a credit, an audit
 #   row, a rate-limit counter or an event (a fingerprint of all of them is
 #   the same before and after it).
@@ -51,6 +53,7 @@ WITH a AS (SELECT unkey.unkey_create_api('fuzz') AS id),
 SELECT id, key_id, key FROM k;
 });
 $node->safe_psql('postgres', "SELECT unkey.unkey_gateway_configure('$api', derive_permissions => false)");
+my $root = $node->safe_psql('postgres', q{SELECT key FROM unkey.unkey_create_root_key('fuzz', ARRAY['api.*.verify_key'])});
 
 my $dbh = DBI->connect('dbi:Pg:dbname=postgres;host=' . $node->host . ';port=' . $node->port,
 	undef, undef, { AutoCommit => 1, RaiseError => 0, PrintError => 0, pg_enable_utf8 => 0 })
@@ -69,6 +72,10 @@ my %targets = (
 	# a malformed hash is not an error: it is listed in failed, and refused here
 	hashes => [ 'text', q{SELECT CASE WHEN jsonb_array_length(failed) > 0 THEN 'refused' END
 						   FROM unkey.unkey_migrate_keys($4, jsonb_build_array(jsonb_build_object('hash', $1::text)))} ],
+	# an error body is a refusal; only PostgreSQL's own reading of the text may raise
+	v2_verify => [ 'json', q{SELECT CASE WHEN r -> 'error' IS NOT NULL THEN 'refused' END
+			FROM (SELECT set_config('request.headers', $5, false)) s, unkey_v2."keys.verifyKey"($1::jsonb) r},
+		[qw(22P02 22P05 22003 54001 54000)] ],
 );
 
 # the documented SQLSTATEs (README, Errors), those of PostgreSQL's own input
@@ -114,7 +121,7 @@ my @atoms = (undef, JSON::PP::true, JSON::PP::false, 0, -1, 1, 1.5, -0.0, 1e308,
 	'monthly', 'daily', 'acme', 'infinity', '2999-01-01T00:00:00Z', 'sk_fuzz', 'null', '[]', '{}');
 my @names = qw(name cost limit duration autoApply auto_apply namespace identifier hash plaintext credits
   refill_interval refill_amount refill_day external_id meta expires enabled roles permissions ratelimits
-  x-api-key x-real-ip x-forwarded-for authorization Name LIMIT);
+  x-api-key x-real-ip x-forwarded-for authorization Name LIMIT key tags migrationId);
 
 sub rnd { return $_[ int(rand(@_)) ]; }
 
@@ -186,13 +193,15 @@ my (%calls, %states, @unexpected, @left_behind);
 my $per_target = $budget / keys %targets;
 for my $target (sort keys %targets)
 {
-	my ($kind, $sql) = @{ $targets{$target} };
-	# $2, $3, $4: the key, its id and the API, as literals
-	my @lit = map { $dbh->quote($_) } ($key, $key_id, $api);
-	$sql =~ s/\$([234])/$lit[$1 - 2]/g;
+	my ($kind, $sql, $only) = @{ $targets{$target} };
+	my %ok_states = $only ? map { $_ => 1 } @$only : %allowed;
+	# $2, $3, $4, $5: the key, its id, the API and the v2 request's headers, as literals
+	my @lit = map { $dbh->quote($_) } ($key, $key_id, $api, encode_json({ 'x-unkey-root-key' => "Bearer $root" }));
+	$sql =~ s/\$([2345])/$lit[$1 - 2]/g;
 	my @seeds = @{ decode_json(slurp_file("$corpus/$target.json")) };
 	s/^KEY$/$key/ for grep { !ref } @seeds;
 	$_->{'x-api-key'} = $key for grep { ref eq 'HASH' && ($_->{'x-api-key'} // '') eq 'KEY' } @seeds;
+	$_->{key} = $key for grep { ref eq 'HASH' && ($_->{key} // '') eq 'KEY' } @seeds;
 	my $sth = $dbh->prepare($sql);
 	my $before = fingerprint($target);
 	my $stop = time() + $per_target;
@@ -222,7 +231,7 @@ for my $target (sort keys %targets)
 		{
 			last unless $dbh->ping;
 			push @unexpected, "$target: $state " . $dbh->errstr . ' for ' . substr($input, 0, 300)
-			  unless $allowed{$state} || $state eq 'refused';
+			  unless $ok_states{$state} || $state eq 'refused';
 			my $after = fingerprint($target);
 			push @left_behind, "$target: $state left '$before' as '$after' for " . substr($input, 0, 300)
 			  if !same($before, $after);

@@ -1,0 +1,646 @@
+/*-------------------------------------------------------------------------
+ *
+ * v2.c
+ *	  POST /v2/keys.verifyKey of Unkey's v2 API, in C.
+ *
+ * Every other endpoint of the v2 API is SQL (src/sql/v2.sql, run by
+ * unkey._v2_call).  This one runs on every request of every application,
+ * so it does in C what the SQL endpoints do through their helpers: check
+ * the body as Unkey's schema does (the same messages as unkey._v2_body and
+ * the others), authenticate the root key (two index reads, as
+ * unkey._v2_root does), let the root key's verify_key permission for the
+ * key's API decide whether the key is found at all, verify through
+ * unkey_verify_key as SQL would call it, and answer Unkey's envelope.
+ * Every outcome is 200, as in Unkey.
+ *
+ * An error is Unkey's error body, built by unkey._v2_error as for every
+ * endpoint.  The body and the root key are checked without raising; the
+ * verification runs in a subtransaction, as unkey._v2_call's exception
+ * block does, so that an error it raises (a bad ratelimits entry, a
+ * permission query that does not parse, a limit that does not exist) is
+ * answered in Unkey's shape and anything it wrote is undone.
+ *
+ * Locking: none of its own.  Rows are read by index with a fresh snapshot
+ * (tables.c); the verification does its own locking.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/md5.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+
+#include "gateway.h"
+#include "keys.h"
+#include "utils.h"
+
+/* the API of the root keys: unkey.root_api_id() in src/sql/v2.sql */
+#define V2_ROOT_API_ID "api_unkey_root_keys"
+
+/* An answer that is an error: Unkey's status, code, message and location */
+typedef struct V2Error
+{
+	int			status;
+	const char *code;
+	char	   *message;
+	const char *location;
+} V2Error;
+
+/* Fill in an error and return false, so that checks read as "if (!Check(...)) return false" */
+static bool
+V2Fail(V2Error *err, int status, const char *code, char *message, const char *location)
+{
+	err->status = status;
+	err->code = code;
+	err->message = message;
+	err->location = location;
+	return false;
+}
+
+#define V2_INVALID "unkey/application/invalid_input"
+
+/* A field of a JSON object, or NULL when absent */
+static JsonbValue *
+V2Field(Jsonb *obj, const char *name)
+{
+	JsonbValue	k = {.type = jbvString, .val.string = {strlen(name), (char *) name}};
+
+	return findJsonbValueFromContainer(&obj->root, JB_FOBJECT, &k);
+}
+
+/* The jsonb of a container value (an object or array field) */
+static Jsonb *
+V2Container(JsonbValue *v)
+{
+	return JsonbValueToJsonb(v);
+}
+
+/* Is the field a JSON object (JB_ROOT_IS_OBJECT of a binary value)? */
+static bool
+V2IsObject(JsonbValue *v)
+{
+	return v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data);
+}
+
+static bool
+V2IsArray(JsonbValue *v)
+{
+	return v->type == jbvBinary && JsonContainerIsArray(v->val.binary.data);
+}
+
+/* The first field (in byte order) of obj that fields does not name, or NULL (additionalProperties: false) */
+static char *
+V2UnknownField(Jsonb *obj, const char *const *fields, int nfields)
+{
+	JsonbIterator *it = JsonbIteratorInit(&obj->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *first = NULL;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *name;
+		bool		known = false;
+
+		if (tok != WJB_KEY)
+			continue;
+		name = pnstrdup(v.val.string.val, v.val.string.len);
+		for (int i = 0; i < nfields && !known; i++)
+			known = strcmp(name, fields[i]) == 0;
+		if (!known && (first == NULL || strcmp(name, first) < 0))
+			first = name;
+	}
+	return first;
+}
+
+/* A string field within Unkey's bounds (unkey._v2_string): *out NULL when absent */
+static bool
+V2String(Jsonb *body, const char *field, int min, int max, char **out, V2Error *err)
+{
+	JsonbValue *v = V2Field(body, field);
+
+	*out = NULL;
+	if (v == NULL)
+		return true;
+	if (v->type != jbvString)
+		return V2Fail(err, 400, V2_INVALID, psprintf("%s must be a string.", field), psprintf("body.%s", field));
+	if (!UnkeyCharsBetween(v->val.string.val, v->val.string.len, min, max))
+		return V2Fail(err, 400, V2_INVALID, psprintf("%s must be %d to %d characters.", field, min, max),
+					  psprintf("body.%s", field));
+	*out = pnstrdup(v->val.string.val, v->val.string.len);
+	return true;
+}
+
+/* An array of strings within Unkey's bounds (unkey._v2_strings), as text[]: *out NULL when absent */
+static bool
+V2Strings(Jsonb *body, const char *field, int max_items, int min, int max, ArrayType **out, V2Error *err)
+{
+	JsonbValue *v = V2Field(body, field);
+	Jsonb	   *arr;
+	int			n;
+	Datum	   *elems;
+
+	*out = NULL;
+	if (v == NULL)
+		return true;
+	if (!V2IsArray(v) || (n = JsonContainerSize(v->val.binary.data)) > max_items)
+		goto bad;
+	arr = V2Container(v);
+	elems = palloc(sizeof(Datum) * (n + 1));
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *e = getIthJsonbValueFromContainer(&arr->root, i);
+
+		if (e->type != jbvString || !UnkeyCharsBetween(e->val.string.val, e->val.string.len, min, max))
+			goto bad;
+		elems[i] = PointerGetDatum(cstring_to_text_with_len(e->val.string.val, e->val.string.len));
+	}
+	*out = construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT);
+	return true;
+bad:
+	return V2Fail(err, 400, V2_INVALID,
+				  psprintf("%s must be an array of at most %d strings of %d to %d characters.", field, max_items, min, max),
+				  psprintf("body.%s", field));
+}
+
+/* credits: {cost: <integer 0..10^12>}; *cost stays 1 when absent */
+static bool
+V2Cost(Jsonb *body, int64 *cost, V2Error *err)
+{
+	JsonbValue *v = V2Field(body, "credits");
+	const char *const fields[] = {"cost"};
+	Jsonb	   *credits;
+	JsonbValue *c;
+	Numeric		n;
+
+	if (v == NULL)
+		return true;
+	if (!V2IsObject(v) || V2UnknownField(credits = V2Container(v), fields, 1) != NULL ||
+		(c = V2Field(credits, "cost")) == NULL)
+		return V2Fail(err, 400, V2_INVALID, "credits must be {\"cost\": <integer>}.", "body.credits");
+	n = c->val.numeric;
+	if (c->type != jbvNumeric ||
+		!DatumGetBool(DirectFunctionCall2(numeric_eq, NumericGetDatum(n),
+										  DirectFunctionCall2(numeric_trunc, NumericGetDatum(n), Int32GetDatum(0)))) ||
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n), NumericGetDatum(int64_to_numeric(0)))) < 0 ||
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n),
+										  NumericGetDatum(int64_to_numeric(INT64CONST(1000000000000))))) > 0)
+		return V2Fail(err, 400, V2_INVALID, "cost must be an integer from 0 to 1000000000000.", "body.credits.cost");
+	*cost = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(n)));
+	return true;
+}
+
+/* The token of "Bearer <token>" ([Bb]earer, spaces, no whitespace in the token, trailing whitespace allowed), or NULL */
+static char *
+V2BearerToken(const char *header)
+{
+	const char *p = header;
+	const char *start;
+	const char *end;
+
+	if ((p[0] != 'B' && p[0] != 'b') || strncmp(p + 1, "earer ", 6) != 0)
+		return NULL;
+	p += 6;
+	while (*p == ' ')
+		p++;
+	start = p;
+	while (*p && !isspace((unsigned char) *p))
+		p++;
+	end = p;
+	while (*p && isspace((unsigned char) *p))
+		p++;
+	if (end == start || *p != '\0')
+		return NULL;
+	return pnstrdup(start, end - start);
+}
+
+/* The 32-byte stored hash of a key, as a bytea Datum */
+static Datum
+V2Hash(const char *key)
+{
+	bytea	   *hash = palloc(VARHDRSZ + UNKEY_HASH_LEN);
+
+	SET_VARSIZE(hash, VARHDRSZ + UNKEY_HASH_LEN);
+	UnkeyHashKey(key, strlen(key), (unsigned char *) VARDATA(hash));
+	return PointerGetDatum(hash);
+}
+
+/*
+ * Authenticate the root key of the request, as unkey._v2_root does: missing
+ * or malformed 400, unknown 401, disabled or expired 403.  Its permissions
+ * in *granted; it becomes the actor of the transaction's audit rows.
+ */
+static bool
+V2Root(const char *header, Snapshot snap, ArrayType **granted, V2Error *err)
+{
+	char	   *token;
+	Datum		hash;
+	Datum	   *k;
+	bool	   *kn;
+	Datum	   *r;
+	bool	   *rn;
+
+	if (header == NULL)
+		return V2Fail(err, 400, "unkey/authentication/missing",
+					  "Authorization header is missing: send \"Authorization: Bearer <root key>\".", "header.Authorization");
+	if ((token = V2BearerToken(header)) == NULL)
+		return V2Fail(err, 400, "unkey/authentication/malformed",
+					  "You must provide a valid root key in the Authorization header in the format 'Bearer ROOT_KEY'.",
+					  "header.Authorization");
+	hash = V2Hash(token);
+	if (UnkeyFetch(UNKEY_KEYS, hash, snap, &k, &kn) != 1 || !kn[K_DELETED_AT] ||
+		strcmp(TextDatumGetCString(k[K_API_ID]), V2_ROOT_API_ID) != 0 ||
+		UnkeyFetch(UNKEY_ROOT_KEYS, hash, snap, &r, &rn) != 1)
+		return V2Fail(err, 401, "unkey/authentication/key_not_found",
+					  "The provided root key is invalid. We could not find the requested key.", NULL);
+	if (!DatumGetBool(k[K_ENABLED]) || !DatumGetBool(r[1]))
+		return V2Fail(err, 403, "unkey/authorization/key_disabled", "The root key is disabled.", NULL);
+	if (!kn[K_EXPIRES] && DatumGetTimestampTz(k[K_EXPIRES]) <= UnkeyNow())
+		return V2Fail(err, 403, "unkey/authorization/forbidden", "The root key has expired.", NULL);
+	UnkeySetV2Actor(psprintf("root_key:%s", TextDatumGetCString(k[K_ID])));
+	*granted = DatumGetArrayTypeP(r[0]);
+	return true;
+}
+
+/* Does the root key hold api.*.verify_key or api.<api>.verify_key (matched literally, as Unkey does)? */
+static bool
+V2MayVerify(ArrayType *granted, const char *api)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	char	   *own = psprintf("api.%s.verify_key", api);
+
+	deconstruct_array(granted, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		char	   *g = nulls[i] ? "" : TextDatumGetCString(elems[i]);
+
+		if (strcmp(g, "api.*.verify_key") == 0 || strcmp(g, own) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The request's id: unkey.request_id, else its X-Request-Id (printable, 1 to 128 characters), else a new one */
+static char *
+V2RequestId(const char *header)
+{
+	const char *id = GetConfigOption("unkey.request_id", true, false);
+	bool		printable = header != NULL && header[0] != '\0' && strlen(header) <= 128;
+
+	if (id != NULL && id[0] != '\0')
+		return pstrdup(id);
+	for (const char *c = header; printable && *c; c++)
+		printable = *c >= '!' && *c <= '~';
+	return printable ? pstrdup(header) : UnkeyNewId("req");
+}
+
+/* Unix milliseconds, rounded as unkey._v2_ms rounds */
+static int64
+V2Ms(TimestampTz ts)
+{
+	int64		us = ts + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+
+	return us >= 0 ? (us + 500) / 1000 : -((-us + 500) / 1000);
+}
+
+/* Push a key, then a value of each kind, into the object being built */
+static void
+PushKey(JsonbParseState **st, const char *key)
+{
+	JsonbValue	k = {.type = jbvString, .val.string = {strlen(key), (char *) key}};
+
+	pushJsonbValue(st, WJB_KEY, &k);
+}
+
+static void
+PushString(JsonbParseState **st, const char *key, const char *value)
+{
+	JsonbValue	v = {.type = jbvString, .val.string = {strlen(value), (char *) value}};
+
+	PushKey(st, key);
+	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+static void
+PushText(JsonbParseState **st, const char *key, Datum value)
+{
+	PushString(st, key, TextDatumGetCString(value));
+}
+
+static void
+PushBool(JsonbParseState **st, const char *key, bool value)
+{
+	JsonbValue	v = {.type = jbvBool, .val.boolean = value};
+
+	PushKey(st, key);
+	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+static void
+PushInt(JsonbParseState **st, const char *key, int64 value)
+{
+	JsonbValue	v = {.type = jbvNumeric, .val.numeric = int64_to_numeric(value)};
+
+	PushKey(st, key);
+	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+static void
+PushJsonb(JsonbParseState **st, const char *key, Datum value)
+{
+	Jsonb	   *jb = DatumGetJsonbP(value);
+	JsonbValue	v = {.type = jbvBinary, .val.binary = {VARSIZE(jb) - VARHDRSZ, &jb->root}};
+
+	PushKey(st, key);
+	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+/* A text[] as a JSON array, only when it has entries (absent, never empty, as the SQL endpoints answer) */
+static void
+PushTexts(JsonbParseState **st, const char *key, Datum value)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	deconstruct_array(DatumGetArrayTypeP(value), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n == 0)
+		return;
+	PushKey(st, key);
+	pushJsonbValue(st, WJB_BEGIN_ARRAY, NULL);
+	for (int i = 0; i < n; i++)
+	{
+		char	   *s = TextDatumGetCString(elems[i]);
+		JsonbValue	v = {.type = jbvString, .val.string = {strlen(s), s}};
+
+		pushJsonbValue(st, WJB_ELEM, &v);
+	}
+	pushJsonbValue(st, WJB_END_ARRAY, NULL);
+}
+
+/* The rate limits checked, each with its id: rl_ and 22 hex digits of md5(key id/name), as the SQL endpoints name it */
+static void
+PushRatelimits(JsonbParseState **st, Datum limits, const char *key_id)
+{
+	Jsonb	   *arr = DatumGetJsonbP(limits);
+	int			n = JB_ROOT_COUNT(arr);
+
+	if (!JB_ROOT_IS_ARRAY(arr) || n == 0)
+		return;
+	PushKey(st, "ratelimits");
+	pushJsonbValue(st, WJB_BEGIN_ARRAY, NULL);
+	for (int i = 0; i < n; i++)
+	{
+		Jsonb	   *e = V2Container(getIthJsonbValueFromContainer(&arr->root, i));
+		JsonbValue *name = V2Field(e, "name");
+		JsonbIterator *it = JsonbIteratorInit(&e->root);
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+		char		hex[33];
+		char	   *owned;
+		const char *errstr;
+
+		pushJsonbValue(st, WJB_BEGIN_OBJECT, NULL);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+			if (tok == WJB_KEY || tok == WJB_VALUE)
+				pushJsonbValue(st, tok, &v);
+		owned = psprintf("%s/%.*s", key_id, name ? name->val.string.len : 0, name ? name->val.string.val : "");
+		if (!pg_md5_hash(owned, strlen(owned), hex, &errstr))
+			elog(ERROR, "unkey: md5 failed: %s", errstr);
+		hex[22] = '\0';
+		PushString(st, "id", psprintf("rl_%s", hex));
+		pushJsonbValue(st, WJB_END_OBJECT, NULL);
+	}
+	pushJsonbValue(st, WJB_END_ARRAY, NULL);
+}
+
+/* data of a verification: {valid, code, and what is known of the key}, as unkey.verification's row says */
+static void
+PushVerification(JsonbParseState **st, Datum *v, bool *vn)
+{
+	PushKey(st, "data");
+	pushJsonbValue(st, WJB_BEGIN_OBJECT, NULL);
+	PushBool(st, "valid", DatumGetBool(v[V_VALID]));
+	PushText(st, "code", v[V_CODE]);
+	if (!vn[V_KEY_ID])
+	{
+		char	   *key_id = TextDatumGetCString(v[V_KEY_ID]);
+
+		PushString(st, "keyId", key_id);
+		if (!vn[V_NAME])
+			PushText(st, "name", v[V_NAME]);
+		/* user meta keeps its nulls */
+		if (!vn[V_META])
+			PushJsonb(st, "meta", v[V_META]);
+		PushBool(st, "enabled", DatumGetBool(v[V_ENABLED]));
+		/* no credits: unlimited */
+		if (!vn[V_CREDITS])
+			PushInt(st, "credits", DatumGetInt64(v[V_CREDITS]));
+		if (!vn[V_EXPIRES])
+			PushInt(st, "expires", V2Ms(DatumGetTimestampTz(v[V_EXPIRES])));
+		PushTexts(st, "permissions", v[V_PERMISSIONS]);
+		PushTexts(st, "roles", v[V_ROLES]);
+		if (!vn[V_IDENTITY_ID])
+		{
+			Jsonb	   *meta = vn[V_IDENTITY_META] ? NULL : DatumGetJsonbP(v[V_IDENTITY_META]);
+
+			PushKey(st, "identity");
+			pushJsonbValue(st, WJB_BEGIN_OBJECT, NULL);
+			PushText(st, "id", v[V_IDENTITY_ID]);
+			PushText(st, "externalId", v[V_EXTERNAL_ID]);
+			if (meta && !(JB_ROOT_IS_OBJECT(meta) && JB_ROOT_COUNT(meta) == 0))
+				PushJsonb(st, "meta", v[V_IDENTITY_META]);
+			pushJsonbValue(st, WJB_END_OBJECT, NULL);
+		}
+		if (!vn[V_RATELIMITS])
+			PushRatelimits(st, v[V_RATELIMITS], key_id);
+	}
+	pushJsonbValue(st, WJB_END_OBJECT, NULL);
+}
+
+/* Unkey's error body, from unkey._v2_error (which also sets response.status and the content type) */
+static Datum
+V2ErrorBody(const char *state, const char *message, const char *detail, const char *hint)
+{
+	Oid			argtypes[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID};
+	Oid			fn = LookupFuncName(list_make2(makeString("unkey"), makeString("_v2_error")), 5, argtypes, false);
+	FmgrInfo	flinfo;
+	LOCAL_FCINFO(fcinfo, 5);
+	const char *args[4] = {state, message, detail, hint};
+	Datum		result;
+
+	fmgr_info(fn, &flinfo);
+	InitFunctionCallInfoData(*fcinfo, &flinfo, 5, InvalidOid, NULL, NULL);
+	for (int i = 0; i < 4; i++)
+	{
+		fcinfo->args[i].value = args[i] ? CStringGetTextDatum(args[i]) : (Datum) 0;
+		fcinfo->args[i].isnull = args[i] == NULL;
+	}
+	fcinfo->args[4].value = BoolGetDatum(false);
+	fcinfo->args[4].isnull = false;
+	result = FunctionCallInvoke(fcinfo);
+	if (fcinfo->isnull)
+		elog(ERROR, "unkey: unkey._v2_error returned NULL");
+	return result;
+}
+
+/*
+ * Run unkey_verify_key in a subtransaction: true with its row, or false
+ * with the error it raised (copied), everything it did undone
+ */
+static bool
+V2VerifyCaught(Datum *args, bool *argnull, Datum *v, bool *vn, ErrorData **edata)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		UnkeyCallVerify(args, argnull, v, vn);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		*edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return ok;
+}
+
+/* The fields of keys.verifyKey's body (Unkey's V2KeysVerifyKeyRequestBody) */
+static const char *const verify_fields[] = {"key", "tags", "permissions", "credits", "ratelimits", "migrationId"};
+
+/*
+ * The body checked and the verification run; false with *err, or with
+ * *edata when the verification raised
+ */
+static bool
+V2VerifyKey(Jsonb *body, char **headers, Datum *v, bool *vn, V2Error *err, ErrorData **edata)
+{
+	char	   *unknown;
+	char	   *key;
+	char	   *query;
+	char	   *migration;
+	ArrayType  *tags;
+	int64		cost = 1;
+	JsonbValue *limits;
+	ArrayType  *granted;
+	Snapshot	snap;
+	Datum	   *k;
+	bool	   *kn;
+	char	   *api = NULL;
+	Datum		args[7];
+	bool		argnull[7] = {false};
+
+	/* the body, in the order unkey._v2_body and the SQL endpoints check it */
+	if (!JB_ROOT_IS_OBJECT(body))
+		return V2Fail(err, 400, V2_INVALID, "The request body must be a JSON object.", "body");
+	if ((unknown = V2UnknownField(body, verify_fields, lengthof(verify_fields))) != NULL)
+		return V2Fail(err, 400, V2_INVALID,
+					  psprintf("The request body has a property %s that the schema does not allow.", unknown),
+					  psprintf("body.%s", unknown));
+	if (V2Field(body, "key") == NULL || V2Field(body, "key")->type == jbvNull)
+		return V2Fail(err, 400, V2_INVALID, "The request body is missing the required property key.", "body.key");
+	if (!V2String(body, "key", 1, 512, &key, err) ||
+		!V2String(body, "permissions", 1, 1000, &query, err) ||
+		!V2Strings(body, "tags", 20, 1, 512, &tags, err) ||
+		!V2String(body, "migrationId", 0, 256, &migration, err) ||
+		!V2Cost(body, &cost, err))
+		return false;
+	limits = V2Field(body, "ratelimits");
+	if (limits && !V2IsArray(limits))
+		return V2Fail(err, 400, V2_INVALID, "ratelimits must be an array.", "body.ratelimits");
+
+	/* the root key, then the key's API: outside the root key's scope the key is not found */
+	snap = RegisterSnapshot(GetTransactionSnapshot());
+	if (!V2Root(headers[0], snap, &granted, err))
+	{
+		UnregisterSnapshot(snap);
+		return false;
+	}
+	if (UnkeyFetch(UNKEY_KEYS, V2Hash(key), snap, &k, &kn) == 1)
+		api = TextDatumGetCString(k[K_API_ID]);
+	UnregisterSnapshot(snap);
+	if (api == NULL || strcmp(api, V2_ROOT_API_ID) == 0 || !V2MayVerify(granted, api))
+	{
+		memset(vn, true, sizeof(bool) * V_NCOLS);
+		v[V_VALID] = BoolGetDatum(false);
+		v[V_CODE] = CStringGetTextDatum("NOT_FOUND");
+		vn[V_VALID] = vn[V_CODE] = false;
+		return true;
+	}
+
+	args[0] = CStringGetTextDatum(key);
+	args[1] = CStringGetTextDatum(api);
+	args[2] = query ? CStringGetTextDatum(query) : (Datum) 0;
+	argnull[2] = query == NULL;
+	args[3] = Int64GetDatum(cost);
+	args[4] = limits ? JsonbPGetDatum(V2Container(limits)) : (Datum) 0;
+	argnull[4] = limits == NULL;
+	args[5] = PointerGetDatum(tags);
+	argnull[5] = tags == NULL;
+	/* the client's address, for the API's IP whitelist, as the proxy says it */
+	args[6] = UnkeyClientAddress(headers[2], headers[3], &argnull[6]);
+	return V2VerifyCaught(args, argnull, v, vn, edata);
+}
+
+PG_FUNCTION_INFO_V1(unkey_v2_verify_key);
+
+/* unkey_v2."keys.verifyKey"(body jsonb): Unkey's envelope of one verification, or Unkey's error body */
+Datum
+unkey_v2_verify_key(PG_FUNCTION_ARGS)
+{
+	const char *names[4] = {"x-unkey-root-key", "x-request-id", "x-forwarded-for", "x-real-ip"};
+	char	   *headers[4];
+	Datum		v[V_NCOLS];
+	bool		vn[V_NCOLS];
+	V2Error		err = {0};
+	ErrorData  *edata = NULL;
+	JsonbParseState *st = NULL;
+	char	   *request_id;
+
+	/* headers that are not a JSON object are no headers, as unkey._v2_root reads them */
+	if (!UnkeyScanFields(GetConfigOption("request.headers", true, false), 4, names, headers))
+		memset(headers, 0, sizeof(headers));
+	request_id = V2RequestId(headers[1]);
+
+	if (PG_ARGISNULL(0))
+		V2Fail(&err, 400, V2_INVALID, "The request body must be a JSON object.", "body");
+	else if (V2VerifyKey(PG_GETARG_JSONB_P(0), headers, v, vn, &err, &edata))
+	{
+		pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+		PushKey(&st, "meta");
+		pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+		PushString(&st, "requestId", request_id);
+		pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+		PushVerification(&st, v, vn);
+		PG_RETURN_JSONB_P(JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL)));
+	}
+	if (edata)
+		PG_RETURN_DATUM(V2ErrorBody(unpack_sql_state(edata->sqlerrcode), edata->message, edata->detail, edata->hint));
+	PG_RETURN_DATUM(V2ErrorBody(psprintf("PT%d", err.status), err.message, err.code, err.location ? err.location : ""));
+}
