@@ -51,7 +51,8 @@ my %env = (
 			  'identity.*.update_identity', 'identity.*.delete_identity', 'ratelimit.*.limit', 'ratelimit.*.create_namespace',
 			  'ratelimit.*.set_override', 'ratelimit.*.read_override', 'ratelimit.*.delete_override',
 			  'rbac.*.create_permission', 'rbac.*.read_permission', 'rbac.*.delete_permission', 'rbac.*.create_role',
-			  'rbac.*.read_role', 'rbac.*.delete_role', 'rbac.*.add_permission_to_role', 'rbac.*.remove_permission_from_role'])}),
+			  'rbac.*.read_role', 'rbac.*.delete_role', 'rbac.*.add_permission_to_role', 'rbac.*.remove_permission_from_role',
+			  'api.*.read_analytics'])}),
 	ROOT_SCOPED => q1(qq{SELECT key FROM unkey.unkey_create_root_key('scoped',
 		ARRAY['api.$app.read_api', 'api.$app.verify_key'])}),
 	APP_KEY => q1(qq{SELECT key FROM unkey.unkey_create_key('$app', credits => 2, external_id => 'acme',
@@ -88,5 +89,14 @@ is($err, '', 'the SDK script wrote nothing to stderr');
 # what the SDK was told is what the table holds
 is(q1(qq{SELECT remaining FROM unkey.keys WHERE key_hash = decode(unkey.unkey_hash_key('$env{APP_KEY}'), 'base64')}),
 	'0', 'the key spent over HTTP has 0 credits left in its row');
+
+# the flow's analytics, read where they are offered (SQL, or PostgREST on
+# unkey_get_verifications): its verifications over HTTP, by outcome
+my ($flow_key) = $out =~ /^# flow key (key_\w+)$/m;
+ok($flow_key, 'the SDK script named its flow key');
+q1('SELECT unkey.unkey_flush_events()');
+is(q1(qq{SELECT concat_ws(' ', sum(valid), sum(usage_exceeded), sum(expired), sum(total))
+		   FROM unkey.unkey_get_verifications('$app', now() - interval '1 hour', key_id => '$flow_key')}),
+	'2 1 1 4', "the flow key's verifications over HTTP are in its analytics (the last one after its reroll)");
 $node->stop;
 done_testing();
