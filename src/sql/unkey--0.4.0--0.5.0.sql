@@ -395,9 +395,11 @@ BEGIN
 	body := jsonb_build_object('title', title, 'detail', message, 'status', status,
 							   'type', 'https://unkey.com/docs/errors/' || code);
 	-- a _v2_fail error's hint is its location; an SQL API error's, the fix
+	-- (a permission query is verifyKey's permissions)
 	IF status = 400 THEN
 		body := body || jsonb_build_object('errors', jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
-			'location', CASE WHEN detail = code THEN coalesce(nullif(hint, ''), 'body') ELSE 'body' END,
+			'location', CASE WHEN detail = code THEN coalesce(nullif(hint, ''), 'body')
+							 WHEN state = '42601' THEN 'body.permissions' ELSE 'body' END,
 			'message', message, 'fix', CASE WHEN detail IS DISTINCT FROM code THEN nullif(hint, '') END))));
 	END IF;
 	PERFORM set_config('response.status', status::text, true),
