@@ -346,10 +346,90 @@ SELECT (unkey.unkey_update_key(:'root_id', '{"enabled": true}')).enabled AS row_
 SELECT pg_temp.v2('apis.getApi', format('{"apiId": "%s"}', :'app'), :'bearer') ~ '^403 .*key_disabled' AS still_refused;
 SELECT enabled FROM unkey.unkey_update_root_key(:'root_id', enabled => true);
 
--- analytics: Unkey's SQL is not run here yet (README): 501 after the checks
-SELECT (unkey.unkey_create_root_key('analyst', ARRAY['api.*.read_analytics'])).key AS analyst \gset
-SELECT pg_temp.v2('analytics.getVerifications', '{"query": "SELECT count(*) FROM key_verifications_v1"}', 'Bearer ' || :'analyst');
-SELECT pg_temp.v2('analytics.getVerifications', '{"query": "SELECT 1"}', :'bearer') ~ '^403' AS needs_read_analytics;
+-- analytics: the caller's SQL over Unkey's table names, in the sandbox
+-- (status, then the rows or the error's code and detail)
+CREATE FUNCTION pg_temp.q(endpoint text, query text, root text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	a jsonb;
+BEGIN
+	PERFORM set_config('request.headers', jsonb_build_object('x-unkey-root-key', 'Bearer ' || root)::text, true),
+			set_config('response.status', '', true), set_config('response.headers', '', true);
+	EXECUTE format('SELECT unkey_v2.%I($1)', endpoint) INTO a USING jsonb_build_object('query', query);
+	RETURN concat_ws(' ', coalesce(nullif(current_setting('response.status', true), ''), '200'),
+					 CASE WHEN current_setting('response.headers', true) ~ 'problem' THEN '(problem+json)' END,
+					 coalesce((a -> 'data')::text,
+							  regexp_replace(a #>> '{error,type}', '^.*/errors/', '') || ': ' || (a #>> '{error,detail}')));
+END
+$$;
+SELECT (unkey.unkey_create_root_key('analyst', ARRAY['api.*.read_analytics', 'ratelimit.*.read_analytics'])).key AS analyst \gset
+SELECT (unkey.unkey_create_root_key('app analyst', ARRAY['api.' || :'app' || '.read_analytics'])).key AS app_analyst \gset
+SELECT id AS v2api_ns FROM unkey.ratelimit_namespaces WHERE name = 'v2.api' \gset
+SELECT (unkey.unkey_create_root_key('ns analyst', ARRAY['ratelimit.' || :'v2api_ns' || '.read_analytics'])).key AS ns_analyst \gset
+SELECT unkey.unkey_flush_events() >= 0 AS flushed;
+-- what this file verified on its API, by outcome, as the raw table and the
+-- hourly one count it, for a root key with api.<apiId>.read_analytics
+SELECT pg_temp.q('analytics.getVerifications',
+	'SELECT outcome, count(*) AS n, sum(spent_credits) AS credits FROM key_verifications_v1 GROUP BY outcome ORDER BY outcome',
+	:'app_analyst') AS raw;
+SELECT pg_temp.q('analytics.getVerifications',
+	'SELECT outcome, sum(count) AS n FROM key_verifications_per_hour_v1 GROUP BY outcome ORDER BY outcome', :'app_analyst') AS hourly;
+SELECT replace(pg_temp.q('analytics.getVerifications',
+	'WITH d AS (SELECT key_space_id, time FROM key_verifications_v1) SELECT min(key_space_id) AS api, count(DISTINCT key_space_id) AS apis,
+	 min(to_timestamp(time / 1000.0)) AT TIME ZONE ''UTC'' AS first FROM d', :'app_analyst'), :'app', '<app>') AS scoped_cte;
+-- api.*.read_analytics reads every API (those of the other tests too), never the root keys'
+SELECT pg_temp.q('analytics.getVerifications', format('SELECT count(DISTINCT key_space_id) > 1 AS more,
+	count(*) FILTER (WHERE key_space_id = %L) AS root_keys FROM key_verifications_v1', unkey.root_api_id()), :'analyst') AS wildcard;
+SELECT pg_temp.q('analytics.getRatelimits',
+	'SELECT identifier, sum(passed) AS passed, sum(total) AS total FROM ratelimits_per_minute_v1 GROUP BY 1 ORDER BY 1',
+	:'ns_analyst') AS limits;
+SELECT pg_temp.q('analytics.getRatelimits', format('SELECT count(*) FILTER (WHERE namespace_id = %L) = 6 AS v2_api_checks
+	FROM ratelimits_v1', :'v2api_ns'), :'analyst') AS all_namespaces;
+-- what the sandbox refuses: 400 with Unkey's codes
+SELECT pg_temp.q('analytics.getVerifications', q, :'analyst') AS refused
+  FROM unnest(ARRAY[
+	'DELETE FROM key_verifications_v1',
+	'SELECT 1; SELECT 2',
+	'SELECT 1 INTO TEMP t',
+	'WITH d AS (DELETE FROM unkey.keys RETURNING 1) SELECT * FROM d',
+	'SELECT key_id FROM key_verifications_v1 FOR UPDATE',
+	'SELECT * FROM unkey.keys',
+	'SELECT rolpassword FROM pg_authid',
+	'SELECT * FROM ratelimits_v1',
+	'SELECT count(*) FROM key_verifications_v1 WHERE pg_sleep(1) IS NULL',
+	'SELECT current_setting(''unkey.vault_key_file'')',
+	'SELECT set_config(''unkey.test_now'', ''2031-01-01'', false)',
+	'SELECT unkey._analytics_allows(''x'')',
+	'SELECT * FROM generate_series(1, 10)',
+	'SELECT ''pg_authid''::regclass',
+	'SELEC 1',
+	'SELECT nope FROM key_verifications_v1',
+	'SELECT 1 / 0',
+	'SELECT array_agg(key_id) FROM key_verifications_v1',
+	'SELECT jsonb_agg(key_id) FROM key_verifications_v1',
+	'SELECT replace(key_id, ''a'', ''aaaa'') FROM key_verifications_v1',
+	'WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r',
+	'SELECT ''<a/>''::xml',
+	'SELECT v FROM key_verifications_v1 v']) q;
+SELECT pg_temp.q('analytics.getVerifications', repeat(' ', 16385), :'analyst') AS too_long;
+SELECT pg_temp.q('analytics.getVerifications', 'SELECT 1', :'root') AS needs_read_analytics;
+SELECT pg_temp.q('analytics.getRatelimits', 'SELECT 1', :'app_analyst') AS needs_ratelimit_read_analytics;
+SELECT pg_temp.v2('analytics.getVerifications', '{"query": 1}', 'Bearer ' || :'analyst') ~ '^400 .*body.query' AS query_is_a_string;
+-- the limits: rows, time and the hourly quota (422, 422, 429)
+SET unkey.analytics_max_rows = 2;
+SELECT pg_temp.q('analytics.getVerifications', 'SELECT outcome FROM key_verifications_v1', :'analyst') AS rows;
+RESET unkey.analytics_max_rows;
+SET unkey.analytics_timeout = 100;
+SELECT pg_temp.q('analytics.getVerifications', 'SELECT count(*) FROM key_verifications_v1 a, key_verifications_v1 b,
+	key_verifications_v1 c, key_verifications_v1 d, key_verifications_v1 e, key_verifications_v1 f, key_verifications_v1 g',
+	:'analyst') AS timeout;
+RESET unkey.analytics_timeout;
+SELECT pg_temp.q('analytics.getVerifications', 'SELECT 1 AS still_works', :'analyst') AS after_timeout;
+SET unkey.analytics_queries_per_hour = 1;
+SELECT pg_temp.q('analytics.getVerifications', 'SELECT 1', :'analyst') AS quota;
+RESET unkey.analytics_queries_per_hour;
+-- the views answer only inside the sandbox
+SELECT regress.err($$SELECT count(*) FROM unkey.key_verifications_v1$$);
 SELECT pg_temp.v2('analytics.getRatelimits', '{}', 'Bearer ' || :'analyst') ~ '^400' AS query_required;
 
 -- a verification's rate limit that names a limit without both limit and

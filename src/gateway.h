@@ -21,4 +21,7 @@ extern Datum UnkeyClientAddress(char *forwarded, char *real_ip, bool *isnull);
 /* unkey_verify_key(args[0..6]) called as SQL would; its row in v, vn (VerificationColumn order) */
 extern void UnkeyCallVerify(Datum *args, bool *argnull, Datum *v, bool *vn);
 
+/* v2.c: the analytics sandbox's settings; called from _PG_init */
+extern void V2Init(void);
+
 #endif							/* UNKEY_GATEWAY_H */

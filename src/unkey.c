@@ -19,6 +19,7 @@
 #include "utils/guc.h"
 
 #include "events.h"
+#include "gateway.h"
 #include "limiter.h"
 #include "utils.h"
 #include "vault.h"
@@ -40,6 +41,7 @@ _PG_init(void)
 	LimiterInit();
 	EventsInit();
 	VaultInit();
+	V2Init();
 
 	MarkGUCPrefixReserved("unkey");
 }

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * v2.c
- *	  POST /v2/keys.verifyKey of Unkey's v2 API, in C.
+ *	  The parts of Unkey's v2 API written in C: POST /v2/keys.verifyKey,
+ *	  and the sandbox of the analytics endpoints (below).
  *
  * Every other endpoint of the v2 API is SQL (src/sql/v2.sql, run by
  * unkey._v2_call).  This one runs on every request of every application,
@@ -27,24 +28,39 @@
  */
 #include "postgres.h"
 
+#include "access/transam.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "common/md5.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/analyze.h"
 #include "parser/parse_func.h"
+#include "parser/parser.h"
+#include "storage/latch.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timeout.h"
 
 #include "gateway.h"
 #include "keys.h"
+#include "limiter.h"
 #include "utils.h"
 
 /* the API of the root keys: unkey.root_api_id() in src/sql/v2.sql */
@@ -643,4 +659,483 @@ unkey_v2_verify_key(PG_FUNCTION_ARGS)
 	if (edata)
 		PG_RETURN_DATUM(V2ErrorBody(unpack_sql_state(edata->sqlerrcode), edata->message, edata->detail, edata->hint));
 	PG_RETURN_DATUM(V2ErrorBody(psprintf("PT%d", err.status), err.message, err.code, err.location ? err.location : ""));
+}
+
+/*
+ * The analytics sandbox: analytics.getVerifications and getRatelimits run
+ * the caller's SQL, as Unkey runs it on ClickHouse, over views with Unkey's
+ * table names (src/sql/v2.sql).  The query is accepted only if, analysed
+ * with search_path = unkey, pg_catalog, pg_temp, it is one SELECT whose
+ * every relation is one of the endpoint's five views (or its own CTEs and
+ * subqueries), whose every function is a built-in one of a short list (as
+ * Unkey lists the ClickHouse functions it allows) or a built-in operator or
+ * cast, and whose every value is of a built-in type other than the reg*
+ * types.  It then runs read-only, wrapped to return its rows as JSON, with
+ * a timer of its own (statement_timeout is armed only per client
+ * statement), work_mem of 4 MB, at most unkey.analytics_max_rows rows and
+ * 4 MiB, in a subtransaction, so that whatever it does is undone.  The
+ * views filter with unkey._analytics_allows, which reads the scope set here
+ * for the duration of the run and raises outside it.
+ */
+
+/* Settings */
+static int	analytics_timeout_ms = 10000;
+static int	analytics_max_rows = 10000;
+static int	analytics_queries_per_hour = 1000;
+
+#define ANALYTICS_MAX_QUERY_BYTES 16384
+#define ANALYTICS_MAX_RESULT_BYTES (4 << 20)
+
+/* The scope of the query running now: the ids it may read, or every one */
+static bool scope_active = false;
+static bool scope_all = false;
+static char **scope_ids = NULL;
+static int	scope_n = 0;
+
+/* The sandbox's timer */
+static TimeoutId sandbox_timeout = MAX_TIMEOUTS;
+static volatile sig_atomic_t sandbox_timed_out = false;
+
+/* whether the query got as far as running (else what it raised was its checking) */
+static bool sandbox_ran = false;
+
+/*
+ * Functions a query may call, by name (built-in, in pg_catalog).  Nothing
+ * that can grow a value or a state without bound within the time limit
+ * (array_agg, string_agg, replace, repeat, lpad): PostgreSQL has no memory
+ * limit per query, only per sort and hash, which spill to disk.
+ */
+static const char *const sandbox_functions[] = {
+	/* aggregates whose state does not grow with the rows (sorts spill to disk) */
+	"count", "sum", "avg", "min", "max", "bool_and", "bool_or", "every", "percentile_cont", "percentile_disc", "mode",
+	/* date and time */
+	"now", "date_trunc", "date_part", "extract", "to_timestamp", "to_char", "date_bin", "timezone", "make_interval",
+	/* strings */
+	"lower", "upper", "substring", "substr", "concat", "concat_ws", "length", "char_length", "btrim", "ltrim",
+	"rtrim", "starts_with", "left", "right", "split_part", "strpos", "position",
+	/* numbers */
+	"round", "floor", "ceil", "ceiling", "abs", "trunc",
+	/* arrays */
+	"array_length", "cardinality", "unnest", "array_position", "array_to_string"
+};
+
+/* Arm the sandbox's timer: ask for a query cancel, as statement_timeout does */
+static void
+SandboxTimeout(void)
+{
+	sandbox_timed_out = true;
+	QueryCancelPending = true;
+	InterruptPending = true;
+	SetLatch(MyLatch);
+}
+
+/* Raise one of Unkey's analytics errors: its status, code, detail and location */
+static void
+SandboxFail(int status, const char *code, const char *detail)
+{
+	char		state[6];
+
+	snprintf(state, sizeof(state), "PT%d", status);
+	ereport(ERROR,
+			(errcode(MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4])),
+			 errmsg_internal("%s", detail),
+			 errdetail_internal("%s", code),
+			 errhint("%s", status == 400 ? "body.query" : "")));
+}
+
+typedef struct SandboxCheck
+{
+	Oid			tables[5];
+	const char *names[5];
+	int			level;			/* 1: the wrapper around the caller's query */
+} SandboxCheck;
+
+/* Is this built-in function one a query may call (by name, or as a cast)? */
+static bool
+SandboxFunction(Oid fn, bool cast)
+{
+	HeapTuple	tup;
+	Form_pg_proc proc;
+	bool		ok = false;
+
+	if (fn >= FirstNormalObjectId)
+		return false;
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	/* of the set-returning functions, only unnest */
+	if (proc->pronamespace == PG_CATALOG_NAMESPACE &&
+		(!proc->proretset || strcmp(NameStr(proc->proname), "unnest") == 0))
+	{
+		ok = cast;
+		for (int i = 0; i < lengthof(sandbox_functions) && !ok; i++)
+			ok = strcmp(NameStr(proc->proname), sandbox_functions[i]) == 0;
+	}
+	ReleaseSysCache(tup);
+	return ok;
+}
+
+/* Is this type one a query may use: built in, and not a reg* type that names catalog objects? */
+static bool
+SandboxType(Oid type)
+{
+	switch (type)
+	{
+		case REGCLASSOID:
+		case REGPROCOID:
+		case REGPROCEDUREOID:
+		case REGOPEROID:
+		case REGOPERATOROID:
+		case REGTYPEOID:
+		case REGROLEOID:
+		case REGNAMESPACEOID:
+		case REGCONFIGOID:
+		case REGDICTIONARYOID:
+		case REGCOLLATIONOID:
+		case XMLOID:
+			return false;
+		default:
+			return type < FirstNormalObjectId;
+	}
+}
+
+/* Walk an analysed query: raise at the first thing the sandbox does not allow */
+static bool
+SandboxWalker(Node *node, SandboxCheck *c)
+{
+	Oid			fn = InvalidOid;
+	bool		cast = false;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+	{
+		Query	   *q = (Query *) node;
+		ListCell   *lc;
+
+		bool		found;
+
+		if (q->commandType != CMD_SELECT || q->utilityStmt != NULL || q->rowMarks != NIL || q->hasModifyingCTE)
+			SandboxFail(400, "user/bad_request/invalid_analytics_query_type", "Only SELECT queries are allowed");
+		if (q->hasRecursive)
+			SandboxFail(400, "user/bad_request/invalid_analytics_query", "Recursive queries are not allowed");
+		foreach(lc, q->rtable)
+		{
+			RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+			bool		ok = rte->rtekind != RTE_FUNCTION && rte->rtekind != RTE_TABLEFUNC;
+
+			if (rte->rtekind == RTE_RELATION)
+			{
+				ok = false;
+				for (int i = 0; i < lengthof(c->tables) && !ok; i++)
+					ok = rte->relid == c->tables[i];
+				if (!ok)
+					SandboxFail(400, "user/bad_request/invalid_analytics_table",
+								psprintf("Access to table '%s' is not allowed: query %s, %s, %s, %s or %s", get_rel_name(rte->relid),
+										 c->names[0], c->names[1], c->names[2], c->names[3], c->names[4]));
+			}
+			if (!ok)
+				SandboxFail(400, "user/bad_request/invalid_analytics_function",
+							"Table functions are not allowed for security reasons");
+		}
+		c->level++;
+		found = query_tree_walker(q, SandboxWalker, c, 0);
+		c->level--;
+		return found;
+	}
+	switch (nodeTag(node))
+	{
+		case T_FuncExpr:
+			fn = ((FuncExpr *) node)->funcid;
+			cast = ((FuncExpr *) node)->funcformat != COERCE_EXPLICIT_CALL;
+			break;
+		case T_Aggref:
+			fn = ((Aggref *) node)->aggfnoid;
+			/* the wrapper's jsonb_agg of at most unkey.analytics_max_rows + 1 rows */
+			cast = c->level == 1 && fn == F_JSONB_AGG;
+			break;
+		case T_WindowFunc:
+			fn = ((WindowFunc *) node)->winfnoid;
+			break;
+		case T_OpExpr:
+		case T_DistinctExpr:
+		case T_NullIfExpr:
+			set_opfuncid((OpExpr *) node);
+			fn = ((OpExpr *) node)->opfuncid;
+			cast = true;		/* any built-in operator */
+			break;
+		case T_ScalarArrayOpExpr:
+			set_sa_opfuncid((ScalarArrayOpExpr *) node);
+			fn = ((ScalarArrayOpExpr *) node)->opfuncid;
+			cast = true;
+			break;
+		case T_XmlExpr:
+		case T_CoerceToDomain:
+		case T_NextValueExpr:
+		case T_Param:
+			SandboxFail(400, "user/bad_request/invalid_analytics_query", "This expression is not allowed in analytics queries");
+			break;
+		default:
+			break;
+	}
+	if (OidIsValid(fn) && !SandboxFunction(fn, cast))
+		SandboxFail(400, "user/bad_request/invalid_analytics_function",
+					psprintf("Function '%s' is not allowed", get_func_name(fn) ? get_func_name(fn) : "?"));
+	if (IsA(node, Const) || IsA(node, Var) || IsA(node, FuncExpr) || IsA(node, CoerceViaIO) ||
+		IsA(node, RelabelType) || IsA(node, ArrayCoerceExpr) || IsA(node, OpExpr))
+	{
+		if (!SandboxType(exprType(node)))
+			SandboxFail(400, "user/bad_request/invalid_analytics_query",
+						psprintf("Type %s is not allowed in analytics queries", format_type_be(exprType(node))));
+	}
+	return expression_tree_walker(node, SandboxWalker, c);
+}
+
+/* Parse and analyse the wrapped query, and raise unless the sandbox allows all of it */
+static void
+SandboxCheckQuery(const char *query, const char *wrapped, SandboxCheck *c)
+{
+	List	   *raw = raw_parser(query, RAW_PARSE_DEFAULT);
+	RawStmt    *stmt;
+
+	if (list_length(raw) != 1)
+		SandboxFail(400, "user/bad_request/invalid_analytics_query",
+					raw == NIL ? "No SQL statements found" : "Analytics queries must contain exactly one statement");
+	stmt = linitial_node(RawStmt, raw);
+	if (!IsA(stmt->stmt, SelectStmt) || ((SelectStmt *) stmt->stmt)->intoClause != NULL)
+		SandboxFail(400, "user/bad_request/invalid_analytics_query_type", "Only SELECT queries are allowed");
+	raw = raw_parser(wrapped, RAW_PARSE_DEFAULT);
+	if (list_length(raw) != 1)
+		SandboxFail(400, "user/bad_request/invalid_analytics_query", "Invalid SQL syntax");
+	(void) SandboxWalker((Node *) parse_analyze_fixedparams(linitial_node(RawStmt, raw), wrapped, NULL, 0, NULL), c);
+}
+
+/* Set a setting until the end of the sandbox's GUC nest level */
+static void
+SandboxSet(const char *name, const char *value)
+{
+	(void) set_config_option(name, value, superuser() ? PGC_SUSET : PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+/* Check and run the query, with the scope set; its rows as a jsonb array */
+static Datum
+SandboxRun(const char *query, const char *wrapped, SandboxCheck *c)
+{
+	int			nestlevel = NewGUCNestLevel();
+	Datum		result = (Datum) 0;
+	int64		rows = 0;
+	bool		isnull;
+
+	SandboxSet("search_path", "unkey, pg_catalog, pg_temp");
+	SandboxSet("work_mem", "4MB");
+	SandboxSet("hash_mem_multiplier", "1");
+	SandboxSet("max_parallel_workers_per_gather", "0");
+	SandboxCheckQuery(query, wrapped, c);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "unkey: SPI_connect failed");
+	sandbox_timed_out = false;
+	sandbox_ran = true;
+	enable_timeout_after(sandbox_timeout, analytics_timeout_ms);
+	scope_active = true;
+	PG_TRY();
+	{
+		if (SPI_execute(wrapped, true, 0) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "unkey: the analytics query did not answer one row");
+	}
+	PG_FINALLY();
+	{
+		scope_active = false;
+		disable_timeout(sandbox_timeout, false);
+		/* a cancel the timer asked for after the last check of interrupts is not for anyone else */
+		if (sandbox_timed_out)
+			QueryCancelPending = false;
+	}
+	PG_END_TRY();
+
+	rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (rows > analytics_max_rows)
+		SandboxFail(422, "user/unprocessable_entity/query_rows_limit_exceeded",
+					psprintf("Query result exceeds the maximum row count (%d, unkey.analytics_max_rows).", analytics_max_rows));
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (VARSIZE_ANY(DatumGetPointer(result)) > ANALYTICS_MAX_RESULT_BYTES)
+		SandboxFail(422, "user/unprocessable_entity/query_memory_limit_exceeded",
+					"Query result exceeds the maximum response size.");
+	result = SPI_datumTransfer(result, false, -1);
+	SPI_finish();
+	AtEOXact_GUC(true, nestlevel);
+	return result;
+}
+
+/* Unkey's error for what a query raised while it was checked or run */
+static void
+SandboxRethrow(ErrorData *edata)
+{
+	char	   *state = unpack_sql_state(edata->sqlerrcode);
+
+	if (strncmp(state, "PT", 2) == 0)
+		ReThrowError(edata);
+	if (sandbox_timed_out && edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		SandboxFail(422, "user/unprocessable_entity/query_execution_timeout",
+					psprintf("Query execution time limit exceeded (%d ms, unkey.analytics_timeout). "
+							 "Try simplifying your query or reducing the time range.", analytics_timeout_ms));
+	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INSUFFICIENT_RESOURCES ||
+		edata->sqlerrcode == ERRCODE_CONFIGURATION_LIMIT_EXCEEDED)
+		SandboxFail(422, "user/unprocessable_entity/query_memory_limit_exceeded",
+					"Query memory limit exceeded. Try simplifying your query or reducing the result set size.");
+	if (edata->sqlerrcode == ERRCODE_UNDEFINED_TABLE)
+		SandboxFail(400, "user/bad_request/invalid_analytics_table", edata->message);
+	if (edata->sqlerrcode == ERRCODE_UNDEFINED_FUNCTION)
+		SandboxFail(400, "user/bad_request/invalid_analytics_function", edata->message);
+	if (edata->sqlerrcode == ERRCODE_SYNTAX_ERROR)
+		SandboxFail(400, "user/bad_request/invalid_analytics_query", psprintf("Invalid SQL syntax: %s", edata->message));
+	/* anything its parsing and analysis raised is the query's fault, as is bad data */
+	if (!sandbox_ran || ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_DATA_EXCEPTION ||
+		ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION)
+		SandboxFail(400, "user/bad_request/invalid_analytics_query", edata->message);
+	ReThrowError(edata);
+}
+
+PG_FUNCTION_INFO_V1(unkey_v2_analytics_run);
+
+/*
+ * unkey._v2_analytics_run(query, resource, scope, quota_id): the rows of an
+ * analytics query over the views of resource ('api': key_verifications_*,
+ * 'ratelimit': ratelimits_*) limited to the ids in scope (NULL: all), as a
+ * jsonb array; quota_id (the root key) counts against the hourly quota
+ */
+Datum
+unkey_v2_analytics_run(PG_FUNCTION_ARGS)
+{
+	text	   *query_t = PG_GETARG_TEXT_PP(0);
+	char	   *resource = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *quota_id = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	char	   *query;
+	char	   *wrapped;
+	const char *prefix = strcmp(resource, "ratelimit") == 0 ? "ratelimits" : "key_verifications";
+	const char *const grains[5] = {"", "_per_minute", "_per_hour", "_per_day", "_per_month"};
+	SandboxCheck c = {0};
+	RLRequest	quota;
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Datum		result = (Datum) 0;
+	ErrorData  *edata = NULL;
+
+	if (VARSIZE_ANY_EXHDR(query_t) > ANALYTICS_MAX_QUERY_BYTES)
+		SandboxFail(400, "user/bad_request/invalid_analytics_query",
+					psprintf("Analytics query exceeds the maximum length of %d bytes", ANALYTICS_MAX_QUERY_BYTES));
+	query = text_to_cstring(query_t);
+	for (int i = 0; i < 5; i++)
+	{
+		c.names[i] = psprintf("%s%s_v1", prefix, grains[i]);
+		c.tables[i] = get_relname_relid(c.names[i], get_namespace_oid("unkey", false));
+	}
+
+	/* the quota: queries per hour per root key, counted like a rate limit */
+	memset(&quota, 0, sizeof(quota));
+	UnkeyRateLimitKey(&quota.key, "analytics", resource, strlen(resource), quota_id, strlen(quota_id), 3600000);
+	quota.limit = analytics_queries_per_hour;
+	quota.cost = 1;
+	if (!UnkeyRateLimit(&quota, 1, UnkeyUnixMs(UnkeyNow())))
+		SandboxFail(429, "user/too_many_requests/query_quota_exceeded",
+					psprintf("Query quota exceeded for the current time window (%d queries an hour, unkey.analytics_queries_per_hour). "
+							 "Please try again later.", analytics_queries_per_hour));
+
+	/* the scope, for unkey._analytics_allows */
+	scope_all = PG_ARGISNULL(2);
+	scope_n = 0;
+	if (!scope_all)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(2), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &scope_n);
+		scope_ids = palloc(sizeof(char *) * (scope_n + 1));
+		for (int i = 0; i < scope_n; i++)
+			scope_ids[i] = nulls[i] ? "" : TextDatumGetCString(elems[i]);
+	}
+
+	if (sandbox_timeout == MAX_TIMEOUTS)
+		sandbox_timeout = RegisterTimeout(USER_TIMEOUT, SandboxTimeout);
+
+	/* the rows as one jsonb array, and how many there were, up to one past the limit */
+	sandbox_ran = false;
+	wrapped = psprintf("SELECT coalesce(jsonb_agg(q), '[]'), count(*) FROM (SELECT * FROM (\n%s\n) q0 LIMIT %d) q",
+					   query, analytics_max_rows + 1);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		result = SandboxRun(query, wrapped, &c);
+		/* copy out of the subtransaction's memory before it ends */
+		MemoryContextSwitchTo(cxt);
+		result = PointerGetDatum(PG_DETOAST_DATUM_COPY(result));
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	if (edata)
+		SandboxRethrow(edata);
+	PG_RETURN_DATUM(result);
+}
+
+PG_FUNCTION_INFO_V1(unkey_analytics_allows);
+
+/* unkey._analytics_allows(id): may the analytics query running now read this API or namespace? */
+Datum
+unkey_analytics_allows(PG_FUNCTION_ARGS)
+{
+	char	   *id;
+
+	if (!scope_active)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("Unkey's analytics tables are read only by the v2 API's analytics endpoints"),
+				 errhint("Read unkey.verifications_hourly, _daily, _monthly or unkey.ratelimits_hourly, _daily, _monthly.")));
+	if (scope_all)
+		PG_RETURN_BOOL(true);
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	for (int i = 0; i < scope_n; i++)
+		if (strcmp(scope_ids[i], id) == 0)
+			PG_RETURN_BOOL(true);
+	PG_RETURN_BOOL(false);
+}
+
+/* The sandbox's settings; called from _PG_init */
+void
+V2Init(void)
+{
+	DefineCustomIntVariable("unkey.analytics_timeout",
+							gettext_noop("How long a v2 analytics query may run."),
+							NULL,
+							&analytics_timeout_ms,
+							10000, 100, 60000,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("unkey.analytics_max_rows",
+							gettext_noop("How many rows a v2 analytics query may return."),
+							NULL,
+							&analytics_max_rows,
+							10000, 1, 1000000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("unkey.analytics_queries_per_hour",
+							gettext_noop("How many v2 analytics queries a root key may run an hour."),
+							NULL,
+							&analytics_queries_per_hour,
+							1000, 1, 1000000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
 }

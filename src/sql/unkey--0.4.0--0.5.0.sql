@@ -386,7 +386,8 @@ BEGIN
 				  WHEN code = 'unkey/application/protected_resource' THEN 'Resource is protected'
 				  ELSE CASE status WHEN 400 THEN 'Bad Request' WHEN 401 THEN 'Unauthorized' WHEN 403 THEN 'Forbidden'
 						  WHEN 404 THEN 'Not Found' WHEN 409 THEN 'Conflicting Resource' WHEN 410 THEN 'Resource Gone'
-						  WHEN 412 THEN 'Precondition Failed' WHEN 429 THEN 'Too Many Requests' WHEN 501 THEN 'Not Implemented'
+						  WHEN 412 THEN 'Precondition Failed' WHEN 422 THEN 'Unprocessable Entity' WHEN 429 THEN 'Too Many Requests'
+						  WHEN 501 THEN 'Not Implemented'
 						  ELSE 'Internal Server Error' END END;
 	IF status = 500 THEN
 		RAISE LOG 'unkey v2: unexpected error %: %', state, message;
@@ -1769,29 +1770,148 @@ END
 $$;
 COMMENT ON FUNCTION unkey._v2_keys_migrate_keys(jsonb) IS 'private: POST /v2/keys.migrateKeys';
 
--- POST /v2/analytics.getVerifications and getRatelimits {query}: Unkey
--- runs the caller's SQL against its analytics tables; running it here
--- needs a sandbox that is not built yet (README), so the answer is 501
+-- The analytics sandbox (analytics.getVerifications and getRatelimits):
+-- Unkey's tables as views of ours, with Unkey's names and columns, each
+-- filtered to the APIs or namespaces the root key may read.  The filter is
+-- unkey._analytics_allows(id), which answers from the scope that
+-- unkey._v2_analytics_run (src/v2.c) sets for the one query it runs, and
+-- raises anywhere else, so the views show nothing outside it.
+CREATE FUNCTION unkey._analytics_allows(id text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'unkey_analytics_allows' LANGUAGE C STABLE PARALLEL UNSAFE;
+COMMENT ON FUNCTION unkey._analytics_allows(text) IS 'private: whether the analytics query running now may read this API or namespace';
+
+-- key_verifications_v1: one row per verification (time in Unix ms)
+CREATE VIEW unkey.key_verifications_v1 AS
+SELECT e.request_id, (extract(epoch FROM e.time) * 1000)::bigint AS time, ''::text AS workspace_id,
+	   coalesce(e.api_id, '') AS key_space_id, coalesce(e.identity_id, '') AS identity_id,
+	   coalesce(e.external_id, '') AS external_id, coalesce(e.key_id, '') AS key_id, ''::text AS region,
+	   'api'::text AS source, ''::text AS app_id, e.outcome, coalesce(e.tags, '{}') AS tags, e.spent_credits,
+	   coalesce(e.latency, 0) AS latency
+  FROM unkey.verification_events e
+ WHERE unkey._analytics_allows(e.api_id) AND e.api_id IS DISTINCT FROM unkey.root_api_id();
+
+-- key_verifications_per_{minute,hour,day,month}_v1: one row per bucket,
+-- key, identity, tag set and outcome (the minute from the raw events; the
+-- others from the rollups, so their history outlives the raw events)
+CREATE VIEW unkey.key_verifications_per_minute_v1 AS
+SELECT date_trunc('minute', e.time AT TIME ZONE 'UTC') AS time, ''::text AS workspace_id,
+	   coalesce(e.api_id, '') AS key_space_id, coalesce(e.identity_id, '') AS identity_id,
+	   coalesce(e.external_id, '') AS external_id, coalesce(e.key_id, '') AS key_id, e.outcome, 'api'::text AS source,
+	   ''::text AS app_id, coalesce(e.tags, '{}') AS tags, count(*) AS count, sum(e.spent_credits)::bigint AS spent_credits,
+	   avg(e.latency) AS latency_avg
+  FROM unkey.verification_events e
+ WHERE unkey._analytics_allows(e.api_id) AND e.api_id IS DISTINCT FROM unkey.root_api_id()
+ GROUP BY 1, 3, 4, 5, 6, 7, 10;
+DO $$
+DECLARE
+	g text[];
+BEGIN
+	FOREACH g SLICE 1 IN ARRAY ARRAY[['hour', 'hourly'], ['day', 'daily'], ['month', 'monthly']] LOOP
+		EXECUTE format(
+			'CREATE VIEW unkey.key_verifications_per_%1$s_v1 AS'
+			' SELECT v.time AT TIME ZONE ''UTC'' AS time, ''''::text AS workspace_id, coalesce(v.api_id, '''') AS key_space_id,'
+			' coalesce(v.identity_id, '''') AS identity_id, coalesce(v.external_id, '''') AS external_id,'
+			' coalesce(v.key_id, '''') AS key_id, o.outcome, ''api''::text AS source, ''''::text AS app_id,'
+			' coalesce(v.tags, ''{}'') AS tags, o.count,'
+			' CASE WHEN o.outcome = ''VALID'' THEN v.spent_credits ELSE 0 END::bigint AS spent_credits,'
+			' v.latency_avg, v.latency_p75, v.latency_p99'
+			' FROM unkey.verifications_%2$s v'
+			' CROSS JOIN LATERAL (VALUES (''VALID'', v.valid), (''NOT_FOUND'', v.not_found), (''FORBIDDEN'', v.forbidden),'
+			' (''USAGE_EXCEEDED'', v.usage_exceeded), (''RATE_LIMITED'', v.rate_limited), (''DISABLED'', v.disabled),'
+			' (''INSUFFICIENT_PERMISSIONS'', v.insufficient_permissions), (''EXPIRED'', v.expired)) o (outcome, count)'
+			' WHERE o.count > 0 AND unkey._analytics_allows(v.api_id) AND v.api_id IS DISTINCT FROM unkey.root_api_id()',
+			g[1], g[2]);
+	END LOOP;
+END
+$$;
+
+-- ratelimits_v1: one row per rate-limit check (times in Unix ms)
+CREATE VIEW unkey.ratelimits_v1 AS
+SELECT e.request_id, (extract(epoch FROM e.time) * 1000)::bigint AS time, ''::text AS workspace_id, e.namespace_id,
+	   e.identifier, e.passed, coalesce(e.latency, 0) AS latency, coalesce(e.override_id, '') AS override_id, e."limit",
+	   e.remaining, (extract(epoch FROM e.reset) * 1000)::bigint AS reset_at, e.cost AS tokens
+  FROM unkey.ratelimit_events e
+ WHERE unkey._analytics_allows(e.namespace_id);
+
+-- ratelimits_per_{minute,hour,day,month}_v1: checks per bucket and
+-- identifier (the minute from the raw events, with tokens; the others from
+-- the hourly rollups, which count checks, not tokens)
+CREATE VIEW unkey.ratelimits_per_minute_v1 AS
+SELECT date_trunc('minute', e.time AT TIME ZONE 'UTC') AS time, ''::text AS workspace_id, e.namespace_id, e.identifier,
+	   count(*) FILTER (WHERE e.passed) AS passed, count(*) AS total, sum(e.cost)::bigint AS total_tokens,
+	   coalesce(sum(e.cost) FILTER (WHERE e.passed), 0)::bigint AS passed_tokens, avg(e.latency) AS latency_avg
+  FROM unkey.ratelimit_events e
+ WHERE unkey._analytics_allows(e.namespace_id)
+ GROUP BY 1, 3, 4;
+DO $$
+DECLARE
+	g text;
+BEGIN
+	FOREACH g IN ARRAY ARRAY['hour', 'day', 'month'] LOOP
+		EXECUTE format(
+			'CREATE VIEW unkey.ratelimits_per_%1$s_v1 AS'
+			' SELECT date_trunc(%1$L, r.bucket AT TIME ZONE ''UTC'') AS time, ''''::text AS workspace_id, r.namespace_id,'
+			' r.identifier, sum(r.passed)::bigint AS passed, sum(r.passed + r.limited)::bigint AS total'
+			' FROM unkey.ratelimit_rollups r'
+			' WHERE unkey._analytics_allows(r.namespace_id)'
+			' GROUP BY 1, 3, 4', g);
+	END LOOP;
+END
+$$;
+
+DO $$
+DECLARE
+	v text;
+BEGIN
+	FOREACH v IN ARRAY ARRAY['key_verifications_v1', 'key_verifications_per_minute_v1', 'key_verifications_per_hour_v1',
+							 'key_verifications_per_day_v1', 'key_verifications_per_month_v1', 'ratelimits_v1',
+							 'ratelimits_per_minute_v1', 'ratelimits_per_hour_v1', 'ratelimits_per_day_v1',
+							 'ratelimits_per_month_v1'] LOOP
+		EXECUTE format('COMMENT ON VIEW unkey.%I IS %L', v,
+					   format('private: Unkey''s analytics table %s, read only by the v2 API''s analytics queries', v));
+	END LOOP;
+END
+$$;
+
+-- Run an analytics query in the sandbox (src/v2.c): one SELECT over the
+-- endpoint's five views and the functions Unkey allows, read-only, under
+-- unkey.analytics_timeout, at most unkey.analytics_max_rows rows and 4 MiB,
+-- and unkey.analytics_queries_per_hour per root key; Unkey's errors
+CREATE FUNCTION unkey._v2_analytics_run(query text, resource text, scope text[], quota_id text) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'unkey_v2_analytics_run' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION unkey._v2_analytics_run(text, text, text[], text) IS 'private: run an analytics query of the v2 API in the sandbox';
+
+-- POST /v2/analytics.getVerifications and getRatelimits {query}: the
+-- caller's SQL over Unkey's table names, restricted to what the root key
+-- may read: every API (api.*.read_analytics) or those it names
+-- (api.<apiId>.read_analytics), and the same for namespaces (ratelimit.)
 CREATE FUNCTION unkey._v2_analytics(body jsonb, resource text) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	b jsonb := unkey._v2_body(body, '{query}', '{query}');
 	granted text[];
+	scope text[];
 BEGIN
-	PERFORM unkey._v2_string(b, 'query', 1, 65536);
-	granted := unkey._v2_root();
-	IF NOT EXISTS (SELECT FROM unnest(granted) g WHERE g ~ ('^' || resource || '\.[^.]+\.read_analytics$')) THEN
-		PERFORM unkey._v2_fail(403, 'unkey/authorization/insufficient_permissions',
-							   format('Missing one of these permissions: %s.*.read_analytics', resource));
+	-- Unkey's schema names query and allows other properties
+	IF body IS NULL OR jsonb_typeof(body) <> 'object' THEN
+		PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input', 'The request body must be a JSON object.', 'body');
+	ELSIF jsonb_typeof(body -> 'query') IS DISTINCT FROM 'string' THEN
+		PERFORM unkey._v2_fail(400, 'unkey/application/invalid_input', 'query must be a string.', 'body.query');
 	END IF;
-	PERFORM unkey._v2_fail(501, 'unkey/application/not_implemented',
-		'SQL analytics queries are not run by this server yet: read unkey.unkey_get_verifications() or the views unkey.verifications_hourly, _daily, _monthly and unkey.ratelimits_hourly, _daily, _monthly instead.');
-	RETURN NULL;
+	granted := unkey._v2_root();
+	IF NOT resource || '.*.read_analytics' = ANY (granted) THEN
+		scope := ARRAY(SELECT split_part(g, '.', 2) FROM unnest(granted) g
+						WHERE g ~ ('^' || resource || '\.[A-Za-z0-9_]+\.read_analytics$'));
+		IF cardinality(scope) = 0 THEN
+			PERFORM unkey._v2_fail(403, 'unkey/authorization/insufficient_permissions',
+								   format('Missing permission: ''%s.*.read_analytics''', resource));
+		END IF;
+	END IF;
+	RETURN jsonb_build_object('data', unkey._v2_analytics_run(body ->> 'query', resource, scope, unkey._actor()));
 END
 $$;
-COMMENT ON FUNCTION unkey._v2_analytics(jsonb, text) IS 'private: POST /v2/analytics.getVerifications and getRatelimits: 501 for now';
+COMMENT ON FUNCTION unkey._v2_analytics(jsonb, text) IS 'private: POST /v2/analytics.getVerifications and getRatelimits {query}';
 
 -- Run one endpoint: its answer in Unkey's envelope, or Unkey's error body
 -- with its status, every write of the endpoint undone
@@ -1919,10 +2039,12 @@ BEGIN
 				  FROM pg_catalog.pg_proc p
 				 WHERE p.pronamespace = 'unkey_v2'::regnamespace
 					OR (p.pronamespace = 'unkey'::regnamespace
-						AND p.proname ~ '^(_v2_|_set_v2_actor$|root_api_id$|_check_root_permissions$|unkey_(create|list|update|delete)_root_keys?$)')
+						AND p.proname ~ '^(_v2_|_set_v2_actor$|_analytics_allows$|root_api_id$|_check_root_permissions$|unkey_(create|list|update|delete)_root_keys?$)')
 				UNION ALL
-				SELECT 'TABLE', 'unkey.root_keys', c.relacl, c.relowner
-				  FROM pg_catalog.pg_class c WHERE c.oid = 'unkey.root_keys'::regclass
+				SELECT 'TABLE', c.oid::regclass::text, c.relacl, c.relowner
+				  FROM pg_catalog.pg_class c
+				 WHERE c.relnamespace = 'unkey'::regnamespace
+				   AND c.relname ~ '^(root_keys|(key_verifications|ratelimits)(_per_(minute|hour|day|month))?_v1)$'
 				UNION ALL
 				SELECT 'SCHEMA', 'unkey_v2', n.nspacl, n.nspowner
 				  FROM pg_catalog.pg_namespace n WHERE n.nspname = 'unkey_v2') o(kind, name, acl, owner),

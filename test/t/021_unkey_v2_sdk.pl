@@ -52,7 +52,7 @@ my %env = (
 			  'ratelimit.*.set_override', 'ratelimit.*.read_override', 'ratelimit.*.delete_override',
 			  'rbac.*.create_permission', 'rbac.*.read_permission', 'rbac.*.delete_permission', 'rbac.*.create_role',
 			  'rbac.*.read_role', 'rbac.*.delete_role', 'rbac.*.add_permission_to_role', 'rbac.*.remove_permission_from_role',
-			  'api.*.read_analytics'])}),
+			  'api.*.read_analytics', 'ratelimit.*.read_analytics'])}),
 	ROOT_SCOPED => q1(qq{SELECT key FROM unkey.unkey_create_root_key('scoped',
 		ARRAY['api.$app.read_api', 'api.$app.verify_key'])}),
 	APP_KEY => q1(qq{SELECT key FROM unkey.unkey_create_key('$app', credits => 2, external_id => 'acme',
@@ -90,8 +90,8 @@ is($err, '', 'the SDK script wrote nothing to stderr');
 is(q1(qq{SELECT remaining FROM unkey.keys WHERE key_hash = decode(unkey.unkey_hash_key('$env{APP_KEY}'), 'base64')}),
 	'0', 'the key spent over HTTP has 0 credits left in its row');
 
-# the flow's analytics, read where they are offered (SQL, or PostgREST on
-# unkey_get_verifications): its verifications over HTTP, by outcome
+# the flow's analytics as the SQL API reads them too: its verifications
+# over HTTP, by outcome
 my ($flow_key) = $out =~ /^# flow key (key_\w+)$/m;
 ok($flow_key, 'the SDK script named its flow key');
 q1('SELECT unkey.unkey_flush_events()');
