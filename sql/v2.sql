@@ -410,7 +410,22 @@ SELECT pg_temp.q('analytics.getVerifications', q, :'analyst') AS refused
 	'SELECT replace(key_id, ''a'', ''aaaa'') FROM key_verifications_v1',
 	'WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r',
 	'SELECT ''<a/>''::xml',
-	'SELECT v FROM key_verifications_v1 v']) q;
+	'SELECT v FROM key_verifications_v1 v',
+	'SELECT cardinality(ARRAY(SELECT 1 FROM key_verifications_v1)) AS n',
+	'SELECT ''{10,1259}''::regclass[]',
+	'SELECT ''(1)''::unkey.ratelimit_result[]',
+	'SELECT current_user',
+	'SELECT overlay(''abc'' placing ''x'' from 1)',
+	'SELECT key_id || key_id FROM key_verifications_v1',
+	'SELECT concat(key_id, key_id) FROM key_verifications_v1',
+	'SELECT ' || (SELECT string_agg('1', ', ') FROM generate_series(1, 65))]) q;
+-- the scope filter runs before any condition of the caller's: the ten
+-- views are security barriers, and a condition that fails on another API's
+-- rows never sees one
+SELECT count(*) AS views, count(*) FILTER (WHERE c.reloptions @> '{security_barrier=true}') AS barriers
+  FROM pg_class c WHERE c.relnamespace = 'unkey'::regnamespace AND c.relkind = 'v' AND c.relname ~ '_v1$';
+SELECT replace(pg_temp.q('analytics.getVerifications', format('SELECT count(*) AS n, now() > %L AS now_works FROM key_verifications_v1
+	WHERE 1 / (CASE WHEN key_space_id <> %L THEN 0 ELSE 1 END) = 1', '2000-01-01', :'app'), :'app_analyst'), :'app', '<app>') AS barrier;
 SELECT pg_temp.q('analytics.getVerifications', repeat(' ', 16385), :'analyst') AS too_long;
 SELECT pg_temp.q('analytics.getVerifications', 'SELECT 1', :'root') AS needs_read_analytics;
 SELECT pg_temp.q('analytics.getRatelimits', 'SELECT 1', :'app_analyst') AS needs_ratelimit_read_analytics;

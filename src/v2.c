@@ -43,6 +43,7 @@
 #include "nodes/nodeFuncs.h"
 #include "parser/analyze.h"
 #include "parser/parse_func.h"
+#include "parser/parse_type.h"
 #include "parser/parser.h"
 #include "storage/latch.h"
 #include "utils/array.h"
@@ -664,18 +665,28 @@ unkey_v2_verify_key(PG_FUNCTION_ARGS)
 /*
  * The analytics sandbox: analytics.getVerifications and getRatelimits run
  * the caller's SQL, as Unkey runs it on ClickHouse, over views with Unkey's
- * table names (src/sql/v2.sql).  The query is accepted only if, analysed
- * with search_path = unkey, pg_catalog, pg_temp, it is one SELECT whose
- * every relation is one of the endpoint's five views (or its own CTEs and
- * subqueries), whose every function is a built-in one of a short list (as
- * Unkey lists the ClickHouse functions it allows) or a built-in operator or
- * cast, and whose every value is of a built-in type other than the reg*
- * types.  It then runs read-only, wrapped to return its rows as JSON, with
- * a timer of its own (statement_timeout is armed only per client
- * statement), work_mem of 4 MB, at most unkey.analytics_max_rows rows and
- * 4 MiB, in a subtransaction, so that whatever it does is undone.  The
- * views filter with unkey._analytics_allows, which reads the scope set here
- * for the duration of the run and raises outside it.
+ * table names (src/sql/v2.sql), which are security barriers filtered by
+ * unkey._analytics_allows, so no condition of the caller's sees a row
+ * outside its scope.  The query runs as the extension's owner, so what it
+ * may do is checked twice before it runs:
+ *
+ * - its raw parse tree: one SELECT, and every type it names a built-in one
+ *   of a short list (parse analysis runs a type's input function on a
+ *   literal, and a domain's checks with it);
+ * - its analysed tree (search_path = pg_catalog, unkey, pg_temp): every
+ *   relation one of the endpoint's five views (or its own CTEs and
+ *   subqueries), every function a built-in one of a short list, every
+ *   operator a built-in comparison, arithmetic or pattern match, every value
+ *   of an allowed type, no ARRAY(subquery), at most 64 columns a SELECT.
+ *   Nothing in them makes a value or a state grow with the rows or the
+ *   nesting (no concatenation, no array or string aggregate), and all of
+ *   them check for interrupts or work on values no larger than the inputs.
+ *
+ * It then runs read-only in a subtransaction, so that whatever it does is
+ * undone, under a timer of its own (statement_timeout is armed only per
+ * client statement), with work_mem 4 MB and temp_file_limit 256 MB (when
+ * the owner may set it), and its rows are fetched through a cursor, one by
+ * one, as JSON text, until unkey.analytics_max_rows or 4 MiB.
  */
 
 /* Settings */
@@ -685,6 +696,7 @@ static int	analytics_queries_per_hour = 1000;
 
 #define ANALYTICS_MAX_QUERY_BYTES 16384
 #define ANALYTICS_MAX_RESULT_BYTES (4 << 20)
+#define ANALYTICS_MAX_COLUMNS 64
 
 /* The scope of the query running now: the ids it may read, or every one */
 static bool scope_active = false;
@@ -699,24 +711,38 @@ static volatile sig_atomic_t sandbox_timed_out = false;
 /* whether the query got as far as running (else what it raised was its checking) */
 static bool sandbox_ran = false;
 
-/*
- * Functions a query may call, by name (built-in, in pg_catalog).  Nothing
- * that can grow a value or a state without bound within the time limit
- * (array_agg, string_agg, replace, repeat, lpad): PostgreSQL has no memory
- * limit per query, only per sort and hash, which spill to disk.
- */
+/* Functions a query may call, by name (built-in, in pg_catalog) */
 static const char *const sandbox_functions[] = {
 	/* aggregates whose state does not grow with the rows (sorts spill to disk) */
 	"count", "sum", "avg", "min", "max", "bool_and", "bool_or", "every", "percentile_cont", "percentile_disc", "mode",
 	/* date and time */
 	"now", "date_trunc", "date_part", "extract", "to_timestamp", "to_char", "date_bin", "timezone", "make_interval",
-	/* strings */
-	"lower", "upper", "substring", "substr", "concat", "concat_ws", "length", "char_length", "btrim", "ltrim",
-	"rtrim", "starts_with", "left", "right", "split_part", "strpos", "position",
+	/* strings, none longer than its input */
+	"lower", "upper", "substring", "substr", "length", "char_length", "btrim", "ltrim", "rtrim", "starts_with",
+	"left", "right", "split_part", "strpos", "position",
 	/* numbers */
 	"round", "floor", "ceil", "ceiling", "abs", "trunc",
-	/* arrays */
+	/* arrays (of a row's tags: no query can build a larger one) */
 	"array_length", "cardinality", "unnest", "array_position", "array_to_string"
+};
+
+/* Operators a query may use, by name (built-in): comparisons, arithmetic, patterns, containment */
+static const char *const sandbox_operators[] = {
+	"=", "<>", "<", ">", "<=", ">=", "+", "-", "*", "/", "%", "^", "~~", "!~~", "~~*", "!~~*", "~", "!~", "~*", "!~*",
+	"@>", "<@", "&&"
+};
+
+/* Types a query may use, and arrays of them */
+static const Oid sandbox_types[] = {
+	BOOLOID, INT2OID, INT4OID, INT8OID, NUMERICOID, FLOAT4OID, FLOAT8OID, TEXTOID, VARCHAROID, BPCHAROID, CHAROID,
+	TIMESTAMPOID, TIMESTAMPTZOID, DATEOID, TIMEOID, INTERVALOID, UUIDOID, RECORDOID, UNKNOWNOID
+};
+
+/* The type names a query may write, as the parser sees them (pg_catalog's, or unqualified) */
+static const char *const sandbox_type_names[] = {
+	"bool", "boolean", "int2", "smallint", "int4", "int", "integer", "int8", "bigint", "numeric", "decimal", "float4",
+	"real", "float8", "float", "text", "varchar", "bpchar", "char", "character", "timestamp", "timestamptz", "date",
+	"time", "interval", "uuid"
 };
 
 /* Arm the sandbox's timer: ask for a query cancel, as statement_timeout does */
@@ -747,10 +773,19 @@ typedef struct SandboxCheck
 {
 	Oid			tables[5];
 	const char *names[5];
-	int			level;			/* 1: the wrapper around the caller's query */
 } SandboxCheck;
 
-/* Is this built-in function one a query may call (by name, or as a cast)? */
+/* Is name one of the list? */
+static bool
+SandboxListed(const char *name, const char *const *list, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(name, list[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Is this built-in function one a query may call (by name, or as a cast between allowed types)? */
 static bool
 SandboxFunction(Oid fn, bool cast)
 {
@@ -767,37 +802,54 @@ SandboxFunction(Oid fn, bool cast)
 	/* of the set-returning functions, only unnest */
 	if (proc->pronamespace == PG_CATALOG_NAMESPACE &&
 		(!proc->proretset || strcmp(NameStr(proc->proname), "unnest") == 0))
-	{
-		ok = cast;
-		for (int i = 0; i < lengthof(sandbox_functions) && !ok; i++)
-			ok = strcmp(NameStr(proc->proname), sandbox_functions[i]) == 0;
-	}
+		ok = cast || SandboxListed(NameStr(proc->proname), sandbox_functions, lengthof(sandbox_functions));
 	ReleaseSysCache(tup);
 	return ok;
 }
 
-/* Is this type one a query may use: built in, and not a reg* type that names catalog objects? */
+/* Is this built-in operator one a query may use? */
+static bool
+SandboxOperator(Oid op)
+{
+	char	   *name = get_opname(op);
+
+	return op < FirstNormalObjectId && name != NULL &&
+		SandboxListed(name, sandbox_operators, lengthof(sandbox_operators));
+}
+
+/* Is this a type a query may use: one of the list, or an array of one? */
 static bool
 SandboxType(Oid type)
 {
-	switch (type)
+	Oid			elem = get_element_type(type);
+
+	if (OidIsValid(elem))
+		type = elem;
+	for (int i = 0; i < lengthof(sandbox_types); i++)
+		if (type == sandbox_types[i])
+			return true;
+	return false;
+}
+
+/* Raise unless every type the raw parse tree names is one a query may write */
+static bool
+SandboxRawWalker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, TypeName))
 	{
-		case REGCLASSOID:
-		case REGPROCOID:
-		case REGPROCEDUREOID:
-		case REGOPEROID:
-		case REGOPERATOROID:
-		case REGTYPEOID:
-		case REGROLEOID:
-		case REGNAMESPACEOID:
-		case REGCONFIGOID:
-		case REGDICTIONARYOID:
-		case REGCOLLATIONOID:
-		case XMLOID:
-			return false;
-		default:
-			return type < FirstNormalObjectId;
+		TypeName   *tn = (TypeName *) node;
+		int			n = list_length(tn->names);
+		const char *name = n > 0 ? strVal(llast(tn->names)) : "";
+
+		if (n == 0 || n > 2 || (n == 2 && strcmp(strVal(linitial(tn->names)), "pg_catalog") != 0) ||
+			!SandboxListed(name, sandbox_type_names, lengthof(sandbox_type_names)) || tn->pct_type)
+			SandboxFail(400, "user/bad_request/invalid_analytics_query",
+						psprintf("Type %s is not allowed in analytics queries", TypeNameToString(tn)));
+		return false;
 	}
+	return raw_expression_tree_walker(node, SandboxRawWalker, context);
 }
 
 /* Walk an analysed query: raise at the first thing the sandbox does not allow */
@@ -806,6 +858,7 @@ SandboxWalker(Node *node, SandboxCheck *c)
 {
 	Oid			fn = InvalidOid;
 	bool		cast = false;
+	List	   *ops = NIL;
 
 	if (node == NULL)
 		return false;
@@ -813,13 +866,17 @@ SandboxWalker(Node *node, SandboxCheck *c)
 	{
 		Query	   *q = (Query *) node;
 		ListCell   *lc;
-
-		bool		found;
+		int			columns = 0;
 
 		if (q->commandType != CMD_SELECT || q->utilityStmt != NULL || q->rowMarks != NIL || q->hasModifyingCTE)
 			SandboxFail(400, "user/bad_request/invalid_analytics_query_type", "Only SELECT queries are allowed");
 		if (q->hasRecursive)
 			SandboxFail(400, "user/bad_request/invalid_analytics_query", "Recursive queries are not allowed");
+		foreach(lc, q->targetList)
+			columns += !lfirst_node(TargetEntry, lc)->resjunk;
+		if (columns > ANALYTICS_MAX_COLUMNS)
+			SandboxFail(400, "user/bad_request/invalid_analytics_query",
+						psprintf("Analytics query projects too many columns (at most %d a SELECT)", ANALYTICS_MAX_COLUMNS));
 		foreach(lc, q->rtable)
 		{
 			RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
@@ -832,28 +889,24 @@ SandboxWalker(Node *node, SandboxCheck *c)
 					ok = rte->relid == c->tables[i];
 				if (!ok)
 					SandboxFail(400, "user/bad_request/invalid_analytics_table",
-								psprintf("Access to table '%s' is not allowed: query %s, %s, %s, %s or %s", get_rel_name(rte->relid),
+								psprintf("Access to this table is not allowed: query %s, %s, %s, %s or %s",
 										 c->names[0], c->names[1], c->names[2], c->names[3], c->names[4]));
 			}
 			if (!ok)
 				SandboxFail(400, "user/bad_request/invalid_analytics_function",
 							"Table functions are not allowed for security reasons");
 		}
-		c->level++;
-		found = query_tree_walker(q, SandboxWalker, c, 0);
-		c->level--;
-		return found;
+		return query_tree_walker(q, SandboxWalker, c, 0);
 	}
 	switch (nodeTag(node))
 	{
 		case T_FuncExpr:
 			fn = ((FuncExpr *) node)->funcid;
-			cast = ((FuncExpr *) node)->funcformat != COERCE_EXPLICIT_CALL;
+			cast = ((FuncExpr *) node)->funcformat == COERCE_EXPLICIT_CAST ||
+				((FuncExpr *) node)->funcformat == COERCE_IMPLICIT_CAST;
 			break;
 		case T_Aggref:
 			fn = ((Aggref *) node)->aggfnoid;
-			/* the wrapper's jsonb_agg of at most unkey.analytics_max_rows + 1 rows */
-			cast = c->level == 1 && fn == F_JSONB_AGG;
 			break;
 		case T_WindowFunc:
 			fn = ((WindowFunc *) node)->winfnoid;
@@ -861,14 +914,35 @@ SandboxWalker(Node *node, SandboxCheck *c)
 		case T_OpExpr:
 		case T_DistinctExpr:
 		case T_NullIfExpr:
-			set_opfuncid((OpExpr *) node);
-			fn = ((OpExpr *) node)->opfuncid;
-			cast = true;		/* any built-in operator */
+			ops = list_make1_oid(((OpExpr *) node)->opno);
 			break;
 		case T_ScalarArrayOpExpr:
-			set_sa_opfuncid((ScalarArrayOpExpr *) node);
-			fn = ((ScalarArrayOpExpr *) node)->opfuncid;
-			cast = true;
+			ops = list_make1_oid(((ScalarArrayOpExpr *) node)->opno);
+			break;
+		case T_RowCompareExpr:
+			ops = ((RowCompareExpr *) node)->opnos;
+			break;
+		case T_SubLink:
+			if (((SubLink *) node)->subLinkType == ARRAY_SUBLINK)
+				SandboxFail(400, "user/bad_request/invalid_analytics_query", "ARRAY(subquery) is not allowed in analytics queries");
+			break;
+		case T_SQLValueFunction:
+			switch (((SQLValueFunction *) node)->op)
+			{
+				case SVFOP_CURRENT_DATE:
+				case SVFOP_CURRENT_TIME:
+				case SVFOP_CURRENT_TIME_N:
+				case SVFOP_CURRENT_TIMESTAMP:
+				case SVFOP_CURRENT_TIMESTAMP_N:
+				case SVFOP_LOCALTIME:
+				case SVFOP_LOCALTIME_N:
+				case SVFOP_LOCALTIMESTAMP:
+				case SVFOP_LOCALTIMESTAMP_N:
+					break;
+				default:
+					SandboxFail(400, "user/bad_request/invalid_analytics_function",
+								"Only the current date and time are allowed of the SQL value functions");
+			}
 			break;
 		case T_XmlExpr:
 		case T_CoerceToDomain:
@@ -882,19 +956,28 @@ SandboxWalker(Node *node, SandboxCheck *c)
 	if (OidIsValid(fn) && !SandboxFunction(fn, cast))
 		SandboxFail(400, "user/bad_request/invalid_analytics_function",
 					psprintf("Function '%s' is not allowed", get_func_name(fn) ? get_func_name(fn) : "?"));
-	if (IsA(node, Const) || IsA(node, Var) || IsA(node, FuncExpr) || IsA(node, CoerceViaIO) ||
-		IsA(node, RelabelType) || IsA(node, ArrayCoerceExpr) || IsA(node, OpExpr))
 	{
-		if (!SandboxType(exprType(node)))
-			SandboxFail(400, "user/bad_request/invalid_analytics_query",
-						psprintf("Type %s is not allowed in analytics queries", format_type_be(exprType(node))));
+		ListCell   *lc;
+
+		foreach(lc, ops)
+			if (!SandboxOperator(lfirst_oid(lc)))
+				SandboxFail(400, "user/bad_request/invalid_analytics_function",
+							psprintf("Operator %s is not allowed", get_opname(lfirst_oid(lc)) ? get_opname(lfirst_oid(lc)) : "?"));
 	}
+	/* every value: the nodes that make one of a type of their own */
+	if ((IsA(node, Var) || IsA(node, Const) || IsA(node, FuncExpr) || IsA(node, OpExpr) || IsA(node, Aggref) ||
+		 IsA(node, WindowFunc) || IsA(node, CoerceViaIO) || IsA(node, RelabelType) || IsA(node, ArrayCoerceExpr) ||
+		 IsA(node, SubscriptingRef) || IsA(node, CaseExpr) || IsA(node, CoalesceExpr) || IsA(node, MinMaxExpr) ||
+		 IsA(node, ArrayExpr) || IsA(node, FieldSelect) || IsA(node, NullIfExpr)) &&
+		!SandboxType(exprType(node)))
+		SandboxFail(400, "user/bad_request/invalid_analytics_query",
+					psprintf("Type %s is not allowed in analytics queries", format_type_be(exprType(node))));
 	return expression_tree_walker(node, SandboxWalker, c);
 }
 
-/* Parse and analyse the wrapped query, and raise unless the sandbox allows all of it */
+/* Parse and analyse the query, and raise unless the sandbox allows all of it */
 static void
-SandboxCheckQuery(const char *query, const char *wrapped, SandboxCheck *c)
+SandboxCheckQuery(const char *query, SandboxCheck *c)
 {
 	List	   *raw = raw_parser(query, RAW_PARSE_DEFAULT);
 	RawStmt    *stmt;
@@ -905,10 +988,8 @@ SandboxCheckQuery(const char *query, const char *wrapped, SandboxCheck *c)
 	stmt = linitial_node(RawStmt, raw);
 	if (!IsA(stmt->stmt, SelectStmt) || ((SelectStmt *) stmt->stmt)->intoClause != NULL)
 		SandboxFail(400, "user/bad_request/invalid_analytics_query_type", "Only SELECT queries are allowed");
-	raw = raw_parser(wrapped, RAW_PARSE_DEFAULT);
-	if (list_length(raw) != 1)
-		SandboxFail(400, "user/bad_request/invalid_analytics_query", "Invalid SQL syntax");
-	(void) SandboxWalker((Node *) parse_analyze_fixedparams(linitial_node(RawStmt, raw), wrapped, NULL, 0, NULL), c);
+	(void) raw_expression_tree_walker(stmt->stmt, SandboxRawWalker, NULL);
+	(void) SandboxWalker((Node *) parse_analyze_fixedparams(stmt, query, NULL, 0, NULL), c);
 }
 
 /* Set a setting until the end of the sandbox's GUC nest level */
@@ -921,52 +1002,70 @@ SandboxSet(const char *name, const char *value)
 
 /* Check and run the query, with the scope set; its rows as a jsonb array */
 static Datum
-SandboxRun(const char *query, const char *wrapped, SandboxCheck *c)
+SandboxRun(const char *query, SandboxCheck *c)
 {
 	int			nestlevel = NewGUCNestLevel();
-	Datum		result = (Datum) 0;
-	int64		rows = 0;
-	bool		isnull;
+	StringInfoData rows;
+	int64		nrows = 0;
+	Portal		portal;
+	SPIPlanPtr	plan;
 
-	SandboxSet("search_path", "unkey, pg_catalog, pg_temp");
+	SandboxSet("search_path", "pg_catalog, unkey, pg_temp");
 	SandboxSet("work_mem", "4MB");
 	SandboxSet("hash_mem_multiplier", "1");
 	SandboxSet("max_parallel_workers_per_gather", "0");
-	SandboxCheckQuery(query, wrapped, c);
+	if (superuser())
+		SandboxSet("temp_file_limit", "256MB");
+	SandboxCheckQuery(query, c);
 
+	initStringInfo(&rows);
+	appendStringInfoChar(&rows, '[');
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "unkey: SPI_connect failed");
-	sandbox_timed_out = false;
 	sandbox_ran = true;
 	enable_timeout_after(sandbox_timeout, analytics_timeout_ms);
 	scope_active = true;
 	PG_TRY();
 	{
-		if (SPI_execute(wrapped, true, 0) != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "unkey: the analytics query did not answer one row");
+		/* each row as JSON text, fetched one at a time, until a limit */
+		plan = SPI_prepare(psprintf("SELECT to_jsonb(q)::text FROM (\n%s\n) q", query), 0, NULL);
+		if (plan == NULL)
+			elog(ERROR, "unkey: could not plan the analytics query: %s", SPI_result_code_string(SPI_result));
+		portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+		for (;;)
+		{
+			char	   *row;
+
+			SPI_cursor_fetch(portal, true, 1);
+			if (SPI_processed == 0)
+				break;
+			if (++nrows > analytics_max_rows)
+				SandboxFail(422, "user/unprocessable_entity/query_rows_limit_exceeded",
+							psprintf("Query result exceeds the maximum row count (%d, unkey.analytics_max_rows).", analytics_max_rows));
+			row = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			if (rows.len + strlen(row) + 2 > ANALYTICS_MAX_RESULT_BYTES)
+				SandboxFail(422, "user/unprocessable_entity/query_memory_limit_exceeded",
+							"Query result exceeds the maximum response size.");
+			if (nrows > 1)
+				appendStringInfoChar(&rows, ',');
+			appendStringInfoString(&rows, row);
+			SPI_freetuptable(SPI_tuptable);
+		}
+		SPI_cursor_close(portal);
 	}
 	PG_FINALLY();
 	{
 		scope_active = false;
 		disable_timeout(sandbox_timeout, false);
-		/* a cancel the timer asked for after the last check of interrupts is not for anyone else */
-		if (sandbox_timed_out)
-			QueryCancelPending = false;
 	}
 	PG_END_TRY();
-
-	rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	if (rows > analytics_max_rows)
-		SandboxFail(422, "user/unprocessable_entity/query_rows_limit_exceeded",
-					psprintf("Query result exceeds the maximum row count (%d, unkey.analytics_max_rows).", analytics_max_rows));
-	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (VARSIZE_ANY(DatumGetPointer(result)) > ANALYTICS_MAX_RESULT_BYTES)
-		SandboxFail(422, "user/unprocessable_entity/query_memory_limit_exceeded",
-					"Query result exceeds the maximum response size.");
-	result = SPI_datumTransfer(result, false, -1);
+	/* the query finished as the timer fired: the cancel it asked for is for no one */
+	if (sandbox_timed_out)
+		QueryCancelPending = false;
 	SPI_finish();
 	AtEOXact_GUC(true, nestlevel);
-	return result;
+	appendStringInfoChar(&rows, ']');
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(rows.data));
 }
 
 /* Unkey's error for what a query raised while it was checked or run */
@@ -981,8 +1080,8 @@ SandboxRethrow(ErrorData *edata)
 		SandboxFail(422, "user/unprocessable_entity/query_execution_timeout",
 					psprintf("Query execution time limit exceeded (%d ms, unkey.analytics_timeout). "
 							 "Try simplifying your query or reducing the time range.", analytics_timeout_ms));
-	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INSUFFICIENT_RESOURCES ||
-		edata->sqlerrcode == ERRCODE_CONFIGURATION_LIMIT_EXCEEDED)
+	if (edata->sqlerrcode == ERRCODE_OUT_OF_MEMORY || edata->sqlerrcode == ERRCODE_CONFIGURATION_LIMIT_EXCEEDED ||
+		ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_PROGRAM_LIMIT_EXCEEDED)
 		SandboxFail(422, "user/unprocessable_entity/query_memory_limit_exceeded",
 					"Query memory limit exceeded. Try simplifying your query or reducing the result set size.");
 	if (edata->sqlerrcode == ERRCODE_UNDEFINED_TABLE)
@@ -1013,10 +1112,9 @@ unkey_v2_analytics_run(PG_FUNCTION_ARGS)
 	char	   *resource = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	char	   *quota_id = text_to_cstring(PG_GETARG_TEXT_PP(3));
 	char	   *query;
-	char	   *wrapped;
 	const char *prefix = strcmp(resource, "ratelimit") == 0 ? "ratelimits" : "key_verifications";
 	const char *const grains[5] = {"", "_per_minute", "_per_hour", "_per_day", "_per_month"};
-	SandboxCheck c = {0};
+	SandboxCheck c;
 	RLRequest	quota;
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -1062,13 +1160,12 @@ unkey_v2_analytics_run(PG_FUNCTION_ARGS)
 
 	/* the rows as one jsonb array, and how many there were, up to one past the limit */
 	sandbox_ran = false;
-	wrapped = psprintf("SELECT coalesce(jsonb_agg(q), '[]'), count(*) FROM (SELECT * FROM (\n%s\n) q0 LIMIT %d) q",
-					   query, analytics_max_rows + 1);
+	sandbox_timed_out = false;
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		result = SandboxRun(query, wrapped, &c);
+		result = SandboxRun(query, &c);
 		/* copy out of the subtransaction's memory before it ends */
 		MemoryContextSwitchTo(cxt);
 		result = PointerGetDatum(PG_DETOAST_DATUM_COPY(result));

@@ -1591,16 +1591,18 @@ COMMENT ON FUNCTION unkey._v2_keys_migrate_keys(jsonb) IS 'private: POST /v2/key
 
 -- The analytics sandbox (analytics.getVerifications and getRatelimits):
 -- Unkey's tables as views of ours, with Unkey's names and columns, each
--- filtered to the APIs or namespaces the root key may read.  The filter is
--- unkey._analytics_allows(id), which answers from the scope that
--- unkey._v2_analytics_run (src/v2.c) sets for the one query it runs, and
--- raises anywhere else, so the views show nothing outside it.
+-- filtered to the APIs or namespaces the root key may read, and security
+-- barriers, so that none of the caller's conditions sees a row before the
+-- filter has.  The filter is unkey._analytics_allows(id), which answers
+-- from the scope that unkey._v2_analytics_run (src/v2.c) sets for the one
+-- query it runs, and raises anywhere else, so the views show nothing
+-- outside it.
 CREATE FUNCTION unkey._analytics_allows(id text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'unkey_analytics_allows' LANGUAGE C STABLE PARALLEL UNSAFE;
 COMMENT ON FUNCTION unkey._analytics_allows(text) IS 'private: whether the analytics query running now may read this API or namespace';
 
 -- key_verifications_v1: one row per verification (time in Unix ms)
-CREATE VIEW unkey.key_verifications_v1 AS
+CREATE VIEW unkey.key_verifications_v1 WITH (security_barrier) AS
 SELECT e.request_id, (extract(epoch FROM e.time) * 1000)::bigint AS time, ''::text AS workspace_id,
 	   coalesce(e.api_id, '') AS key_space_id, coalesce(e.identity_id, '') AS identity_id,
 	   coalesce(e.external_id, '') AS external_id, coalesce(e.key_id, '') AS key_id, ''::text AS region,
@@ -1612,7 +1614,7 @@ SELECT e.request_id, (extract(epoch FROM e.time) * 1000)::bigint AS time, ''::te
 -- key_verifications_per_{minute,hour,day,month}_v1: one row per bucket,
 -- key, identity, tag set and outcome (the minute from the raw events; the
 -- others from the rollups, so their history outlives the raw events)
-CREATE VIEW unkey.key_verifications_per_minute_v1 AS
+CREATE VIEW unkey.key_verifications_per_minute_v1 WITH (security_barrier) AS
 SELECT date_trunc('minute', e.time AT TIME ZONE 'UTC') AS time, ''::text AS workspace_id,
 	   coalesce(e.api_id, '') AS key_space_id, coalesce(e.identity_id, '') AS identity_id,
 	   coalesce(e.external_id, '') AS external_id, coalesce(e.key_id, '') AS key_id, e.outcome, 'api'::text AS source,
@@ -1627,7 +1629,7 @@ DECLARE
 BEGIN
 	FOREACH g SLICE 1 IN ARRAY ARRAY[['hour', 'hourly'], ['day', 'daily'], ['month', 'monthly']] LOOP
 		EXECUTE format(
-			'CREATE VIEW unkey.key_verifications_per_%1$s_v1 AS'
+			'CREATE VIEW unkey.key_verifications_per_%1$s_v1 WITH (security_barrier) AS'
 			' SELECT v.time AT TIME ZONE ''UTC'' AS time, ''''::text AS workspace_id, coalesce(v.api_id, '''') AS key_space_id,'
 			' coalesce(v.identity_id, '''') AS identity_id, coalesce(v.external_id, '''') AS external_id,'
 			' coalesce(v.key_id, '''') AS key_id, o.outcome, ''api''::text AS source, ''''::text AS app_id,'
@@ -1645,7 +1647,7 @@ END
 $$;
 
 -- ratelimits_v1: one row per rate-limit check (times in Unix ms)
-CREATE VIEW unkey.ratelimits_v1 AS
+CREATE VIEW unkey.ratelimits_v1 WITH (security_barrier) AS
 SELECT e.request_id, (extract(epoch FROM e.time) * 1000)::bigint AS time, ''::text AS workspace_id, e.namespace_id,
 	   e.identifier, e.passed, coalesce(e.latency, 0) AS latency, coalesce(e.override_id, '') AS override_id, e."limit",
 	   e.remaining, (extract(epoch FROM e.reset) * 1000)::bigint AS reset_at, e.cost AS tokens
@@ -1655,7 +1657,7 @@ SELECT e.request_id, (extract(epoch FROM e.time) * 1000)::bigint AS time, ''::te
 -- ratelimits_per_{minute,hour,day,month}_v1: checks per bucket and
 -- identifier (the minute from the raw events, with tokens; the others from
 -- the hourly rollups, which count checks, not tokens)
-CREATE VIEW unkey.ratelimits_per_minute_v1 AS
+CREATE VIEW unkey.ratelimits_per_minute_v1 WITH (security_barrier) AS
 SELECT date_trunc('minute', e.time AT TIME ZONE 'UTC') AS time, ''::text AS workspace_id, e.namespace_id, e.identifier,
 	   count(*) FILTER (WHERE e.passed) AS passed, count(*) AS total, sum(e.cost)::bigint AS total_tokens,
 	   coalesce(sum(e.cost) FILTER (WHERE e.passed), 0)::bigint AS passed_tokens, avg(e.latency) AS latency_avg
@@ -1668,7 +1670,7 @@ DECLARE
 BEGIN
 	FOREACH g IN ARRAY ARRAY['hour', 'day', 'month'] LOOP
 		EXECUTE format(
-			'CREATE VIEW unkey.ratelimits_per_%1$s_v1 AS'
+			'CREATE VIEW unkey.ratelimits_per_%1$s_v1 WITH (security_barrier) AS'
 			' SELECT date_trunc(%1$L, r.bucket AT TIME ZONE ''UTC'') AS time, ''''::text AS workspace_id, r.namespace_id,'
 			' r.identifier, sum(r.passed)::bigint AS passed, sum(r.passed + r.limited)::bigint AS total'
 			' FROM unkey.ratelimit_rollups r'
