@@ -418,7 +418,24 @@ SELECT pg_temp.q('analytics.getVerifications', q, :'analyst') AS refused
 	'SELECT overlay(''abc'' placing ''x'' from 1)',
 	'SELECT key_id || key_id FROM key_verifications_v1',
 	'SELECT concat(key_id, key_id) FROM key_verifications_v1',
-	'SELECT ' || (SELECT string_agg('1', ', ') FROM generate_series(1, 65))]) q;
+	'SELECT ' || (SELECT string_agg('1', ', ') FROM generate_series(1, 65)),
+	'SELECT regclass(''pg_authid'')',
+	'SELECT regclass(''no_such_table'')',
+	'SELECT ''x''::char(10485760)',
+	'SELECT array_to_string(tags, '','') FROM key_verifications_v1',
+	'SELECT outcome FROM key_verifications_v1 ORDER BY outcome USING ~>~',
+	-- 21 levels of subqueries, each using the column below twice: the planner would copy it 2^21 times
+	(SELECT format('SELECT length(x21) AS n FROM %s t',
+		string_agg('(SELECT greatest(x' || (i - 1) || ', x' || (i - 1) || ') AS x' || i || ' FROM ', '' ORDER BY i DESC)
+		|| '(SELECT key_id AS x0 FROM key_verifications_v1) s0' || string_agg(') s' || i, '' ORDER BY i) FILTER (WHERE i < 21) || ')')
+	   FROM generate_series(1, 21) i)]) q;
+-- what works besides: IN (subquery), unnest in FROM, window functions
+SELECT replace(pg_temp.q('analytics.getVerifications', 'SELECT count(*) AS valid FROM key_verifications_v1
+	WHERE key_id IN (SELECT key_id FROM key_verifications_v1 WHERE outcome = ''VALID'')', :'app_analyst'), :'app', '<app>') AS in_subquery;
+SELECT pg_temp.q('analytics.getVerifications', 'SELECT t AS tag, count(*) AS n FROM key_verifications_v1, LATERAL unnest(tags) t
+	GROUP BY t ORDER BY t', :'app_analyst') AS unnest_in_from;
+SELECT pg_temp.q('analytics.getVerifications', 'SELECT outcome, row_number() OVER (ORDER BY outcome) AS r
+	FROM (SELECT DISTINCT outcome FROM key_verifications_v1) o ORDER BY r', :'app_analyst') AS window_function;
 -- the scope filter runs before any condition of the caller's: the ten
 -- views are security barriers, and a condition that fails on another API's
 -- rows never sees one

@@ -41,9 +41,11 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/tlist.h"
 #include "parser/analyze.h"
 #include "parser/parse_func.h"
 #include "parser/parse_type.h"
+#include "parser/parsetree.h"
 #include "parser/parser.h"
 #include "storage/latch.h"
 #include "utils/array.h"
@@ -722,8 +724,10 @@ static const char *const sandbox_functions[] = {
 	"left", "right", "split_part", "strpos", "position",
 	/* numbers */
 	"round", "floor", "ceil", "ceiling", "abs", "trunc",
-	/* arrays (of a row's tags: no query can build a larger one) */
-	"array_length", "cardinality", "unnest", "array_position", "array_to_string"
+	/* arrays (of a row's tags, or written in the query) */
+	"array_length", "cardinality", "unnest", "array_position",
+	/* window functions */
+	"row_number", "rank", "dense_rank", "lag", "lead"
 };
 
 /* Operators a query may use, by name (built-in): comparisons, arithmetic, patterns, containment */
@@ -734,15 +738,14 @@ static const char *const sandbox_operators[] = {
 
 /* Types a query may use, and arrays of them */
 static const Oid sandbox_types[] = {
-	BOOLOID, INT2OID, INT4OID, INT8OID, NUMERICOID, FLOAT4OID, FLOAT8OID, TEXTOID, VARCHAROID, BPCHAROID, CHAROID,
-	TIMESTAMPOID, TIMESTAMPTZOID, DATEOID, TIMEOID, INTERVALOID, UUIDOID, RECORDOID, UNKNOWNOID
+	BOOLOID, INT2OID, INT4OID, INT8OID, NUMERICOID, FLOAT4OID, FLOAT8OID, TEXTOID, VARCHAROID, TIMESTAMPOID,
+	TIMESTAMPTZOID, DATEOID, TIMEOID, INTERVALOID, UUIDOID, RECORDOID, UNKNOWNOID
 };
 
 /* The type names a query may write, as the parser sees them (pg_catalog's, or unqualified) */
 static const char *const sandbox_type_names[] = {
 	"bool", "boolean", "int2", "smallint", "int4", "int", "integer", "int8", "bigint", "numeric", "decimal", "float4",
-	"real", "float8", "float", "text", "varchar", "bpchar", "char", "character", "timestamp", "timestamptz", "date",
-	"time", "interval", "uuid"
+	"real", "float8", "float", "text", "varchar", "timestamp", "timestamptz", "date", "time", "interval", "uuid"
 };
 
 /* Arm the sandbox's timer: ask for a query cancel, as statement_timeout does */
@@ -831,20 +834,41 @@ SandboxType(Oid type)
 	return false;
 }
 
-/* Raise unless every type the raw parse tree names is one a query may write */
+/* Is this name, as the parser sees it (pg_catalog's or unqualified), one of the list? */
+static bool
+SandboxName(List *names, const char *const *list, int n)
+{
+	int			len = list_length(names);
+
+	return (len == 1 || (len == 2 && strcmp(strVal(linitial(names)), "pg_catalog") == 0)) &&
+		SandboxListed(strVal(llast(names)), list, n);
+}
+
+/*
+ * Raise unless every type and function the raw parse tree names is one a
+ * query may use: parse analysis resolves both, and runs the input function
+ * of a type (a function-style cast such as regclass('x') included) on a
+ * literal before any other check could refuse it
+ */
 static bool
 SandboxRawWalker(Node *node, void *context)
 {
 	if (node == NULL)
 		return false;
+	if (IsA(node, FuncCall))
+	{
+		List	   *names = ((FuncCall *) node)->funcname;
+
+		if (!SandboxName(names, sandbox_functions, lengthof(sandbox_functions)) &&
+			!SandboxName(names, sandbox_type_names, lengthof(sandbox_type_names)))
+			SandboxFail(400, "user/bad_request/invalid_analytics_function",
+						psprintf("Function '%s' is not allowed", NameListToString(names)));
+	}
 	if (IsA(node, TypeName))
 	{
 		TypeName   *tn = (TypeName *) node;
-		int			n = list_length(tn->names);
-		const char *name = n > 0 ? strVal(llast(tn->names)) : "";
 
-		if (n == 0 || n > 2 || (n == 2 && strcmp(strVal(linitial(tn->names)), "pg_catalog") != 0) ||
-			!SandboxListed(name, sandbox_type_names, lengthof(sandbox_type_names)) || tn->pct_type)
+		if (tn->names == NIL || !SandboxName(tn->names, sandbox_type_names, lengthof(sandbox_type_names)) || tn->pct_type)
 			SandboxFail(400, "user/bad_request/invalid_analytics_query",
 						psprintf("Type %s is not allowed in analytics queries", TypeNameToString(tn)));
 		return false;
@@ -880,7 +904,8 @@ SandboxWalker(Node *node, SandboxCheck *c)
 		foreach(lc, q->rtable)
 		{
 			RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
-			bool		ok = rte->rtekind != RTE_FUNCTION && rte->rtekind != RTE_TABLEFUNC;
+			/* a function in FROM is walked as any other: of the set-returning ones, unnest */
+			bool		ok = rte->rtekind != RTE_TABLEFUNC;
 
 			if (rte->rtekind == RTE_RELATION)
 			{
@@ -895,6 +920,15 @@ SandboxWalker(Node *node, SandboxCheck *c)
 			if (!ok)
 				SandboxFail(400, "user/bad_request/invalid_analytics_function",
 							"Table functions are not allowed for security reasons");
+		}
+		/* the operators that sort, group and make distinct (ORDER BY ... USING) */
+		foreach(lc, list_concat(list_concat(list_copy(q->sortClause), q->groupClause), q->distinctClause))
+		{
+			SortGroupClause *sgc = lfirst_node(SortGroupClause, lc);
+
+			if ((OidIsValid(sgc->sortop) && !SandboxOperator(sgc->sortop)) ||
+				(OidIsValid(sgc->eqop) && !SandboxOperator(sgc->eqop)))
+				SandboxFail(400, "user/bad_request/invalid_analytics_function", "This sort operator is not allowed");
 		}
 		return query_tree_walker(q, SandboxWalker, c, 0);
 	}
@@ -944,10 +978,14 @@ SandboxWalker(Node *node, SandboxCheck *c)
 								"Only the current date and time are allowed of the SQL value functions");
 			}
 			break;
+		case T_Param:
+			/* a subquery's own (x IN (SELECT ...)) is fine; a client's is not */
+			if (((Param *) node)->paramkind != PARAM_EXTERN)
+				break;
+			/* FALLTHROUGH */
 		case T_XmlExpr:
 		case T_CoerceToDomain:
 		case T_NextValueExpr:
-		case T_Param:
 			SandboxFail(400, "user/bad_request/invalid_analytics_query", "This expression is not allowed in analytics queries");
 			break;
 		default:
@@ -975,12 +1013,146 @@ SandboxWalker(Node *node, SandboxCheck *c)
 	return expression_tree_walker(node, SandboxWalker, c);
 }
 
+/*
+ * The size an analysed query would have once the planner pulls its
+ * subqueries and CTEs up into it, where each reference to a subquery's
+ * column becomes a copy of the column's expression: nested subqueries that
+ * refer to a column twice double it at each level, and the planner does
+ * that work without checking for interrupts.  An upper bound, memoised per
+ * column, so that counting is itself cheap.
+ */
+#define ANALYTICS_MAX_EXPANDED 100000
+
+typedef struct ExpandMemo
+{
+	Query	   *query;
+	AttrNumber	attno;
+	double		size;
+} ExpandMemo;
+
+typedef struct SizeWalk
+{
+	List	   *stack;			/* the Query of each level, innermost first */
+	List	   *memo;
+	double		sum;
+} SizeWalk;
+
+static double SandboxQuerySize(Query *q, SizeWalk *w);
+static bool SandboxSizeWalker(Node *node, SizeWalk *w);
+
+/* The size of an expression, in the query innermost on the stack */
+static double
+SandboxExprSize(Node *node, SizeWalk *w)
+{
+	double		outer = w->sum;
+	double		size;
+
+	w->sum = 0;
+	(void) SandboxSizeWalker(node, w);
+	size = w->sum;
+	w->sum = outer;
+	return size;
+}
+
+/* The size a Var stands for: its subquery's or CTE's column expression, else 1 */
+static double
+SandboxVarSize(Var *v, SizeWalk *w)
+{
+	Query	   *q;
+	RangeTblEntry *rte;
+	Query	   *sub = NULL;
+	TargetEntry *te;
+	ListCell   *lc;
+	double		size;
+
+	if (v->varlevelsup >= list_length(w->stack) || v->varattno <= 0)
+		return 1;
+	q = list_nth(w->stack, v->varlevelsup);
+	if (v->varno < 1 || v->varno > list_length(q->rtable))
+		return 1;
+	rte = rt_fetch(v->varno, q->rtable);
+	if (rte->rtekind == RTE_SUBQUERY)
+		sub = rte->subquery;
+	else if (rte->rtekind == RTE_CTE && v->varlevelsup + rte->ctelevelsup < list_length(w->stack))
+	{
+		foreach(lc, ((Query *) list_nth(w->stack, v->varlevelsup + rte->ctelevelsup))->cteList)
+			if (strcmp(lfirst_node(CommonTableExpr, lc)->ctename, rte->ctename) == 0)
+				sub = (Query *) lfirst_node(CommonTableExpr, lc)->ctequery;
+	}
+	if (sub == NULL || !IsA(sub, Query) || (te = get_tle_by_resno(sub->targetList, v->varattno)) == NULL)
+		return 1;
+	foreach(lc, w->memo)
+	{
+		ExpandMemo *m = lfirst(lc);
+
+		if (m->query == sub && m->attno == v->varattno)
+			return m->size;
+	}
+	w->stack = lcons(sub, w->stack);
+	size = SandboxExprSize((Node *) te->expr, w);
+	w->stack = list_delete_first(w->stack);
+	{
+		ExpandMemo *m = palloc(sizeof(ExpandMemo));
+
+		m->query = sub;
+		m->attno = v->varattno;
+		m->size = size;
+		w->memo = lappend(w->memo, m);
+	}
+	return size;
+}
+
+static bool
+SandboxSizeWalker(Node *node, SizeWalk *w)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+	{
+		w->sum += SandboxVarSize((Var *) node, w);
+		return false;
+	}
+	if (IsA(node, Query))
+	{
+		w->sum += SandboxQuerySize((Query *) node, w);
+		return false;
+	}
+	w->sum += 1;
+	return expression_tree_walker(node, SandboxSizeWalker, w);
+}
+
+/* A query's size: its columns, conditions and subqueries, its subqueries' columns counted where they are used */
+static double
+SandboxQuerySize(Query *q, SizeWalk *w)
+{
+	double		size;
+	ListCell   *lc;
+
+	w->stack = lcons(q, w->stack);
+	size = SandboxExprSize((Node *) q->targetList, w) + SandboxExprSize((Node *) q->jointree, w) +
+		SandboxExprSize(q->havingQual, w);
+	foreach(lc, q->rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+
+		if (rte->rtekind == RTE_SUBQUERY)
+			size += SandboxQuerySize(rte->subquery, w);
+	}
+	foreach(lc, q->cteList)
+		if (IsA(lfirst_node(CommonTableExpr, lc)->ctequery, Query))
+			size += SandboxQuerySize((Query *) lfirst_node(CommonTableExpr, lc)->ctequery, w);
+	w->stack = list_delete_first(w->stack);
+	return size;
+}
+
 /* Parse and analyse the query, and raise unless the sandbox allows all of it */
 static void
 SandboxCheckQuery(const char *query, SandboxCheck *c)
 {
 	List	   *raw = raw_parser(query, RAW_PARSE_DEFAULT);
 	RawStmt    *stmt;
+	Query	   *analysed;
+	SizeWalk	size = {NIL, NIL, 0};
 
 	if (list_length(raw) != 1)
 		SandboxFail(400, "user/bad_request/invalid_analytics_query",
@@ -989,7 +1161,11 @@ SandboxCheckQuery(const char *query, SandboxCheck *c)
 	if (!IsA(stmt->stmt, SelectStmt) || ((SelectStmt *) stmt->stmt)->intoClause != NULL)
 		SandboxFail(400, "user/bad_request/invalid_analytics_query_type", "Only SELECT queries are allowed");
 	(void) raw_expression_tree_walker(stmt->stmt, SandboxRawWalker, NULL);
-	(void) SandboxWalker((Node *) parse_analyze_fixedparams(stmt, query, NULL, 0, NULL), c);
+	analysed = parse_analyze_fixedparams(stmt, query, NULL, 0, NULL);
+	(void) SandboxWalker((Node *) analysed, c);
+	if (SandboxQuerySize(analysed, &size) > ANALYTICS_MAX_EXPANDED)
+		SandboxFail(400, "user/bad_request/invalid_analytics_query",
+					"Analytics query is too complex: its subqueries repeat their columns too often");
 }
 
 /* Set a setting until the end of the sandbox's GUC nest level */
@@ -1014,6 +1190,8 @@ SandboxRun(const char *query, SandboxCheck *c)
 	SandboxSet("work_mem", "4MB");
 	SandboxSet("hash_mem_multiplier", "1");
 	SandboxSet("max_parallel_workers_per_gather", "0");
+	/* LLVM compiles without checking for interrupts, or limiting its memory */
+	SandboxSet("jit", "off");
 	if (superuser())
 		SandboxSet("temp_file_limit", "256MB");
 	SandboxCheckQuery(query, c);
@@ -1181,6 +1359,9 @@ unkey_v2_analytics_run(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
+	/* a cancel the timer asked for in code that raised something else is for no one */
+	if (sandbox_timed_out)
+		QueryCancelPending = false;
 	if (edata)
 		SandboxRethrow(edata);
 	PG_RETURN_DATUM(result);

@@ -1779,7 +1779,8 @@ COMMENT ON FUNCTION unkey._v2_keys_migrate_keys(jsonb) IS 'private: POST /v2/key
 -- query it runs, and raises anywhere else, so the views show nothing
 -- outside it.
 CREATE FUNCTION unkey._analytics_allows(id text) RETURNS boolean
-	AS 'MODULE_PATHNAME', 'unkey_analytics_allows' LANGUAGE C STABLE PARALLEL UNSAFE;
+	AS 'MODULE_PATHNAME', 'unkey_analytics_allows' LANGUAGE C STABLE PARALLEL UNSAFE
+	COST 0.1;	-- cheaper than any condition of the caller's, even a leakproof one: it runs first
 COMMENT ON FUNCTION unkey._analytics_allows(text) IS 'private: whether the analytics query running now may read this API or namespace';
 
 -- key_verifications_v1: one row per verification (time in Unix ms)
