@@ -376,7 +376,7 @@ SELECT pg_temp.q('analytics.getVerifications',
 	'SELECT outcome, sum(count) AS n FROM key_verifications_per_hour_v1 GROUP BY outcome ORDER BY outcome', :'app_analyst') AS hourly;
 SELECT replace(pg_temp.q('analytics.getVerifications',
 	'WITH d AS (SELECT key_space_id, time FROM key_verifications_v1) SELECT min(key_space_id) AS api, count(DISTINCT key_space_id) AS apis,
-	 min(to_timestamp(time / 1000.0)) AT TIME ZONE ''UTC'' AS first FROM d', :'app_analyst'), :'app', '<app>') AS scoped_cte;
+	 min(to_timestamp(time / 1000)) AT TIME ZONE ''UTC'' AS first FROM d', :'app_analyst'), :'app', '<app>') AS scoped_cte;
 -- api.*.read_analytics reads every API (those of the other tests too), never the root keys'
 SELECT pg_temp.q('analytics.getVerifications', format('SELECT count(DISTINCT key_space_id) > 1 AS more,
 	count(*) FILTER (WHERE key_space_id = %L) AS root_keys FROM key_verifications_v1', unkey.root_api_id()), :'analyst') AS wildcard;
@@ -428,7 +428,24 @@ SELECT pg_temp.q('analytics.getVerifications', q, :'analyst') AS refused
 	(SELECT format('SELECT length(x21) AS n FROM %s t',
 		string_agg('(SELECT greatest(x' || (i - 1) || ', x' || (i - 1) || ') AS x' || i || ' FROM ', '' ORDER BY i DESC)
 		|| '(SELECT key_id AS x0 FROM key_verifications_v1) s0' || string_agg(') s' || i, '' ORDER BY i) FILTER (WHERE i < 21) || ')')
-	   FROM generate_series(1, 21) i)]) q;
+	   FROM generate_series(1, 21) i),
+	-- 18 CTEs, each joining the one before with itself: the planner would inline c0 2^18 times
+	(SELECT 'WITH c0 AS NOT MATERIALIZED (SELECT 1 AS x FROM key_verifications_v1 LIMIT 1), '
+		|| string_agg(format('c%s AS NOT MATERIALIZED (SELECT a.x FROM c%s a, c%s b)', i, i - 1, i - 1), ', ' ORDER BY i)
+		|| ' SELECT count(*) FROM c18' FROM generate_series(1, 18) i),
+	-- 18 FULL JOINs USING a column that doubles at each level: COALESCE copied 2^18 times
+	(SELECT 'SELECT count(x) AS c FROM (' || repeat('SELECT x * x AS x FROM (', 18) || 'SELECT latency AS x FROM key_verifications_v1'
+		|| string_agg(format(') a%s FULL JOIN (SELECT 1 AS x) b%s USING (x)', i, i), '' ORDER BY i) || ') z'
+	   FROM generate_series(1, 18) i),
+	-- 21 CTEs, each used once: the planner inlines them, copying the column below twice at each level
+	(SELECT 'WITH c0 AS (SELECT key_id AS x FROM key_verifications_v1), '
+		|| string_agg(format('c%s AS (SELECT greatest(x, x) AS x FROM c%s)', i, i - 1), ', ' ORDER BY i)
+		|| ' SELECT length(x) AS n FROM c21' FROM generate_series(1, 21) i),
+	'SELECT (10::numeric + 1) * 3',
+	'SELECT to_timestamp(time / 1000.0) FROM key_verifications_v1',
+	'WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 3) CYCLE n SET m TO regclass ''unkey.keys'' DEFAULT regclass ''unkey.nosuch'' USING p SELECT n FROM t',
+	'SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY outcome USING ~>~) FROM key_verifications_v1',
+	'SELECT row_number() OVER (ORDER BY key_id USING ~<~) FROM key_verifications_v1']) q;
 -- what works besides: IN (subquery), unnest in FROM, window functions
 SELECT replace(pg_temp.q('analytics.getVerifications', 'SELECT count(*) AS valid FROM key_verifications_v1
 	WHERE key_id IN (SELECT key_id FROM key_verifications_v1 WHERE outcome = ''VALID'')', :'app_analyst'), :'app', '<app>') AS in_subquery;
@@ -436,6 +453,8 @@ SELECT pg_temp.q('analytics.getVerifications', 'SELECT t AS tag, count(*) AS n F
 	GROUP BY t ORDER BY t', :'app_analyst') AS unnest_in_from;
 SELECT pg_temp.q('analytics.getVerifications', 'SELECT outcome, row_number() OVER (ORDER BY outcome) AS r
 	FROM (SELECT DISTINCT outcome FROM key_verifications_v1) o ORDER BY r', :'app_analyst') AS window_function;
+SELECT pg_temp.q('analytics.getVerifications', 'SELECT DISTINCT outcome AS q, 1.5::float8 * 2 AS f FROM key_verifications_v1 ORDER BY q',
+	:'app_analyst') AS a_column_named_q;
 -- the scope filter runs before any condition of the caller's: the ten
 -- views are security barriers, and a condition that fails on another API's
 -- rows never sees one

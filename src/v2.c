@@ -810,14 +810,21 @@ SandboxFunction(Oid fn, bool cast)
 	return ok;
 }
 
-/* Is this built-in operator one a query may use? */
+/*
+ * Is this built-in operator one a query may use?  Not numeric's *, /, % and
+ * ^: a product of numbers of thousands of digits takes long and checks for
+ * no interrupt, and products double the digits (cast to double precision)
+ */
 static bool
 SandboxOperator(Oid op)
 {
 	char	   *name = get_opname(op);
+	RegProcedure fn = get_opcode(op);
 
 	return op < FirstNormalObjectId && name != NULL &&
-		SandboxListed(name, sandbox_operators, lengthof(sandbox_operators));
+		SandboxListed(name, sandbox_operators, lengthof(sandbox_operators)) &&
+		fn != F_NUMERIC_MUL && fn != F_NUMERIC_DIV && fn != F_NUMERIC_MOD && fn != F_NUMERIC_POWER &&
+		fn != F_NUMERIC_DIV_TRUNC;
 }
 
 /* Is this a type a query may use: one of the list, or an array of one? */
@@ -855,6 +862,15 @@ SandboxRawWalker(Node *node, void *context)
 {
 	if (node == NULL)
 		return false;
+	/* their clauses' type names are not walked (PostgreSQL 15), and recursion is refused anyway */
+	if (IsA(node, CommonTableExpr) &&
+		(((CommonTableExpr *) node)->search_clause != NULL || ((CommonTableExpr *) node)->cycle_clause != NULL))
+		SandboxFail(400, "user/bad_request/invalid_analytics_query", "Recursive queries are not allowed");
+	if (IsA(node, WithClause) && ((WithClause *) node)->recursive)
+		SandboxFail(400, "user/bad_request/invalid_analytics_query", "Recursive queries are not allowed");
+	/* the planner copies an inlined CTE into every reference, without checking for interrupts */
+	if (IsA(node, CommonTableExpr) && ((CommonTableExpr *) node)->ctematerialized == CTEMaterializeNever)
+		SandboxFail(400, "user/bad_request/invalid_analytics_query", "NOT MATERIALIZED is not allowed: a CTE used more than once is materialised");
 	if (IsA(node, FuncCall))
 	{
 		List	   *names = ((FuncCall *) node)->funcname;
@@ -921,14 +937,12 @@ SandboxWalker(Node *node, SandboxCheck *c)
 				SandboxFail(400, "user/bad_request/invalid_analytics_function",
 							"Table functions are not allowed for security reasons");
 		}
-		/* the operators that sort, group and make distinct (ORDER BY ... USING) */
-		foreach(lc, list_concat(list_concat(list_copy(q->sortClause), q->groupClause), q->distinctClause))
+		/* the operators that sort, group and make distinct (ORDER BY ... USING), windows' included */
+		(void) SandboxWalker((Node *) list_concat(list_concat(list_copy(q->sortClause), q->groupClause), q->distinctClause), c);
+		foreach(lc, q->windowClause)
 		{
-			SortGroupClause *sgc = lfirst_node(SortGroupClause, lc);
-
-			if ((OidIsValid(sgc->sortop) && !SandboxOperator(sgc->sortop)) ||
-				(OidIsValid(sgc->eqop) && !SandboxOperator(sgc->eqop)))
-				SandboxFail(400, "user/bad_request/invalid_analytics_function", "This sort operator is not allowed");
+			(void) SandboxWalker((Node *) lfirst_node(WindowClause, lc)->partitionClause, c);
+			(void) SandboxWalker((Node *) lfirst_node(WindowClause, lc)->orderClause, c);
 		}
 		return query_tree_walker(q, SandboxWalker, c, 0);
 	}
@@ -956,6 +970,12 @@ SandboxWalker(Node *node, SandboxCheck *c)
 		case T_RowCompareExpr:
 			ops = ((RowCompareExpr *) node)->opnos;
 			break;
+		case T_SortGroupClause:
+			/* a sort of the query, a window or an aggregate's ORDER BY */
+			if ((OidIsValid(((SortGroupClause *) node)->sortop) && !SandboxOperator(((SortGroupClause *) node)->sortop)) ||
+				(OidIsValid(((SortGroupClause *) node)->eqop) && !SandboxOperator(((SortGroupClause *) node)->eqop)))
+				SandboxFail(400, "user/bad_request/invalid_analytics_function", "This sort operator is not allowed");
+			return false;
 		case T_SubLink:
 			if (((SubLink *) node)->subLinkType == ARRAY_SUBLINK)
 				SandboxFail(400, "user/bad_request/invalid_analytics_query", "ARRAY(subquery) is not allowed in analytics queries");
@@ -1000,7 +1020,9 @@ SandboxWalker(Node *node, SandboxCheck *c)
 		foreach(lc, ops)
 			if (!SandboxOperator(lfirst_oid(lc)))
 				SandboxFail(400, "user/bad_request/invalid_analytics_function",
-							psprintf("Operator %s is not allowed", get_opname(lfirst_oid(lc)) ? get_opname(lfirst_oid(lc)) : "?"));
+							psprintf("Operator %s is not allowed%s", get_opname(lfirst_oid(lc)) ? get_opname(lfirst_oid(lc)) : "?",
+									 get_opcode(lfirst_oid(lc)) == F_NUMERIC_DIV || get_opcode(lfirst_oid(lc)) == F_NUMERIC_MUL ?
+									 " on numeric: use double precision (1000.0::float8) or integers (time / 1000)" : ""));
 	}
 	/* every value: the nodes that make one of a type of their own */
 	if ((IsA(node, Var) || IsA(node, Const) || IsA(node, FuncExpr) || IsA(node, OpExpr) || IsA(node, Aggref) ||
@@ -1025,19 +1047,19 @@ SandboxWalker(Node *node, SandboxCheck *c)
 
 typedef struct ExpandMemo
 {
-	Query	   *query;
+	const void *owner;			/* a subquery or CTE (its column), a join (its alias), a query (0: all of it) */
 	AttrNumber	attno;
 	double		size;
 } ExpandMemo;
 
 typedef struct SizeWalk
 {
-	List	   *stack;			/* the Query of each level, innermost first */
+	List	   *stack;			/* the Query of each lexical level, innermost first */
 	List	   *memo;
 	double		sum;
 } SizeWalk;
 
-static double SandboxQuerySize(Query *q, SizeWalk *w);
+static double SandboxQuerySize(Query *q, List *parents, SizeWalk *w);
 static bool SandboxSizeWalker(Node *node, SizeWalk *w);
 
 /* The size of an expression, in the query innermost on the stack */
@@ -1054,7 +1076,54 @@ SandboxExprSize(Node *node, SizeWalk *w)
 	return size;
 }
 
-/* The size a Var stands for: its subquery's or CTE's column expression, else 1 */
+/* A size already counted, or -1 */
+static double
+SandboxMemo(SizeWalk *w, const void *owner, AttrNumber attno)
+{
+	ListCell   *lc;
+
+	foreach(lc, w->memo)
+	{
+		ExpandMemo *m = lfirst(lc);
+
+		if (m->owner == owner && m->attno == attno)
+			return m->size;
+	}
+	return -1;
+}
+
+static double
+SandboxRemember(SizeWalk *w, const void *owner, AttrNumber attno, double size)
+{
+	ExpandMemo *m = palloc(sizeof(ExpandMemo));
+
+	m->owner = owner;
+	m->attno = attno;
+	m->size = size;
+	w->memo = lappend(w->memo, m);
+	return size;
+}
+
+/* The CTE an RTE of the query levelsup levels up names, or NULL */
+static Query *
+SandboxCte(RangeTblEntry *rte, int levelsup, SizeWalk *w)
+{
+	ListCell   *lc;
+
+	if (levelsup + rte->ctelevelsup >= list_length(w->stack))
+		return NULL;
+	foreach(lc, ((Query *) list_nth(w->stack, levelsup + rte->ctelevelsup))->cteList)
+		if (strcmp(lfirst_node(CommonTableExpr, lc)->ctename, rte->ctename) == 0 &&
+			IsA(lfirst_node(CommonTableExpr, lc)->ctequery, Query))
+			return (Query *) lfirst_node(CommonTableExpr, lc)->ctequery;
+	return NULL;
+}
+
+/*
+ * The size a Var stands for once the planner has replaced it: a subquery's
+ * or CTE's column expression, a join's alias (COALESCE of a FULL JOIN's
+ * merged column), else 1
+ */
 static double
 SandboxVarSize(Var *v, SizeWalk *w)
 {
@@ -1062,7 +1131,6 @@ SandboxVarSize(Var *v, SizeWalk *w)
 	RangeTblEntry *rte;
 	Query	   *sub = NULL;
 	TargetEntry *te;
-	ListCell   *lc;
 	double		size;
 
 	if (v->varlevelsup >= list_length(w->stack) || v->varattno <= 0)
@@ -1071,35 +1139,35 @@ SandboxVarSize(Var *v, SizeWalk *w)
 	if (v->varno < 1 || v->varno > list_length(q->rtable))
 		return 1;
 	rte = rt_fetch(v->varno, q->rtable);
+	if (rte->rtekind == RTE_JOIN && v->varattno <= list_length(rte->joinaliasvars))
+	{
+		Node	   *alias = list_nth(rte->joinaliasvars, v->varattno - 1);
+
+		if ((size = SandboxMemo(w, rte, v->varattno)) >= 0)
+			return size;
+		/* the alias's Vars are of the join's own query level */
+		if (v->varlevelsup == 0 && alias != NULL)
+			return SandboxRemember(w, rte, v->varattno, SandboxExprSize(alias, w));
+		return 1;
+	}
 	if (rte->rtekind == RTE_SUBQUERY)
 		sub = rte->subquery;
-	else if (rte->rtekind == RTE_CTE && v->varlevelsup + rte->ctelevelsup < list_length(w->stack))
-	{
-		foreach(lc, ((Query *) list_nth(w->stack, v->varlevelsup + rte->ctelevelsup))->cteList)
-			if (strcmp(lfirst_node(CommonTableExpr, lc)->ctename, rte->ctename) == 0)
-				sub = (Query *) lfirst_node(CommonTableExpr, lc)->ctequery;
-	}
-	if (sub == NULL || !IsA(sub, Query) || (te = get_tle_by_resno(sub->targetList, v->varattno)) == NULL)
+	else if (rte->rtekind == RTE_CTE)
+		sub = SandboxCte(rte, v->varlevelsup, w);
+	if (sub == NULL || (te = get_tle_by_resno(sub->targetList, v->varattno)) == NULL)
 		return 1;
-	foreach(lc, w->memo)
+	if ((size = SandboxMemo(w, sub, v->varattno)) >= 0)
+		return size;
 	{
-		ExpandMemo *m = lfirst(lc);
+		/* the column's expression, in its query's own lexical place: a CTE's is below the WITH's query */
+		List	   *saved = w->stack;
+		int			parent = v->varlevelsup + (rte->rtekind == RTE_CTE ? rte->ctelevelsup : 0);
 
-		if (m->query == sub && m->attno == v->varattno)
-			return m->size;
+		w->stack = lcons(sub, list_copy_tail(saved, parent));
+		size = SandboxExprSize((Node *) te->expr, w);
+		w->stack = saved;
 	}
-	w->stack = lcons(sub, w->stack);
-	size = SandboxExprSize((Node *) te->expr, w);
-	w->stack = list_delete_first(w->stack);
-	{
-		ExpandMemo *m = palloc(sizeof(ExpandMemo));
-
-		m->query = sub;
-		m->attno = v->varattno;
-		m->size = size;
-		w->memo = lappend(w->memo, m);
-	}
-	return size;
+	return SandboxRemember(w, sub, v->varattno, size);
 }
 
 static bool
@@ -1114,35 +1182,43 @@ SandboxSizeWalker(Node *node, SizeWalk *w)
 	}
 	if (IsA(node, Query))
 	{
-		w->sum += SandboxQuerySize((Query *) node, w);
+		/* a sublink's query, below the current one */
+		w->sum += SandboxQuerySize((Query *) node, w->stack, w);
 		return false;
 	}
 	w->sum += 1;
 	return expression_tree_walker(node, SandboxSizeWalker, w);
 }
 
-/* A query's size: its columns, conditions and subqueries, its subqueries' columns counted where they are used */
+/*
+ * A query's size: its columns, conditions and subqueries, a subquery's
+ * columns counted where they are used, and a CTE's whole query once for
+ * every reference to it (the planner inlines a CTE into each)
+ */
 static double
-SandboxQuerySize(Query *q, SizeWalk *w)
+SandboxQuerySize(Query *q, List *parents, SizeWalk *w)
 {
 	double		size;
 	ListCell   *lc;
+	List	   *saved = w->stack;
 
-	w->stack = lcons(q, w->stack);
+	if ((size = SandboxMemo(w, q, 0)) >= 0)
+		return size;
+	w->stack = lcons(q, parents);
 	size = SandboxExprSize((Node *) q->targetList, w) + SandboxExprSize((Node *) q->jointree, w) +
 		SandboxExprSize(q->havingQual, w);
 	foreach(lc, q->rtable)
 	{
 		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+		Query	   *cte;
 
 		if (rte->rtekind == RTE_SUBQUERY)
-			size += SandboxQuerySize(rte->subquery, w);
+			size += SandboxQuerySize(rte->subquery, w->stack, w);
+		else if (rte->rtekind == RTE_CTE && (cte = SandboxCte(rte, 0, w)) != NULL)
+			size += SandboxQuerySize(cte, list_copy_tail(w->stack, rte->ctelevelsup), w);
 	}
-	foreach(lc, q->cteList)
-		if (IsA(lfirst_node(CommonTableExpr, lc)->ctequery, Query))
-			size += SandboxQuerySize((Query *) lfirst_node(CommonTableExpr, lc)->ctequery, w);
-	w->stack = list_delete_first(w->stack);
-	return size;
+	w->stack = saved;
+	return SandboxRemember(w, q, 0, size);
 }
 
 /* Parse and analyse the query, and raise unless the sandbox allows all of it */
@@ -1163,7 +1239,7 @@ SandboxCheckQuery(const char *query, SandboxCheck *c)
 	(void) raw_expression_tree_walker(stmt->stmt, SandboxRawWalker, NULL);
 	analysed = parse_analyze_fixedparams(stmt, query, NULL, 0, NULL);
 	(void) SandboxWalker((Node *) analysed, c);
-	if (SandboxQuerySize(analysed, &size) > ANALYTICS_MAX_EXPANDED)
+	if (SandboxQuerySize(analysed, NIL, &size) > ANALYTICS_MAX_EXPANDED)
 		SandboxFail(400, "user/bad_request/invalid_analytics_query",
 					"Analytics query is too complex: its subqueries repeat their columns too often");
 }
@@ -1206,7 +1282,7 @@ SandboxRun(const char *query, SandboxCheck *c)
 	PG_TRY();
 	{
 		/* each row as JSON text, fetched one at a time, until a limit */
-		plan = SPI_prepare(psprintf("SELECT to_jsonb(q)::text FROM (\n%s\n) q", query), 0, NULL);
+		plan = SPI_prepare(psprintf("SELECT to_jsonb(q.*)::text FROM (\n%s\n) q", query), 0, NULL);
 		if (plan == NULL)
 			elog(ERROR, "unkey: could not plan the analytics query: %s", SPI_result_code_string(SPI_result));
 		portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);

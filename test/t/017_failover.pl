@@ -21,7 +21,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $clients = 8;
-my $credits = 500;
+# enough that no key runs out before the kill, however slow the machine: a
+# client's every committed verification then spent one credit
+my $credits = 5000;
 my $primary = PostgreSQL::Test::Cluster->new('failover_primary');
 $primary->init(allows_streaming => 1);
 $primary->append_conf('postgresql.conf', qq{
@@ -65,7 +67,7 @@ my $pgbench = IPC::Run::start(
 	'>', \$out, '2>', \$err);
 # kill the primary while the keys are still being spent
 $primary->poll_query_until('postgres', q{
-SELECT min(k.remaining) < 400 FROM bench_keys b JOIN unkey.keys k ON k.id = b.key_id});
+SELECT min(k.remaining) < 4900 FROM bench_keys b JOIN unkey.keys k ON k.id = b.key_id});
 my @pids = split /\n/, $primary->safe_psql('postgres', 'SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid()');
 $primary->kill9;
 kill 'KILL', @pids;
