@@ -6,7 +6,7 @@ OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 # The install script is built from one source per subsystem (src/sql/, in
 # this order); the upgrade scripts sit beside them, never edited once released
 SQL_SOURCES = $(addprefix src/sql/,utils.sql keys.sql credits.sql permissions.sql \
-	ratelimit.sql lifecycle.sql events.sql vault.sql gateway.sql v2.sql privileges.sql)
+	ratelimit.sql lifecycle.sql events.sql vault.sql gateway.sql v2.sql citus.sql privileges.sql)
 DATA_built = src/sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = $(filter-out $(DATA_built),$(wildcard src/sql/$(EXTENSION)--*.sql))
 SHLIB_LINK += -lsodium

@@ -64,3 +64,21 @@ SELECT a.attrelid::regclass, a.attname AS serial_column FROM pg_attribute a JOIN
 
 -- (rule 7, no planner, executor or utility hooks, is checked on the sources by test/layout.sh)
 DROP VIEW lint_tables;
+
+-- Running on Citus (src/sql/citus.sql), here without Citus: the entry point
+-- keyed by the hash answers as unkey_verify_key, and only with the key's hash
+SELECT unkey.unkey_create_api('citus lint') AS citus_api \gset
+SELECT (unkey.unkey_create_key(:'citus_api', credits => 2)).key AS citus_key \gset
+SELECT code, credits FROM unkey.unkey_verify_key_by_hash(decode(unkey.unkey_hash_key(:'citus_key'), 'base64'), :'citus_key', :'citus_api');
+SELECT code, credits FROM unkey.unkey_verify_key_by_hash(decode(unkey.unkey_hash_key(:'citus_key'), 'base64'), :'citus_key', :'citus_api', cost => 2);
+SELECT regress.err(format($$SELECT unkey.unkey_verify_key_by_hash(decode(unkey.unkey_hash_key('another key'), 'base64'), %L)$$, :'citus_key'));
+SELECT regress.err($$SELECT unkey.unkey_verify_key_by_hash(NULL, 'a key')$$);
+SELECT regress.err($$SELECT unkey.unkey_verify_key_by_hash('\x00', 'a key')$$);
+-- distributing needs Citus; undistributing without it has nothing to do
+SELECT regress.err($$SELECT unkey.citus_distribute()$$);
+SELECT unkey.citus_undistribute();
+-- the order citus_distribute() takes: each class, each table after those it references
+SELECT c AS class, string_agg(t::text, ' ' ORDER BY n) AS tables
+  FROM unnest(ARRAY['reference', 'per-key', 'per-identifier']) c,
+	   LATERAL unkey._tables_of_class(c) WITH ORDINALITY x(t, n)
+ GROUP BY c ORDER BY c;

@@ -16,6 +16,18 @@
  * cache what they read register their own relcache callback, and can ask
  * here for the OID of a table to recognise its invalidations.
  *
+ * On Citus (README: Running on Citus) a distributed table is an empty shell
+ * and its rows live in shards, tables named <table>_<shardid> on the nodes
+ * that hold them.  When Citus's pg_dist_partition lists a table, it is read
+ * through the shard that holds the key: the only one of a reference table
+ * (every node has it), or for a table distributed by hash, the shard whose
+ * range holds the hash of the key, computed as Citus computes it (the hash
+ * function of the column type's default hash operator class).  A shard that
+ * is not on this node is an error (55000), never an empty answer.  The shard
+ * map is read once and forgotten with the rest: Citus sends a relcache
+ * invalidation of the distributed table when its shards change.  No Citus
+ * header or library is needed: its catalogs are read with SQL.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -26,28 +38,56 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "executor/tuptable.h"
+#include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/typcache.h"
 
 #include "keys.h"
+#include "utils.h"
 
 #define MAX_COLS 12
+
+/* A relation to read: the table itself, or one of its Citus shards */
+typedef struct Target
+{
+	Oid			relid;			/* InvalidOid: a shard that is not on this node */
+	Oid			indexid;
+	AttrNumber	attnums[MAX_COLS];
+} Target;
+
+/* A Citus shard: its hash range and, once looked up, its local relation */
+typedef struct Shard
+{
+	int64		id;
+	int32		min;
+	int32		max;
+	bool		resolved;
+	Target		target;
+} Shard;
 
 typedef struct TableInfo
 {
 	const char *relname;
 	const char *indexname;		/* a btree whose first column is the lookup key */
 	const char *cols[MAX_COLS]; /* the columns returned, in this order */
-	bool		valid;			/* relid ... attnums are resolved */
-	Oid			relid;
-	Oid			indexid;
+	bool		valid;			/* what follows is resolved */
+	Target		table;			/* the table itself (on Citus, the shell) */
 	RegProcedure eqproc;		/* equality on the index's first column */
 	Oid			collation;
 	int			ncols;
-	AttrNumber	attnums[MAX_COLS];
+	/* on Citus: 'h' distributed by hash, 'n' reference; '\0' not distributed */
+	char		method;
+	int			nshards;
+	Shard	   *shards;			/* by min; in TableMemoryContext */
+	FmgrInfo	hashfn;			/* Citus's hash of the lookup key */
 } TableInfo;
 
 /* The order of keys' columns must match KeyColumn in keys.h */
@@ -76,7 +116,8 @@ static TableInfo tables[UNKEY_NTABLES] = {
 	[UNKEY_ROOT_KEYS] = {"root_keys", "root_keys_pkey", {"permissions", "enabled"}},
 };
 
-static uint64 invalidations = 0;	/* counts the callbacks, to detect one mid-resolve */
+static uint64 invalidations = 0;
+static MemoryContext TableMemoryContext = NULL;	/* counts the callbacks, to detect one mid-resolve */
 static bool callback_registered = false;
 
 /* Forget the cached OIDs when one of our relations (or every relation) changes */
@@ -86,8 +127,13 @@ InvalidateTables(Datum arg, Oid relid)
 	bool		ours = !OidIsValid(relid);
 
 	for (int t = 0; t < UNKEY_NTABLES && !ours; t++)
-		if (tables[t].relid == relid || tables[t].indexid == relid)
+	{
+		if (tables[t].table.relid == relid || tables[t].table.indexid == relid)
 			ours = true;
+		/* a shard of ours: Citus moved or dropped it */
+		for (int i = 0; i < tables[t].nshards && !ours; i++)
+			ours = tables[t].shards[i].target.relid == relid;
+	}
 	if (ours)
 	{
 		for (int t = 0; t < UNKEY_NTABLES; t++)
@@ -100,7 +146,7 @@ InvalidateTables(Datum arg, Oid relid)
 Oid
 UnkeyTableRelid(UnkeyTable t)
 {
-	return tables[t].relid;
+	return tables[t].table.relid;
 }
 
 /* Look up a relation of schema unkey by name, or fail clearly */
@@ -119,6 +165,7 @@ UnkeyRelid(const char *name, Oid nsp)
 
 /* Resolve one table: its OID, its index, the index's equality and the columns */
 static void ResolveTable(TableInfo *ti, Oid nsp);
+static void ResolveShards(TableInfo *ti, Oid keytype);
 
 /*
  * Resolve table t once, when it is first read: a table that a newer release
@@ -154,23 +201,148 @@ ResolveTable(TableInfo *ti, Oid nsp)
 {
 	Relation	idx;
 	Oid			eqop;
+	Oid			keytype;
 
-	ti->relid = UnkeyRelid(ti->relname, nsp);
-	ti->indexid = UnkeyRelid(ti->indexname, nsp);
+	ti->table.relid = UnkeyRelid(ti->relname, nsp);
+	ti->table.indexid = UnkeyRelid(ti->indexname, nsp);
 
-	idx = index_open(ti->indexid, AccessShareLock);
+	idx = index_open(ti->table.indexid, AccessShareLock);
 	eqop = get_opfamily_member(idx->rd_opfamily[0], idx->rd_opcintype[0],
 							   idx->rd_opcintype[0], BTEqualStrategyNumber);
 	ti->eqproc = get_opcode(eqop);
 	ti->collation = idx->rd_indcollation[0];
+	keytype = idx->rd_opcintype[0];
 	index_close(idx, AccessShareLock);
 
 	for (ti->ncols = 0; ti->ncols < MAX_COLS && ti->cols[ti->ncols]; ti->ncols++)
 	{
-		ti->attnums[ti->ncols] = get_attnum(ti->relid, ti->cols[ti->ncols]);
-		if (ti->attnums[ti->ncols] == InvalidAttrNumber)
+		ti->table.attnums[ti->ncols] = get_attnum(ti->table.relid, ti->cols[ti->ncols]);
+		if (ti->table.attnums[ti->ncols] == InvalidAttrNumber)
 			elog(ERROR, "unkey: column %s.%s not found", ti->relname, ti->cols[ti->ncols]);
 	}
+	ResolveShards(ti, keytype);
+}
+
+/* On Citus, read how the table is distributed and where its shards' ranges lie */
+static void
+ResolveShards(TableInfo *ti, Oid keytype)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+
+	ti->method = '\0';
+	ti->nshards = 0;
+	if (ti->shards)
+		pfree(ti->shards);
+	ti->shards = NULL;
+	/* Citus's catalogs exist in a database where the citus extension is */
+	if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+		return;
+
+	if (TableMemoryContext == NULL)
+		TableMemoryContext = AllocSetContextCreate(TopMemoryContext, "unkey tables", ALLOCSET_SMALL_SIZES);
+	args[0] = ObjectIdGetDatum(ti->table.relid);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "unkey: SPI_connect failed");
+	if (SPI_execute_with_args("SELECT p.partmethod::text, s.shardid, s.shardminvalue::int4, s.shardmaxvalue::int4"
+							  "  FROM pg_catalog.pg_dist_partition p"
+							  "  LEFT JOIN pg_catalog.pg_dist_shard s ON s.logicalrelid = p.logicalrelid"
+							  " WHERE p.logicalrelid::oid = $1"
+							  " ORDER BY s.shardminvalue::int4 NULLS FIRST",
+							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "unkey: could not read Citus's shards of unkey.%s", ti->relname);
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		char	   *method = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (method == NULL || (method[0] != 'h' && method[0] != 'n'))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("unkey.%s is distributed in a way unkey cannot read", ti->relname),
+					 errhint("Distribute unkey's tables with unkey.citus_distribute().")));
+		ti->method = method[0];
+		ti->shards = MemoryContextAllocZero(TableMemoryContext, sizeof(Shard) * SPI_processed);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			Shard	   *sh = &ti->shards[ti->nshards];
+
+			sh->id = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+			if (isnull)
+				continue;
+			sh->min = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
+			sh->max = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 4, &isnull));
+			ti->nshards++;
+		}
+		if (ti->method == 'h')
+			fmgr_info_cxt(lookup_type_cache(keytype, TYPECACHE_HASH_PROC)->hash_proc, &ti->hashfn, TableMemoryContext);
+	}
+	SPI_finish();
+}
+
+/* The local relation of a shard, and its index and columns; relid InvalidOid if it is on another node */
+static void
+ResolveShard(TableInfo *ti, Shard *sh)
+{
+	Oid			nsp = get_namespace_oid("unkey", false);
+	char	   *name = psprintf("%s_" INT64_FORMAT, ti->relname, sh->id);
+
+	sh->target.relid = get_relname_relid(name, nsp);
+	if (OidIsValid(sh->target.relid))
+	{
+		sh->target.indexid = get_relname_relid(psprintf("%s_" INT64_FORMAT, ti->indexname, sh->id), nsp);
+		if (!OidIsValid(sh->target.indexid))
+			elog(ERROR, "unkey: index %s of shard %s not found", ti->indexname, name);
+		/* a shard has the columns of the table, but not its dropped ones: look them up again */
+		for (int c = 0; c < ti->ncols; c++)
+			sh->target.attnums[c] = get_attnum(sh->target.relid, ti->cols[c]);
+	}
+	sh->resolved = true;
+}
+
+/* Where to read the rows of table t whose lookup key is key: the table, or the shard that holds them */
+static Target *
+TargetFor(TableInfo *ti, Datum key)
+{
+	Shard	   *sh = NULL;
+
+	if (ti->method == '\0')
+		return &ti->table;
+	if (ti->method == 'n' || ti->nshards == 1)
+		sh = ti->nshards > 0 ? &ti->shards[0] : NULL;
+	else
+	{
+		int32		h = DatumGetInt32(FunctionCall1Coll(&ti->hashfn, ti->collation, key));
+		int			lo = 0;
+		int			hi = ti->nshards - 1;
+
+		while (lo <= hi)
+		{
+			int			mid = (lo + hi) / 2;
+
+			if (h < ti->shards[mid].min)
+				hi = mid - 1;
+			else if (h > ti->shards[mid].max)
+				lo = mid + 1;
+			else
+			{
+				sh = &ti->shards[mid];
+				break;
+			}
+		}
+	}
+	if (sh == NULL)
+		elog(ERROR, "unkey: no shard of unkey.%s holds this key", ti->relname);
+	if (!sh->resolved)
+		ResolveShard(ti, sh);
+	if (!OidIsValid(sh->target.relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the shard of unkey.%s that holds this key is on another Citus node", ti->relname),
+				 errhint("Verify with unkey_verify_key_by_hash(decode(unkey_hash_key(key), 'base64'), key, ...), which Citus runs on the key's node "
+						 "(README: Running on Citus).")));
+	return &sh->target;
 }
 
 /*
@@ -184,6 +356,7 @@ int
 UnkeyFetch(UnkeyTable t, Datum key, Snapshot snapshot, Datum **values, bool **nulls)
 {
 	TableInfo  *ti;
+	Target	   *target;
 	Relation	rel;
 	Relation	idx;
 	IndexScanDesc scan;
@@ -193,12 +366,13 @@ UnkeyFetch(UnkeyTable t, Datum key, Snapshot snapshot, Datum **values, bool **nu
 	int			cap = 1;
 
 	ti = ResolvedTable(t);
+	target = TargetFor(ti, key);
 
 	*values = palloc(sizeof(Datum) * ti->ncols * cap);
 	*nulls = palloc(sizeof(bool) * ti->ncols * cap);
 
-	rel = table_open(ti->relid, AccessShareLock);
-	idx = index_open(ti->indexid, AccessShareLock);
+	rel = table_open(target->relid, AccessShareLock);
+	idx = index_open(target->indexid, AccessShareLock);
 	ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   ti->collation, ti->eqproc, key);
 	scan = index_beginscan(rel, idx, snapshot, 1, 0);
@@ -215,9 +389,9 @@ UnkeyFetch(UnkeyTable t, Datum key, Snapshot snapshot, Datum **values, bool **nu
 		}
 		for (int c = 0; c < ti->ncols; c++)
 		{
-			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), ti->attnums[c] - 1);
+			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), target->attnums[c] - 1);
 			bool		isnull;
-			Datum		d = slot_getattr(slot, ti->attnums[c], &isnull);
+			Datum		d = slot_getattr(slot, target->attnums[c], &isnull);
 
 			(*nulls)[n * ti->ncols + c] = isnull;
 			(*values)[n * ti->ncols + c] =

@@ -914,3 +914,40 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 	SPI_finish();
 	PG_RETURN_DATUM(result);
 }
+
+PG_FUNCTION_INFO_V1(unkey_verify_key_by_hash);
+
+/*
+ * unkey_verify_key_by_hash(key_hash, key, api_id, permissions, cost,
+ * ratelimits, tags, ip): unkey_verify_key with the key's stored hash first,
+ * so that Citus can run it on the node that holds the key's shard (it is
+ * distributed by its first argument).  The hash must be the key's: a
+ * mismatch is 22023, so no key is verified by another key's hash.
+ */
+Datum
+unkey_verify_key_by_hash(PG_FUNCTION_ARGS)
+{
+	LOCAL_FCINFO(inner, 7);
+	unsigned char digest[UNKEY_HASH_LEN];
+	text	   *key;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("key_hash and key must not be null"),
+				 errhint("Pass decode(unkey_hash_key(key), 'base64') and the key.")));
+	key = PG_GETARG_TEXT_PP(1);
+	UnkeyHashKey(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), digest);
+	if (VARSIZE_ANY_EXHDR(PG_GETARG_BYTEA_PP(0)) != UNKEY_HASH_LEN ||
+		memcmp(VARDATA_ANY(PG_GETARG_BYTEA_PP(0)), digest, UNKEY_HASH_LEN) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("key_hash is not the hash of key"),
+				 errhint("Pass decode(unkey_hash_key(key), 'base64'), the 32-byte SHA-256 of the key.")));
+
+	/* the same call without the hash: its result type is this function's */
+	InitFunctionCallInfoData(*inner, fcinfo->flinfo, 7, fcinfo->fncollation, fcinfo->context, fcinfo->resultinfo);
+	for (int i = 0; i < 7; i++)
+		inner->args[i] = fcinfo->args[i + 1];
+	return unkey_verify_key(inner);
+}

@@ -203,6 +203,7 @@ BEGIN
 	EXECUTE format('GRANT EXECUTE ON FUNCTION unkey.pre_request(), unkey.gateway_check() TO %I, %I, %I',
 				   anon, verifier, admin);
 	EXECUTE format('GRANT EXECUTE ON FUNCTION unkey.unkey_verify_key(text, text, text, bigint, jsonb, text[], inet),
+					unkey.unkey_verify_key_by_hash(bytea, text, text, text, bigint, jsonb, text[], inet),
 					unkey.unkey_ratelimit(text, text, bigint, interval, bigint), unkey.unkey_ratelimit_many(jsonb) TO %I',
 				   verifier);
 	-- the admin: every unkey_ function but the owner's (rotation, these
