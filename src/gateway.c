@@ -19,7 +19,8 @@
  *
  * Locking: none of its own.  The cache is per backend; it is reloaded when
  * a relcache invalidation names unkey.gateway or unkey.gateway_routes (the
- * functions that change them send one at commit), or all relations.
+ * functions that change them send one at commit), or all relations, and on
+ * Citus when unkey.config_version moved (a change made on another node).
  *
  *-------------------------------------------------------------------------
  */
@@ -200,6 +201,7 @@ static void
 GatewaySettings(void)
 {
 	static bool registered = false;
+	static int64 config_seen = 0;
 
 	if (!registered)
 	{
@@ -207,6 +209,9 @@ GatewaySettings(void)
 		CacheRegisterRelcacheCallback(GatewayInvalidate, (Datum) 0);
 		registered = true;
 	}
+	/* on Citus, a change made on another node */
+	if (UnkeyConfigChanged(&config_seen))
+		gw.loaded = false;
 	if (!gw.loaded)
 		UnkeyAsOwner(GatewayLoad, NULL);
 }

@@ -40,6 +40,7 @@ typedef enum UnkeyTable
 	UNKEY_NAMESPACES_BY_ID,
 	UNKEY_OVERRIDES,
 	UNKEY_ROOT_KEYS,
+	UNKEY_CONFIG_VERSION,
 	UNKEY_NTABLES
 } UnkeyTable;
 
@@ -68,5 +69,8 @@ typedef enum RatelimitColumn
 extern int	UnkeyFetch(UnkeyTable t, Datum key, Snapshot snapshot,
 					   Datum **values, bool **nulls);
 extern Oid	UnkeyTableRelid(UnkeyTable t);
+
+/* On Citus: has cached configuration changed (on any node) since *seen? */
+extern bool UnkeyConfigChanged(int64 *seen);
 
 #endif							/* UNKEY_KEYS_H */

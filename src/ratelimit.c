@@ -15,6 +15,9 @@
  * invalidation for it when they commit; this file's relcache callback then
  * drops these caches, so a change applies from the next transaction of
  * every session (and from the next statement of the session that made it).
+ * On Citus an invalidation reaches only the node that sent it: there each
+ * call also compares unkey.config_version with the value it last saw
+ * (UnkeyConfigChanged, tables.c).
  *
  * unkey_ratelimit runs as its caller: it is neither SECURITY DEFINER nor
  * SET search_path, which PostgreSQL 15 would charge as a GUC save and
@@ -346,7 +349,11 @@ NamespaceId(const char *name, char *id)
 {
 	NamespaceEntry *ns = NULL;
 	NamespaceEntry fresh;
+	static int64 config_seen = 0;
 
+	/* on Citus, a change made on another node: forget both caches */
+	if (UnkeyConfigChanged(&config_seen))
+		ResetCaches();
 	if (namespaces != NULL)
 		ns = hash_search(namespaces, name, HASH_FIND, NULL);
 	if (ns == NULL)

@@ -48,6 +48,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/typcache.h"
 
 #include "keys.h"
@@ -114,6 +115,7 @@ static TableInfo tables[UNKEY_NTABLES] = {
 	[UNKEY_OVERRIDES] = {"ratelimit_overrides", "ratelimit_overrides_namespace_id_identifier_key",
 	{"id", "identifier", "limit", "duration_ms"}},
 	[UNKEY_ROOT_KEYS] = {"root_keys", "root_keys_pkey", {"permissions", "enabled"}},
+	[UNKEY_CONFIG_VERSION] = {"config_version", "config_version_pkey", {"version"}},
 };
 
 static uint64 invalidations = 0;
@@ -405,4 +407,34 @@ UnkeyFetch(UnkeyTable t, Datum key, Snapshot snapshot, Datum **values, bool **nu
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
 	return n;
+}
+
+/*
+ * UnkeyConfigChanged: whether the configuration that backends cache (rate-
+ * limit namespaces and overrides, the gateway's settings) changed since
+ * *seen, which it updates.  On one server a relcache invalidation says so,
+ * and this answers false without reading anything; on Citus a change made
+ * on another node invalidates nothing here, so the counter in
+ * unkey.config_version (a reference table, bumped by unkey._invalidate) is
+ * read: one index read of the local shard.
+ */
+bool
+UnkeyConfigChanged(int64 *seen)
+{
+	TableInfo  *ti = ResolvedTable(UNKEY_CONFIG_VERSION);
+	Snapshot	snap;
+	Datum	   *v;
+	bool	   *isnull;
+	int64		version = 0;
+
+	if (ti->method == '\0')
+		return false;
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	if (UnkeyFetch(UNKEY_CONFIG_VERSION, BoolGetDatum(true), snap, &v, &isnull) == 1)
+		version = DatumGetInt64(v[0]);
+	UnregisterSnapshot(snap);
+	if (version == *seen)
+		return false;
+	*seen = version;
+	return true;
 }

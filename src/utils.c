@@ -23,6 +23,7 @@
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/pg_extension.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -114,11 +115,15 @@ UnkeyNow(void)
 
 PG_FUNCTION_INFO_V1(unkey_now);
 
-/* SQL access to the clock, so SQL and C agree on "now" */
+/*
+ * SQL access to the clock, so SQL and C agree on "now": the start of the
+ * statement, so that unkey.now() is STABLE, as Citus needs of a function in
+ * a statement it distributes (the pinned test time, if any)
+ */
 Datum
 unkey_now(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_TIMESTAMPTZ(UnkeyNow());
+	PG_RETURN_TIMESTAMPTZ(unkey_now_pinned ? unkey_now_value : GetCurrentStatementStartTimestamp());
 }
 
 /* Unix milliseconds of a timestamp */

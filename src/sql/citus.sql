@@ -54,7 +54,20 @@ END
 $$;
 COMMENT ON FUNCTION unkey._tables_of_class(text) IS 'private: unkey''s tables of one class (their comment''s first word), each after those it references';
 
--- Distribute every table by its class, and register the delegated entry point
+-- The event tables and their rollups.  For now they stay local on every
+-- node: each node's event writer writes the events it recorded into its own
+-- tables, as on one server (README: Running on Citus, what is per node).
+CREATE FUNCTION unkey._event_tables() RETURNS oid[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT ARRAY['unkey.verification_events'::regclass, 'unkey.verification_rollups'::regclass,
+				 'unkey.verification_tag_rollups'::regclass, 'unkey.ratelimit_events'::regclass,
+				 'unkey.ratelimit_rollups'::regclass]::oid[]
+$$;
+COMMENT ON FUNCTION unkey._event_tables() IS 'private: the tables of the event pipeline, which citus_distribute() leaves local on every node';
+
+-- Distribute every table by its class (but the event tables), and register the delegated entry point
 CREATE FUNCTION unkey.citus_distribute() RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -76,7 +89,7 @@ BEGIN
 		EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING t;
 	END LOOP;
 	FOR t IN SELECT unkey._tables_of_class('per-key') LOOP
-		CONTINUE WHEN t::oid = ANY (distributed);
+		CONTINUE WHEN t::oid = ANY (distributed) OR t::oid = ANY (unkey._event_tables());
 		IF t = 'unkey.keys'::regclass THEN
 			EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''key_hash'')' USING t;
 		ELSE
@@ -84,7 +97,7 @@ BEGIN
 		END IF;
 	END LOOP;
 	FOR t IN SELECT unkey._tables_of_class('per-identifier') LOOP
-		CONTINUE WHEN t::oid = ANY (distributed);
+		CONTINUE WHEN t::oid = ANY (distributed) OR t::oid = ANY (unkey._event_tables());
 		IF t = 'unkey.ratelimit_events'::regclass THEN
 			EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''identifier'')' USING t;
 		ELSE

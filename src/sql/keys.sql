@@ -557,7 +557,9 @@ COMMENT ON FUNCTION unkey._key_hash_of(text) IS 'private: resolve a key id, for 
 /*
  * The row of a live key of a live API, locked for the change the caller is
  * about to make; PT404 if there is none.  The lock orders the change against
- * concurrent verifications, deletes and other changes of the same key.
+ * concurrent verifications, deletes and other changes of the same key.  The
+ * row is locked by its hash, found first by its id: on Citus a lock needs
+ * the distribution column.
  */
 CREATE FUNCTION unkey._lock_key(key_id text)
 RETURNS unkey.keys
@@ -566,10 +568,11 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	k unkey.keys;
+	h bytea := (SELECT kk.key_hash FROM unkey.keys kk WHERE kk.id = key_id AND kk.deleted_at IS NULL);
 BEGIN
 	SELECT kk.* INTO k FROM unkey.keys kk
 	  JOIN unkey.apis a ON a.id = kk.api_id AND a.deleted_at IS NULL
-	 WHERE kk.id = key_id AND kk.deleted_at IS NULL
+	 WHERE kk.key_hash = h AND kk.id = key_id AND kk.deleted_at IS NULL
 	   FOR UPDATE OF kk;
 	IF k.key_hash IS NULL THEN
 		PERFORM unkey._raise('not_found'::text, 'key not found'::text,
@@ -583,15 +586,17 @@ COMMENT ON FUNCTION unkey._lock_key(text) IS 'private: lock a key for a change';
 -- Store every changeable field of a key row, and mark it updated
 CREATE FUNCTION unkey._store_key(k unkey.keys)
 RETURNS void
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
 	UPDATE unkey.keys kk
 	   SET (name, identity_id, meta, expires, enabled, remaining, refill_interval, refill_amount,
 			refill_day, last_refill_at, updated_at)
 		 = (k.name, k.identity_id, k.meta, k.expires, k.enabled, k.remaining, k.refill_interval,
 			k.refill_amount, k.refill_day, k.last_refill_at, unkey.now())
-	 WHERE kk.key_hash = k.key_hash
+	 WHERE kk.key_hash = k.key_hash;
+END
 $$;
 COMMENT ON FUNCTION unkey._store_key(unkey.keys) IS 'private: write back a changed key row';
 

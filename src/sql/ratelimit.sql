@@ -391,14 +391,19 @@ COMMENT ON FUNCTION unkey.unkey_delete_override(text, text) IS 'remove an overri
 -- JSON; the other argument is NULL, so its half of the union reads nothing
 CREATE FUNCTION unkey._get_ratelimits(key_hash bytea, identity_id text)
 RETURNS jsonb
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT coalesce(jsonb_agg(jsonb_build_object('name', r.name, 'limit', r."limit", 'duration', r.duration_ms,
-											 'autoApply', r.auto_apply) ORDER BY r.name COLLATE "C"), '[]')
-  FROM (SELECT k.name, k."limit", k.duration_ms, k.auto_apply FROM unkey.key_ratelimits k WHERE k.key_hash = $1
-		UNION ALL
-		SELECT i.name, i."limit", i.duration_ms, i.auto_apply FROM unkey.identity_ratelimits i WHERE i.identity_id = $2) r
+BEGIN
+	-- PL/pgSQL, not SQL: Citus plans a parameter of a SQL function over a distributed table as it cannot
+	RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('name', r.name, 'limit', r."limit", 'duration', r.duration_ms,
+														 'autoApply', r.auto_apply) ORDER BY r.name COLLATE "C"), '[]')
+			  FROM (SELECT k.name, k."limit", k.duration_ms, k.auto_apply FROM unkey.key_ratelimits k
+					 WHERE k.key_hash = _get_ratelimits.key_hash
+					UNION ALL
+					SELECT i.name, i."limit", i.duration_ms, i.auto_apply FROM unkey.identity_ratelimits i
+					 WHERE i.identity_id = _get_ratelimits.identity_id) r);
+END
 $$;
 COMMENT ON FUNCTION unkey._get_ratelimits(bytea, text) IS 'private: the named rate limits of a key or identity, as JSON';
 

@@ -118,6 +118,41 @@ CREATE FUNCTION unkey._set_v2_actor(actor text) RETURNS void
 COMMENT ON FUNCTION unkey._set_v2_actor(text) IS 'private: the v2 API''s root key is the actor of this transaction''s audit rows';
 
 /*
+ * unkey.now() is the statement's start, and STABLE, as Citus needs of a
+ * function in a statement it distributes (src/sql/utils.sql).
+ */
+ALTER FUNCTION unkey.now() STABLE;
+COMMENT ON FUNCTION unkey.now() IS 'the clock used for expiry and refill: the statement''s start (unkey.test_now pins it in tests)';
+
+/*
+ * Cached configuration (rate-limit namespaces and overrides, the gateway's
+ * settings) carries a version, so that on Citus every node's caches see a
+ * change made on another (src/sql/utils.sql).
+ */
+CREATE TABLE unkey.config_version (
+	singleton			boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+	version				bigint NOT NULL
+);
+COMMENT ON TABLE unkey.config_version IS 'reference: a counter of the changes to cached configuration, for the caches of every Citus node';
+INSERT INTO unkey.config_version (version) VALUES (0);
+REVOKE ALL ON unkey.config_version FROM PUBLIC;
+
+CREATE FUNCTION unkey._send_invalidation(rel regclass) RETURNS void
+	AS 'MODULE_PATHNAME', 'unkey_invalidate' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION unkey._send_invalidation(regclass) IS 'private: at commit, make every backend of this server drop its caches of this table';
+
+CREATE OR REPLACE FUNCTION unkey._invalidate(rel regclass) RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE unkey.config_version SET version = version + 1;
+	PERFORM unkey._send_invalidation(rel);
+END
+$$;
+COMMENT ON FUNCTION unkey._invalidate(regclass) IS 'private: at commit, make every backend drop its caches of this table (on Citus, of every node)';
+
+/*
  * unkey_create_postgrest_roles: the admin role gets every unkey_ function
  * but the owner's, and the root keys of the v2 API are the owner's too.
  */
@@ -2087,7 +2122,20 @@ END
 $$;
 COMMENT ON FUNCTION unkey._tables_of_class(text) IS 'private: unkey''s tables of one class (their comment''s first word), each after those it references';
 
--- Distribute every table by its class, and register the delegated entry point
+-- The event tables and their rollups.  For now they stay local on every
+-- node: each node's event writer writes the events it recorded into its own
+-- tables, as on one server (README: Running on Citus, what is per node).
+CREATE FUNCTION unkey._event_tables() RETURNS oid[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT ARRAY['unkey.verification_events'::regclass, 'unkey.verification_rollups'::regclass,
+				 'unkey.verification_tag_rollups'::regclass, 'unkey.ratelimit_events'::regclass,
+				 'unkey.ratelimit_rollups'::regclass]::oid[]
+$$;
+COMMENT ON FUNCTION unkey._event_tables() IS 'private: the tables of the event pipeline, which citus_distribute() leaves local on every node';
+
+-- Distribute every table by its class (but the event tables), and register the delegated entry point
 CREATE FUNCTION unkey.citus_distribute() RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -2109,7 +2157,7 @@ BEGIN
 		EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING t;
 	END LOOP;
 	FOR t IN SELECT unkey._tables_of_class('per-key') LOOP
-		CONTINUE WHEN t::oid = ANY (distributed);
+		CONTINUE WHEN t::oid = ANY (distributed) OR t::oid = ANY (unkey._event_tables());
 		IF t = 'unkey.keys'::regclass THEN
 			EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''key_hash'')' USING t;
 		ELSE
@@ -2117,7 +2165,7 @@ BEGIN
 		END IF;
 	END LOOP;
 	FOR t IN SELECT unkey._tables_of_class('per-identifier') LOOP
-		CONTINUE WHEN t::oid = ANY (distributed);
+		CONTINUE WHEN t::oid = ANY (distributed) OR t::oid = ANY (unkey._event_tables());
 		IF t = 'unkey.ratelimit_events'::regclass THEN
 			EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''identifier'')' USING t;
 		ELSE
@@ -2200,12 +2248,12 @@ BEGIN
 				  FROM pg_catalog.pg_proc p
 				 WHERE p.pronamespace = 'unkey_v2'::regnamespace
 					OR (p.pronamespace = 'unkey'::regnamespace
-						AND p.proname ~ '^(_v2_|_set_v2_actor$|_analytics_allows$|root_api_id$|_check_root_permissions$|unkey_(create|list|update|delete)_root_keys?$|unkey_verify_key_by_hash$|_tables_of_class$|citus_(un)?distribute$)')
+						AND p.proname ~ '^(_v2_|_set_v2_actor$|_analytics_allows$|root_api_id$|_check_root_permissions$|unkey_(create|list|update|delete)_root_keys?$|unkey_verify_key_by_hash$|_tables_of_class$|citus_(un)?distribute$|_send_invalidation$|_invalidate$|_event_tables$)')
 				UNION ALL
 				SELECT 'TABLE', c.oid::regclass::text, c.relacl, c.relowner
 				  FROM pg_catalog.pg_class c
 				 WHERE c.relnamespace = 'unkey'::regnamespace
-				   AND c.relname ~ '^(root_keys|(key_verifications|ratelimits)(_per_(minute|hour|day|month))?_v1)$'
+				   AND c.relname ~ '^(root_keys|config_version|(key_verifications|ratelimits)(_per_(minute|hour|day|month))?_v1)$'
 				UNION ALL
 				SELECT 'SCHEMA', 'unkey_v2', n.nspacl, n.nspowner
 				  FROM pg_catalog.pg_namespace n WHERE n.nspname = 'unkey_v2') o(kind, name, acl, owner),

@@ -80,8 +80,8 @@ SELECT unkey._check_schema();
 REVOKE ALL ON SCHEMA unkey FROM PUBLIC;
 
 CREATE FUNCTION unkey.now() RETURNS timestamptz
-	AS 'MODULE_PATHNAME', 'unkey_now' LANGUAGE C VOLATILE PARALLEL SAFE;
-COMMENT ON FUNCTION unkey.now() IS 'the clock used for expiry and refill (unkey.test_now pins it in tests)';
+	AS 'MODULE_PATHNAME', 'unkey_now' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION unkey.now() IS 'the clock used for expiry and refill: the statement''s start (unkey.test_now pins it in tests)';
 
 CREATE FUNCTION unkey._actor() RETURNS text
 	AS 'MODULE_PATHNAME', 'unkey_actor' LANGUAGE C STABLE PARALLEL SAFE;
@@ -94,9 +94,31 @@ CREATE FUNCTION unkey._new_id(prefix text) RETURNS text
 	AS 'MODULE_PATHNAME', 'unkey_new_id' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION unkey._new_id(text) IS 'private: a new random id with an Unkey-style prefix';
 
-CREATE FUNCTION unkey._invalidate(rel regclass) RETURNS void
+-- A counter of the changes to cached configuration (rate-limit namespaces
+-- and overrides, the gateway's settings and routes): a relcache
+-- invalidation reaches the backends of one server, so on Citus each node's
+-- backends also compare this with the value they cached under
+CREATE TABLE unkey.config_version (
+	singleton			boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+	version				bigint NOT NULL
+);
+COMMENT ON TABLE unkey.config_version IS 'reference: a counter of the changes to cached configuration, for the caches of every Citus node';
+INSERT INTO unkey.config_version (version) VALUES (0);
+
+CREATE FUNCTION unkey._send_invalidation(rel regclass) RETURNS void
 	AS 'MODULE_PATHNAME', 'unkey_invalidate' LANGUAGE C VOLATILE STRICT;
-COMMENT ON FUNCTION unkey._invalidate(regclass) IS 'private: at commit, make every backend drop its caches of this table';
+COMMENT ON FUNCTION unkey._send_invalidation(regclass) IS 'private: at commit, make every backend of this server drop its caches of this table';
+
+CREATE FUNCTION unkey._invalidate(rel regclass) RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE unkey.config_version SET version = version + 1;
+	PERFORM unkey._send_invalidation(rel);
+END
+$$;
+COMMENT ON FUNCTION unkey._invalidate(regclass) IS 'private: at commit, make every backend drop its caches of this table (on Citus, of every node)';
 
 CREATE FUNCTION unkey._raise(condition text, message text, hint text) RETURNS void
 	AS 'MODULE_PATHNAME', 'unkey_raise' LANGUAGE C VOLATILE;

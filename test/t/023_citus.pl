@@ -48,10 +48,10 @@ SELECT unkey.citus_distribute();
 }, $host, $coordinator->port, map { ($host, $_->port) } @workers));
 
 is($coordinator->safe_psql('postgres', q{SELECT string_agg(partmethod::text, '' ORDER BY logicalrelid::text)
-	FROM pg_dist_partition WHERE logicalrelid::text LIKE 'unkey.%'}) =~ tr/h//, 11,
-	'11 tables are distributed by hash (per-key and per-identifier)');
+	FROM pg_dist_partition WHERE logicalrelid::text LIKE 'unkey.%'}) =~ tr/h//, 6,
+	'the 6 per-key tables but the event tables are distributed by hash');
 is($coordinator->safe_psql('postgres', q{SELECT count(*) FROM pg_dist_partition
-	WHERE logicalrelid::text LIKE 'unkey.%' AND partmethod = 'n'}), '11', 'and 11 are reference tables');
+	WHERE logicalrelid::text LIKE 'unkey.%' AND partmethod = 'n'}), '12', 'and 12 are reference tables');
 
 sub q1 { my ($node, $sql) = @_; return $node->safe_psql('postgres', $sql); }
 my $api = q1($coordinator, q{SELECT unkey.unkey_create_api('citus')});
@@ -118,11 +118,53 @@ is($valid, 500, '8 clients on 3 nodes, 800 verifications of a key with 500 credi
 is(q1($coordinator, "SELECT remaining FROM unkey.keys WHERE key_hash = decode(unkey.unkey_hash_key('$spent'), 'base64')"),
 	'0', 'and the key has 0 credits left');
 
+# a revoked key is refused at once, from every node
+my $revoked = q1($coordinator, "SELECT id FROM unkey.keys WHERE key_hash = decode(unkey.unkey_hash_key('$keys[0]'), 'base64')");
+q1($coordinator, "SELECT unkey.unkey_delete_key('$revoked')");
+is(join(' ', map { q1($_, "SELECT code FROM unkey.unkey_verify_key_by_hash(decode(unkey.unkey_hash_key('$keys[0]'), 'base64'), '$keys[0]', '$api')") } @nodes),
+	'NOT_FOUND NOT_FOUND NOT_FOUND', 'a key deleted on the coordinator is NOT_FOUND from every node at once');
+
+# the key's settings are read and changed on the coordinator, through its shard
+my $changed = q1($coordinator, "SELECT key FROM unkey.unkey_create_key('$api', name => 'before', ratelimits => '[{\"name\": \"req\", \"limit\": 5, \"duration\": 60000}]')");
+my $changed_id = q1($coordinator, "SELECT key_id FROM unkey.unkey_whoami('$changed')");
+like($changed_id, qr/^key_/, 'unkey_whoami works on the coordinator');
+is(q1($coordinator, "SELECT (unkey.unkey_update_key('$changed_id', '{\"name\": \"after\", \"enabled\": false}')).name"),
+	'after', 'unkey_update_key works on the coordinator');
+is(q1($workers[1], "SELECT code FROM unkey.unkey_verify_key_by_hash(decode(unkey.unkey_hash_key('$changed'), 'base64'), '$changed', '$api')"),
+	'DISABLED', 'and a worker verifies the key as disabled at once');
+is(q1($coordinator, "SELECT name || ' ' || (ratelimits -> 0 ->> 'name') FROM unkey.unkey_get_key('$changed_id')"),
+	'after req', 'unkey_get_key reads the key with its limits');
+
+# the events each node recorded are in its own event tables, each once:
+# 18 VALID from every node, 800 spending, 3 NOT_FOUND after the revocation, 1 DISABLED
+q1($_, 'SELECT unkey.unkey_flush_events()') for @nodes;
+my $events = 0;
+$events += q1($_, "SELECT count(*) FROM unkey.verification_events WHERE api_id = '$api'") for @nodes;
+is($events, 6 * 3 + 800 + 3 + 1, 'every verification is an event on the node that ran it, counted once');
+is(q1($coordinator, "SELECT count(*) FROM unkey.verification_events WHERE api_id = '$api'"), '0',
+	'(the coordinator ran none: it delegated them all)');
+
+# rate limits count per node: an identifier spread over the three nodes gets the limit on each
+my @passed = map { q1($_, q{SELECT count(*) FILTER (WHERE (unkey.unkey_ratelimit('citus', 'spread', 3, '1 minute')).success)
+	FROM generate_series(1, 5)}) } @nodes;
+is("@passed", '3 3 3', 'a limit of 3 passes 3 checks on each node (documented bound: nodes x limit)');
+
+# an override set on the coordinator reaches a long-lived session on a worker
+my $worker_dbh = DBI->connect('dbi:Pg:dbname=postgres;host=' . $workers[0]->host . ';port=' . $workers[0]->port,
+	undef, undef, { AutoCommit => 1, RaiseError => 1, PrintError => 0 });
+my $limit_sql = q{SELECT "limit" FROM unkey.unkey_ratelimit('citus', 'vip', 2, '1 minute')};
+is(($worker_dbh->selectrow_array($limit_sql))[0], 2, 'a worker session checks vip with the caller\'s limit');
+q1($coordinator, q{SELECT unkey.unkey_set_override('citus', 'vip', 100, '1 minute')});
+is(($worker_dbh->selectrow_array($limit_sql))[0], 100, 'the same session sees the override set on the coordinator at once');
+q1($coordinator, q{SELECT unkey.unkey_delete_override('citus', 'vip')});
+is(($worker_dbh->selectrow_array($limit_sql))[0], 2, 'and its removal');
+$worker_dbh->disconnect;
+
 # nothing of unkey stays on a worker
 q1($coordinator, 'SELECT unkey.citus_undistribute()');
 is(q1($coordinator, q{SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'unkey.%'}), '0',
 	'unkey.citus_undistribute() brings every table back');
-is(q1($coordinator, "SELECT count(*) FROM unkey.keys WHERE api_id = '$api'"), '7', 'with its rows, on the coordinator');
+is(q1($coordinator, "SELECT count(*) FROM unkey.keys WHERE api_id = '$api'"), '8', 'with its rows, on the coordinator');
 q1($coordinator, 'DROP EXTENSION unkey');
 for my $w (@workers)
 {
