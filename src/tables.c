@@ -421,12 +421,17 @@ UnkeyFetch(UnkeyTable t, Datum key, Snapshot snapshot, Datum **values, bool **nu
 bool
 UnkeyConfigChanged(int64 *seen)
 {
-	TableInfo  *ti = ResolvedTable(UNKEY_CONFIG_VERSION);
+	TableInfo  *ti;
 	Snapshot	snap;
 	Datum	   *v;
 	bool	   *isnull;
 	int64		version = 0;
 
+	/* SQL older than 0.5.0, before ALTER EXTENSION UPDATE, has no counter */
+	if (!tables[UNKEY_CONFIG_VERSION].valid &&
+		!OidIsValid(get_relname_relid("config_version", get_namespace_oid("unkey", false))))
+		return false;
+	ti = ResolvedTable(UNKEY_CONFIG_VERSION);
 	if (ti->method == '\0')
 		return false;
 	snap = RegisterSnapshot(GetLatestSnapshot());

@@ -152,6 +152,10 @@ BEGIN
 		EXECUTE 'SELECT pg_catalog.master_remove_partition_metadata($1, ''unkey'', $2)'
 		  USING t, (SELECT relname FROM pg_catalog.pg_class WHERE oid = t);
 	END LOOP;
+	-- what the tables held before they were distributed may still be in them: the rows from the shards replace it
+	FOR t IN SELECT x FROM unnest(tables) WITH ORDINALITY u(x, n) ORDER BY n DESC LOOP
+		EXECUTE format('DELETE FROM %s', t);
+	END LOOP;
 	FOREACH t IN ARRAY tables LOOP
 		EXECUTE format('INSERT INTO %s SELECT * FROM %I', t, 'undistribute_' || t::oid);
 	END LOOP;

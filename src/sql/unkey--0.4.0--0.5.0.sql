@@ -153,6 +153,115 @@ $$;
 COMMENT ON FUNCTION unkey._invalidate(regclass) IS 'private: at commit, make every backend drop its caches of this table (on Citus, of every node)';
 
 /*
+ * Keys are read and locked by their hash, one statement per table, and the
+ * functions that read a key's tables are PL/pgSQL: Citus routes a statement
+ * by the distribution column and cannot plan a SQL function's parameter
+ * over a distributed table (src/sql/keys.sql, lifecycle.sql, ratelimit.sql).
+ */
+CREATE OR REPLACE FUNCTION unkey._store_key(k unkey.keys)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE unkey.keys kk
+	   SET (name, identity_id, meta, expires, enabled, remaining, refill_interval, refill_amount,
+			refill_day, last_refill_at, updated_at)
+		 = (k.name, k.identity_id, k.meta, k.expires, k.enabled, k.remaining, k.refill_interval,
+			k.refill_amount, k.refill_day, k.last_refill_at, unkey.now())
+	 WHERE kk.key_hash = k.key_hash;
+END
+$$;
+COMMENT ON FUNCTION unkey._store_key(unkey.keys) IS 'private: write back a changed key row';
+
+CREATE OR REPLACE FUNCTION unkey._lock_key(key_id text)
+RETURNS unkey.keys
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	k unkey.keys;
+	h bytea := (SELECT kk.key_hash FROM unkey.keys kk WHERE kk.id = key_id AND kk.deleted_at IS NULL);
+BEGIN
+	SELECT kk.* INTO k FROM unkey.keys kk
+	  JOIN unkey.apis a ON a.id = kk.api_id AND a.deleted_at IS NULL
+	 WHERE kk.key_hash = h AND kk.id = key_id AND kk.deleted_at IS NULL
+	   FOR UPDATE OF kk;
+	IF k.key_hash IS NULL THEN
+		PERFORM unkey._raise('not_found'::text, 'key not found'::text,
+							 'Check the key id (key_...); a deleted key, or a key of a deleted API, cannot be used.'::text);
+	END IF;
+	RETURN k;
+END
+$$;
+COMMENT ON FUNCTION unkey._lock_key(text) IS 'private: lock a key for a change';
+
+CREATE OR REPLACE FUNCTION unkey._get_ratelimits(key_hash bytea, identity_id text)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	-- PL/pgSQL, not SQL: Citus plans a parameter of a SQL function over a distributed table as it cannot
+	RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('name', r.name, 'limit', r."limit", 'duration', r.duration_ms,
+														 'autoApply', r.auto_apply) ORDER BY r.name COLLATE "C"), '[]')
+			  FROM (SELECT k.name, k."limit", k.duration_ms, k.auto_apply FROM unkey.key_ratelimits k
+					 WHERE k.key_hash = _get_ratelimits.key_hash
+					UNION ALL
+					SELECT i.name, i."limit", i.duration_ms, i.auto_apply FROM unkey.identity_ratelimits i
+					 WHERE i.identity_id = _get_ratelimits.identity_id) r);
+END
+$$;
+COMMENT ON FUNCTION unkey._get_ratelimits(bytea, text) IS 'private: the named rate limits of a key or identity, as JSON';
+
+CREATE OR REPLACE FUNCTION unkey._key_grants(h bytea, kind text)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	-- PL/pgSQL, not SQL: Citus plans a parameter of a SQL function over a distributed table as it cannot
+	IF kind = 'roles' THEN
+		RETURN ARRAY(SELECT r.name FROM unkey.key_roles kr JOIN unkey.roles r ON r.id = kr.role_id
+					  WHERE kr.key_hash = h ORDER BY r.name COLLATE "C");
+	END IF;
+	RETURN ARRAY(SELECT p.slug FROM unkey.key_permissions kp JOIN unkey.permissions p ON p.id = kp.permission_id
+				  WHERE kp.key_hash = h ORDER BY p.slug COLLATE "C");
+END
+$$;
+COMMENT ON FUNCTION unkey._key_grants(bytea, text) IS 'private: the roles or direct permissions of a key';
+
+CREATE OR REPLACE FUNCTION unkey._key_info(h bytea)
+RETURNS unkey.key_info
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	k unkey.keys;
+	i unkey.identities;
+BEGIN
+	SELECT kk.* INTO k FROM unkey.keys kk JOIN unkey.apis a ON a.id = kk.api_id AND a.deleted_at IS NULL
+	 WHERE kk.key_hash = h AND kk.deleted_at IS NULL;
+	IF k.key_hash IS NULL THEN
+		PERFORM unkey._raise('not_found'::text, 'key not found'::text,
+							 'Check the key id (key_...); a deleted key, or a key of a deleted API, cannot be used.'::text);
+	END IF;
+	SELECT ii.* INTO i FROM unkey.identities ii WHERE ii.id = k.identity_id;
+	RETURN ROW(k.id, k.api_id, k.start, k.prefix, k.name, k.meta, k.identity_id, i.external_id, i.meta,
+			   k.enabled, k.expires,
+			   unkey._credits_now(k.remaining, k.refill_amount, k.refill_day, k.last_refill_at, unkey.now()),
+			   k.refill_interval, k.refill_amount, k.refill_day, k.last_refill_at,
+			   unkey._get_ratelimits(h, NULL::text), unkey._key_grants(h, 'roles'::text), unkey._key_grants(h, 'permissions'::text),
+			   k.created_at, k.updated_at,
+			   -- from the rollups of the verification events, not written by verification
+			   (SELECT max(r.last_time) FROM unkey.verification_rollups r WHERE r.key_hash = h AND r.key_id = k.id),
+			   NULL::text)::unkey.key_info;
+END
+$$;
+COMMENT ON FUNCTION unkey._key_info(bytea) IS 'private: the key_info of a key hash';
+
+
+/*
  * unkey_create_postgrest_roles: the admin role gets every unkey_ function
  * but the owner's, and the root keys of the v2 API are the owner's too.
  */
@@ -2219,6 +2328,10 @@ BEGIN
 		  USING t, (SELECT relname FROM pg_catalog.pg_class WHERE oid = t);
 		EXECUTE 'SELECT pg_catalog.master_remove_partition_metadata($1, ''unkey'', $2)'
 		  USING t, (SELECT relname FROM pg_catalog.pg_class WHERE oid = t);
+	END LOOP;
+	-- what the tables held before they were distributed may still be in them: the rows from the shards replace it
+	FOR t IN SELECT x FROM unnest(tables) WITH ORDINALITY u(x, n) ORDER BY n DESC LOOP
+		EXECUTE format('DELETE FROM %s', t);
 	END LOOP;
 	FOREACH t IN ARRAY tables LOOP
 		EXECUTE format('INSERT INTO %s SELECT * FROM %I', t, 'undistribute_' || t::oid);

@@ -235,7 +235,8 @@ sub new_relations_are_empty_partitions
 {
 	my ($before, $what) = @_;
 	my %seen = map { $_ => 1 } @$before, 'unkey.ratelimit_rollups', 'unkey.rollup_state', 'unkey.verification_tag_rollups',
-	  'unkey.vault_data_keys', 'unkey.encrypted_keys', 'unkey.gateway', 'unkey.gateway_routes', 'unkey.root_keys';
+	  'unkey.vault_data_keys', 'unkey.encrypted_keys', 'unkey.gateway', 'unkey.gateway_routes', 'unkey.root_keys',
+	  'unkey.config_version';
 	for my $rel (grep { !$seen{$_} } @{ relations() })
 	{
 		is(dbq(qq{SELECT c.relispartition AND NOT EXISTS (SELECT FROM $rel)
