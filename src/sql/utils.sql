@@ -103,7 +103,8 @@ CREATE TABLE unkey.config_version (
 	version				bigint NOT NULL
 );
 COMMENT ON TABLE unkey.config_version IS 'reference: a counter of the changes to cached configuration, for the caches of every Citus node';
-INSERT INTO unkey.config_version (version) VALUES (0);
+-- no row is version 0; pg_dump carries it, as the configuration it counts
+SELECT pg_catalog.pg_extension_config_dump('unkey.config_version', '');
 
 CREATE FUNCTION unkey._send_invalidation(rel regclass) RETURNS void
 	AS 'MODULE_PATHNAME', 'unkey_invalidate' LANGUAGE C VOLATILE STRICT;
@@ -114,7 +115,8 @@ LANGUAGE plpgsql VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	UPDATE unkey.config_version SET version = version + 1;
+	INSERT INTO unkey.config_version AS v (version) VALUES (1)
+	ON CONFLICT (singleton) DO UPDATE SET version = v.version + 1;
 	PERFORM unkey._send_invalidation(rel);
 END
 $$;
