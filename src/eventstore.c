@@ -153,7 +153,9 @@ OutcomeIndex(Str o)
 
 /*
  * The day partition of an event table, created when missing; its name is
- * <parent>_pYYYYMMDD (UTC), as unkey._ensure_partitions names it.
+ * <parent>_pYYYYMMDD (UTC), as unkey._ensure_partitions names it.  On a
+ * Citus worker the coordinator creates it, and this node may not see it yet
+ * (nor need to: Citus routes the rows): then it returns InvalidOid.
  */
 static Oid
 DayPartition(const char *parent, TimestampTz day)
@@ -182,7 +184,7 @@ DayPartition(const char *parent, TimestampTz day)
 			!= SPI_OK_SELECT)
 			elog(ERROR, "unkey: could not create partition %s", name);
 		relid = get_relname_relid(name, nsp);
-		if (!OidIsValid(relid))
+		if (!OidIsValid(relid) && !UnkeyDistributed(get_relname_relid(parent, nsp)))
 			elog(ERROR, "unkey: partition %s is missing", name);
 	}
 	return relid;
@@ -271,12 +273,88 @@ RawInsert(Oid parent, Oid relid, const char *const *cols, const Oid *types, int 
 	table_close(rel, NoLock);
 }
 
-/* Insert the raw rows of events es[0..n), each into the partition of its day */
+/*
+ * On Citus, insert rows idx[0..n) through an INSERT that Citus routes, each
+ * row to the shard of its key (on this node or another): one array per
+ * column, unnested.  An array-typed column goes as text and is cast back,
+ * since an array of arrays must be rectangular.
+ */
+static void
+RawInsertRouted(const char *parent, const char *const *cols, const Oid *types, int ncols, const int *idx, int n,
+				RawFill fill, void *arg)
+{
+	Datum	   *values = palloc(sizeof(Datum) * ncols);
+	bool	   *nulls = palloc(sizeof(bool) * ncols);
+	Datum	  **cv = palloc(sizeof(Datum *) * ncols);
+	bool	  **cn = palloc(sizeof(bool *) * ncols);
+	Oid		   *argtypes = palloc(sizeof(Oid) * ncols);
+	Datum	   *args = palloc(sizeof(Datum) * ncols);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	StringInfoData sql;
+	StringInfoData sel;
+
+	for (int c = 0; c < ncols; c++)
+	{
+		cv[c] = palloc(sizeof(Datum) * n);
+		cn[c] = palloc(sizeof(bool) * n);
+	}
+	for (int j = 0; j < n; j++)
+	{
+		fill(arg, idx[j], values, nulls);
+		for (int c = 0; c < ncols; c++)
+		{
+			cn[c][j] = nulls[c];
+			cv[c][j] = nulls[c] ? (Datum) 0 : values[c];
+			if (!nulls[c] && type_is_array(types[c]))
+			{
+				Oid			out;
+				bool		varlena;
+
+				getTypeOutputInfo(types[c], &out, &varlena);
+				cv[c][j] = CStringGetTextDatum(OidOutputFunctionCall(out, values[c]));
+			}
+		}
+	}
+
+	initStringInfo(&sql);
+	initStringInfo(&sel);
+	appendStringInfo(&sql, "INSERT INTO unkey.%s (", quote_identifier(parent));
+	for (int c = 0; c < ncols; c++)
+	{
+		Oid			elem = type_is_array(types[c]) ? TEXTOID : types[c];
+		int16		len;
+		bool		byval;
+		char		align;
+
+		get_typlenbyvalalign(elem, &len, &byval, &align);
+		argtypes[c] = get_array_type(elem);
+		args[c] = PointerGetDatum(construct_md_array(cv[c], cn[c], 1, dims, lbs, elem, len, byval, align));
+		appendStringInfo(&sql, "%s%s", c ? ", " : "", quote_identifier(cols[c]));
+		appendStringInfo(&sel, "%su.c%d%s%s", c ? ", " : "", c,
+						 elem != types[c] ? "::" : "", elem != types[c] ? format_type_be(types[c]) : "");
+	}
+	appendStringInfo(&sql, ") SELECT %s FROM unnest(", sel.data);
+	for (int c = 0; c < ncols; c++)
+		appendStringInfo(&sql, "%s$%d", c ? ", " : "", c + 1);
+	appendStringInfoString(&sql, ") AS u(");
+	for (int c = 0; c < ncols; c++)
+		appendStringInfo(&sql, "%sc%d", c ? ", " : "", c);
+	appendStringInfoChar(&sql, ')');
+	if (SPI_execute_with_args(sql.data, ncols, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "unkey: could not write %d events to unkey.%s", n, parent);
+}
+
+/*
+ * Insert the raw rows of events es[0..n), each into the partition of its
+ * day; on Citus through Citus, which routes each to its shard's partition.
+ */
 static void
 RawInsertByDay(const char *parent, const char *const *cols, const Oid *types, int ncols, const UnkeyEvent *es,
 			   int n, RawFill fill, void *arg)
 {
 	Oid			parent_oid = get_relname_relid(parent, get_namespace_oid("unkey", false));
+	bool		routed = UnkeyDistributed(parent_oid);
 	int		   *idx = palloc(sizeof(int) * n);
 	bool	   *done = palloc0(sizeof(bool) * n);
 
@@ -295,7 +373,10 @@ RawInsertByDay(const char *parent, const char *const *cols, const Oid *types, in
 				idx[m++] = i;
 				done[i] = true;
 			}
-		RawInsert(parent_oid, DayPartition(parent, day), cols, types, ncols, idx, m, fill, arg);
+		if (routed)
+			RawInsertRouted(parent, cols, types, ncols, idx, m, fill, arg);
+		else
+			RawInsert(parent_oid, DayPartition(parent, day), cols, types, ncols, idx, m, fill, arg);
 	}
 }
 
@@ -815,6 +896,17 @@ UnkeyStoreEvents(const UnkeyEvent *es, int n)
 							 GUC_ACTION_SAVE, true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "unkey: SPI_connect failed");
+
+	/*
+	 * Every day partition the batch needs, before anything is written: on a
+	 * Citus worker the coordinator creates it, and must not wait for a lock
+	 * this transaction holds.
+	 */
+	for (int i = 0; i < n; i++)
+		if (i == 0 || es[i].kind != es[i - 1].kind ||
+			Floor(es[i].time, USECS_PER_DAY) != Floor(es[i - 1].time, USECS_PER_DAY))
+			(void) DayPartition(es[i].kind == UNKEY_EVENT_VERIFICATION ? "verification_events" : "ratelimit_events",
+								Floor(es[i].time, USECS_PER_DAY));
 	for (uint8 kind = UNKEY_EVENT_VERIFICATION; kind <= UNKEY_EVENT_RATELIMIT; kind++)
 	{
 		int			m = 0;

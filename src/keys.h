@@ -73,4 +73,10 @@ extern Oid	UnkeyTableRelid(UnkeyTable t);
 /* On Citus: has cached configuration changed (on any node) since *seen? */
 extern bool UnkeyConfigChanged(int64 *seen);
 
+/* On Citus: are the rows of t for this key in a shard on another node? */
+extern bool UnkeyElsewhere(UnkeyTable t, Datum key);
+
+/* On Citus: is this relation distributed (its rows in shards)? */
+extern bool UnkeyDistributed(Oid relid);
+
 #endif							/* UNKEY_KEYS_H */

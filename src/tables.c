@@ -22,8 +22,10 @@
  * through the shard that holds the key: the only one of a reference table
  * (every node has it), or for a table distributed by hash, the shard whose
  * range holds the hash of the key, computed as Citus computes it (the hash
- * function of the column type's default hash operator class).  A shard that
- * is not on this node is an error (55000), never an empty answer.  The shard
+ * function of the column type's default hash operator class).  A shard on
+ * another node is read with a query that Citus routes there (one round trip,
+ * never an empty answer); verification goes to the key's node instead
+ * (src/verify.c), so that it reads and spends there.  The shard
  * map is read once and forgotten with the rest: Citus sends a relcache
  * invalidation of the distributed table when its shards change.  No Citus
  * header or library is needed: its catalogs are read with SQL.
@@ -82,6 +84,8 @@ typedef struct TableInfo
 	bool		valid;			/* what follows is resolved */
 	Target		table;			/* the table itself (on Citus, the shell) */
 	RegProcedure eqproc;		/* equality on the index's first column */
+	char		keycol[NAMEDATALEN];	/* that column's name */
+	Oid			keycoltype;
 	Oid			collation;
 	int			ncols;
 	/* on Citus: 'h' distributed by hash, 'n' reference; '\0' not distributed */
@@ -214,6 +218,8 @@ ResolveTable(TableInfo *ti, Oid nsp)
 	ti->eqproc = get_opcode(eqop);
 	ti->collation = idx->rd_indcollation[0];
 	keytype = idx->rd_opcintype[0];
+	strlcpy(ti->keycol, get_attname(ti->table.relid, idx->rd_index->indkey.values[0], false), NAMEDATALEN);
+	ti->keycoltype = get_atttype(ti->table.relid, idx->rd_index->indkey.values[0]);
 	index_close(idx, AccessShareLock);
 
 	for (ti->ncols = 0; ti->ncols < MAX_COLS && ti->cols[ti->ncols]; ti->ncols++)
@@ -303,14 +309,14 @@ ResolveShard(TableInfo *ti, Shard *sh)
 	sh->resolved = true;
 }
 
-/* Where to read the rows of table t whose lookup key is key: the table, or the shard that holds them */
-static Target *
-TargetFor(TableInfo *ti, Datum key)
+/* On Citus, the shard of the table that holds key, resolved; NULL if the table is not distributed */
+static Shard *
+ShardFor(TableInfo *ti, Datum key)
 {
 	Shard	   *sh = NULL;
 
 	if (ti->method == '\0')
-		return &ti->table;
+		return NULL;
 	if (ti->method == 'n' || ti->nshards == 1)
 		sh = ti->nshards > 0 ? &ti->shards[0] : NULL;
 	else
@@ -338,13 +344,72 @@ TargetFor(TableInfo *ti, Datum key)
 		elog(ERROR, "unkey: no shard of unkey.%s holds this key", ti->relname);
 	if (!sh->resolved)
 		ResolveShard(ti, sh);
-	if (!OidIsValid(sh->target.relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the shard of unkey.%s that holds this key is on another Citus node", ti->relname),
-				 errhint("Verify with unkey_verify_key_by_hash(decode(unkey_hash_key(key), 'base64'), key, ...), which Citus runs on the key's node "
-						 "(README: Running on Citus).")));
-	return &sh->target;
+	return sh;
+}
+
+/* Where to read the rows of table t whose lookup key is key: the table, its shard, or NULL for a shard on another node */
+static Target *
+TargetFor(TableInfo *ti, Datum key)
+{
+	Shard	   *sh = ShardFor(ti, key);
+
+	if (sh == NULL)
+		return &ti->table;
+	return OidIsValid(sh->target.relid) ? &sh->target : NULL;
+}
+
+/*
+ * On Citus, the rows of a shard on another node: read through Citus, which
+ * routes the query by the key to that node (committed rows as of now, not
+ * the caller's snapshot, which does not reach another node).
+ */
+static int
+FetchElsewhere(TableInfo *ti, Datum key, Datum **values, bool **nulls)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	StringInfoData sql;
+	Oid			argtypes[1] = {ti->keycoltype};
+	Datum		args[1] = {key};
+	int			n;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT ");
+	for (int c = 0; c < ti->ncols; c++)
+		appendStringInfo(&sql, "%s%s", c ? ", " : "", quote_identifier(ti->cols[c]));
+	appendStringInfo(&sql, " FROM unkey.%s WHERE %s = $1", quote_identifier(ti->relname), quote_identifier(ti->keycol));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "unkey: SPI_connect failed");
+	if (SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "unkey: could not read unkey.%s through Citus", ti->relname);
+	n = (int) SPI_processed;
+	*values = MemoryContextAlloc(caller, sizeof(Datum) * ti->ncols * Max(n, 1));
+	*nulls = MemoryContextAlloc(caller, sizeof(bool) * ti->ncols * Max(n, 1));
+	for (int r = 0; r < n; r++)
+		for (int c = 0; c < ti->ncols; c++)
+		{
+			Form_pg_attribute att = TupleDescAttr(SPI_tuptable->tupdesc, c);
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, c + 1, &isnull);
+			MemoryContext old = MemoryContextSwitchTo(caller);
+
+			(*nulls)[r * ti->ncols + c] = isnull;
+			(*values)[r * ti->ncols + c] = isnull ? (Datum) 0 : datumCopy(d, att->attbyval, att->attlen);
+			MemoryContextSwitchTo(old);
+		}
+	SPI_finish();
+	return n;
+}
+
+/*
+ * UnkeyElsewhere: whether the rows of table t whose lookup key is key are
+ * in a Citus shard on another node (never without Citus).
+ */
+bool
+UnkeyElsewhere(UnkeyTable t, Datum key)
+{
+	Shard	   *sh = ShardFor(ResolvedTable(t), key);
+
+	return sh != NULL && !OidIsValid(sh->target.relid);
 }
 
 /*
@@ -369,6 +434,8 @@ UnkeyFetch(UnkeyTable t, Datum key, Snapshot snapshot, Datum **values, bool **nu
 
 	ti = ResolvedTable(t);
 	target = TargetFor(ti, key);
+	if (target == NULL)
+		return FetchElsewhere(ti, key, values, nulls);
 
 	*values = palloc(sizeof(Datum) * ti->ncols * cap);
 	*nulls = palloc(sizeof(bool) * ti->ncols * cap);
@@ -442,4 +509,28 @@ UnkeyConfigChanged(int64 *seen)
 		return false;
 	*seen = version;
 	return true;
+}
+
+/*
+ * UnkeyDistributed: whether Citus distributes this relation, so that rows
+ * written to it must go through Citus (an INSERT it routes to the shards)
+ * rather than into the empty shell.  Without Citus it reads nothing.
+ */
+bool
+UnkeyDistributed(Oid relid)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	bool		distributed;
+
+	if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+		return false;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "unkey: SPI_connect failed");
+	if (SPI_execute_with_args("SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid::oid = $1",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "unkey: could not read Citus's pg_dist_partition");
+	distributed = SPI_processed > 0;
+	SPI_finish();
+	return distributed;
 }

@@ -1385,6 +1385,16 @@ unkey_v2_analytics_run(PG_FUNCTION_ARGS)
 		c.tables[i] = get_relname_relid(c.names[i], get_namespace_oid("unkey", false));
 	}
 
+	/*
+	 * On Citus the views' scope filter would run on the workers, where no
+	 * query is running: refused, rather than answered from some nodes only.
+	 */
+	if (UnkeyDistributed(get_relname_relid(strcmp(resource, "ratelimit") == 0 ? "ratelimit_events" : "verification_events",
+										   get_namespace_oid("unkey", false))))
+		SandboxFail(501, "unkey/application/not_implemented",
+					"Analytics queries are not available on Citus: read the analytics with unkey_get_verifications and the "
+					"unkey.verifications_* and unkey.ratelimits_* views on the coordinator (README: Running on Citus).");
+
 	/* the quota: queries per hour per root key, counted like a rate limit */
 	memset(&quota, 0, sizeof(quota));
 	UnkeyRateLimitKey(&quota.key, "analytics", resource, strlen(resource), quota_id, strlen(quota_id), 3600000);

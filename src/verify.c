@@ -26,6 +26,12 @@
  * as SECURITY DEFINER with search_path = pg_catalog, pg_temp, and every name
  * in them is qualified.
  *
+ * On Citus (README: Running on Citus) a key whose shard is on another node
+ * is verified there: unkey_verify_key calls unkey_verify_key_by_hash as a
+ * statement of its own, which Citus sends to that node in the caller's
+ * transaction, so the reads, the spend, the rate limits and the event are
+ * that node's, as when the application calls it directly.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -42,6 +48,7 @@
 #include "portability/instr_time.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/json.h"
@@ -681,13 +688,59 @@ EmitVerification(VerifyCode code, bytea *hash, KeyData *k, int64 spent, Datum ap
 	UnkeyEmitEvent(&e);
 }
 
-PG_FUNCTION_INFO_V1(unkey_verify_key);
+/*
+ * On Citus, the verification of a key whose shard another node holds: the
+ * entry point keyed by the hash, called as a statement of its own, which
+ * Citus sends to that node (in this transaction).  The arguments are the
+ * caller's, after the hash.
+ */
+static Datum
+VerifyElsewhere(FunctionCallInfo fcinfo, bytea *hash, TupleDesc result_desc, MemoryContext callcxt)
+{
+	Oid			types[8] = {BYTEAOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, JSONBOID, TEXTARRAYOID, INETOID};
+	Datum		args[8];
+	char		nulls[8];
+	Datum		values[V_NCOLS];
+	bool		isnull[V_NCOLS];
+	HeapTuple	tuple;
+
+	args[0] = PointerGetDatum(hash);
+	nulls[0] = ' ';
+	for (int i = 0; i < 7; i++)
+	{
+		args[i + 1] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+		nulls[i + 1] = PG_ARGISNULL(i) ? 'n' : ' ';
+	}
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "unkey: SPI_connect failed");
+	if (SPI_execute_with_args("SELECT * FROM unkey.unkey_verify_key_by_hash($1, $2, $3, $4, $5, $6, $7, $8)",
+							  8, types, args, nulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1 ||
+		SPI_tuptable->tupdesc->natts != result_desc->natts)
+		elog(ERROR, "unkey: the verification on the key's Citus node returned no result");
+	heap_deform_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, values, isnull);
+	{
+		MemoryContext old = MemoryContextSwitchTo(callcxt);
+
+		for (int c = 0; c < result_desc->natts; c++)
+			if (!isnull[c])
+			{
+				Form_pg_attribute att = TupleDescAttr(result_desc, c);
+
+				values[c] = datumCopy(values[c], att->attbyval, att->attlen);
+			}
+		tuple = heap_form_tuple(result_desc, values, isnull);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return HeapTupleGetDatum(tuple);
+}
 
 /*
- * unkey_verify_key(key, api_id, permissions, cost, ratelimits, tags, ip)
+ * Verify: unkey_verify_key's arguments in fcinfo; a call keyed by the hash
+ * (by_hash) is where Citus sent it, and is never sent on.
  */
-Datum
-unkey_verify_key(PG_FUNCTION_ARGS)
+static Datum
+Verify(FunctionCallInfo fcinfo, bool by_hash)
 {
 	MemoryContext callcxt = CurrentMemoryContext;
 	TupleDesc	result_desc;
@@ -743,6 +796,8 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 	hash = palloc(VARHDRSZ + UNKEY_HASH_LEN);
 	SET_VARSIZE(hash, VARHDRSZ + UNKEY_HASH_LEN);
 	UnkeyHashKey(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), (unsigned char *) VARDATA(hash));
+	if (!by_hash && UnkeyElsewhere(UNKEY_KEYS, PointerGetDatum(hash)))
+		return VerifyElsewhere(fcinfo, hash, result_desc, callcxt);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "unkey: SPI_connect failed");
@@ -915,6 +970,17 @@ unkey_verify_key(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(result);
 }
 
+PG_FUNCTION_INFO_V1(unkey_verify_key);
+
+/*
+ * unkey_verify_key(key, api_id, permissions, cost, ratelimits, tags, ip)
+ */
+Datum
+unkey_verify_key(PG_FUNCTION_ARGS)
+{
+	return Verify(fcinfo, false);
+}
+
 PG_FUNCTION_INFO_V1(unkey_verify_key_by_hash);
 
 /*
@@ -949,5 +1015,5 @@ unkey_verify_key_by_hash(PG_FUNCTION_ARGS)
 	InitFunctionCallInfoData(*inner, fcinfo->flinfo, 7, fcinfo->fncollation, fcinfo->context, fcinfo->resultinfo);
 	for (int i = 0; i < 7; i++)
 		inner->args[i] = fcinfo->args[i + 1];
-	return unkey_verify_key(inner);
+	return Verify(inner, true);
 }

@@ -54,20 +54,50 @@ END
 $$;
 COMMENT ON FUNCTION unkey._tables_of_class(text) IS 'private: unkey''s tables of one class (their comment''s first word), each after those it references';
 
--- The event tables and their rollups.  For now they stay local on every
--- node: each node's event writer writes the events it recorded into its own
--- tables, as on one server (README: Running on Citus, what is per node).
-CREATE FUNCTION unkey._event_tables() RETURNS oid[]
-LANGUAGE sql STABLE
+-- Whether Citus distributes this table and this node is not the
+-- coordinator: the event partitions are created, and dropped, on the
+-- coordinator only (Citus refuses it elsewhere), and the rollups' days and
+-- months materialised there, so a worker asks the coordinator to do it
+CREATE FUNCTION unkey._citus_worker_table(rel regclass) RETURNS boolean
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT ARRAY['unkey.verification_events'::regclass, 'unkey.verification_rollups'::regclass,
-				 'unkey.verification_tag_rollups'::regclass, 'unkey.ratelimit_events'::regclass,
-				 'unkey.ratelimit_rollups'::regclass]::oid[]
+DECLARE
+	worker boolean;
+BEGIN
+	IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+		RETURN false;
+	END IF;
+	EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)'
+			' AND (SELECT groupid FROM pg_catalog.pg_dist_local_group) <> 0'
+	   INTO worker USING rel;
+	RETURN worker;
+END
 $$;
-COMMENT ON FUNCTION unkey._event_tables() IS 'private: the tables of the event pipeline, which citus_distribute() leaves local on every node';
+COMMENT ON FUNCTION unkey._citus_worker_table(regclass) IS 'private: whether Citus distributes this table and this node is a worker, where its partitions cannot be created';
 
--- Distribute every table by its class (but the event tables), and register the delegated entry point
+-- Run a statement on the Citus coordinator, in a transaction of its own
+-- there, and return its result (the first column of its first row); its
+-- error is raised here
+CREATE FUNCTION unkey._on_coordinator(command text) RETURNS text
+LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ok boolean;
+	answer text;
+BEGIN
+	EXECUTE 'SELECT success, result FROM pg_catalog.run_command_on_coordinator($1)' INTO ok, answer USING command;
+	IF NOT ok THEN
+		PERFORM unkey._raise('object_not_in_prerequisite_state'::text, 'the Citus coordinator could not run ' || command || ': ' || coalesce(answer, ''),
+							 'The event partitions and rollups of every node are kept by the coordinator: check that it is up and has unkey (README: Running on Citus).'::text);
+	END IF;
+	RETURN answer;
+END
+$$;
+COMMENT ON FUNCTION unkey._on_coordinator(text) IS 'private: run a statement on the Citus coordinator, in its own transaction there';
+
+-- Distribute every table by its class, and register the delegated entry point
 CREATE FUNCTION unkey.citus_distribute() RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -89,7 +119,7 @@ BEGIN
 		EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING t;
 	END LOOP;
 	FOR t IN SELECT unkey._tables_of_class('per-key') LOOP
-		CONTINUE WHEN t::oid = ANY (distributed) OR t::oid = ANY (unkey._event_tables());
+		CONTINUE WHEN t::oid = ANY (distributed);
 		IF t = 'unkey.keys'::regclass THEN
 			EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''key_hash'')' USING t;
 		ELSE
@@ -97,7 +127,7 @@ BEGIN
 		END IF;
 	END LOOP;
 	FOR t IN SELECT unkey._tables_of_class('per-identifier') LOOP
-		CONTINUE WHEN t::oid = ANY (distributed) OR t::oid = ANY (unkey._event_tables());
+		CONTINUE WHEN t::oid = ANY (distributed);
 		IF t = 'unkey.ratelimit_events'::regclass THEN
 			EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''identifier'')' USING t;
 		ELSE

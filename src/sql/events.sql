@@ -93,7 +93,7 @@ CREATE TABLE unkey.rollup_state (
 	month_done			timestamptz NOT NULL,
 	hours_from			timestamptz
 );
-COMMENT ON TABLE unkey.rollup_state IS 'local: how far day and month rollups are materialised, and hourly rollups pruned';
+COMMENT ON TABLE unkey.rollup_state IS 'reference: how far day and month rollups are materialised, and hourly rollups pruned';
 
 CREATE TABLE unkey.event_settings (
 	singleton			boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -150,6 +150,11 @@ BEGIN
 	FOR day IN SELECT DISTINCT date_trunc('day', t, 'UTC') FROM unnest(times) t WHERE t IS NOT NULL LOOP
 		part := parent || '_p' || to_char(day AT TIME ZONE 'UTC', 'YYYYMMDD');
 		CONTINUE WHEN to_regclass(format('unkey.%I', part)) IS NOT NULL;
+		-- on a Citus worker, the coordinator creates them, with their shards
+		IF unkey._citus_worker_table(format('unkey.%I', parent)::regclass) THEN
+			PERFORM unkey._on_coordinator(format('SELECT unkey._ensure_partitions(%L, %L)', parent, times));
+			RETURN;
+		END IF;
 		BEGIN
 			-- the bounds in UTC, whatever the session's DateStyle and TimeZone
 			EXECUTE format('CREATE TABLE unkey.%I PARTITION OF unkey.%I FOR VALUES FROM (%L) TO (%L)', part, parent,
@@ -198,6 +203,11 @@ DECLARE
 	cut timestamptz;
 	keep interval := (SELECT e.hourly_retention FROM unkey.event_settings e);
 BEGIN
+	-- on Citus the coordinator materialises, for every node
+	IF unkey._citus_worker_table('unkey.verification_rollups'::regclass) THEN
+		PERFORM unkey._on_coordinator(format('SELECT unkey._materialize_rollups(%L)', now));
+		RETURN;
+	END IF;
 	-- each statement must see what committed before it, the batches the lock waited for included
 	IF current_setting('transaction_isolation') <> 'read committed' THEN
 		PERFORM unkey._raise('invalid_parameter_value'::text, 'rollups are materialised in read committed transactions only'::text,
@@ -264,9 +274,18 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	keep interval := (SELECT s.retention FROM unkey.event_settings s);
+	keep interval;
 	part record;
 BEGIN
+	-- on Citus the coordinator drops the partitions, with their shards on every node
+	IF unkey._citus_worker_table('unkey.verification_events'::regclass) THEN
+		RETURN QUERY SELECT unnest(string_to_array(unkey._on_coordinator(
+			format('SELECT string_agg(p, '' '') FROM unkey._apply_retention(%L) p', now)), ' '));
+		RETURN;
+	END IF;
+	-- one at a time (the writers of several nodes may ask the coordinator at once)
+	LOCK TABLE unkey.event_settings IN SHARE ROW EXCLUSIVE MODE;
+	keep := (SELECT s.retention FROM unkey.event_settings s);
 	IF keep IS NULL THEN
 		RETURN;
 	END IF;
@@ -293,6 +312,10 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	IF unkey._citus_worker_table('unkey.verification_events'::regclass) THEN
+		PERFORM unkey._on_coordinator(format('SELECT unkey._maintain_events(%L)', now));
+		RETURN;
+	END IF;
 	PERFORM unkey._ensure_partitions(p, ARRAY[now, now + interval '24 hours'])
 	   FROM unnest(ARRAY['verification_events', 'ratelimit_events']) p;
 	PERFORM unkey._apply_retention(now);
@@ -447,7 +470,7 @@ COMMENT ON VIEW unkey._tag_sets IS 'private: verification counts per grain, buck
 
 -- The rollups summed per bucket, key, identity and tag set, one column per outcome
 CREATE VIEW unkey.verifications AS
-SELECT r.granularity, r.bucket AS time, r.api_id, r.key_id, r.identity_id, r.external_id, min(r.tags) AS tags,
+SELECT r.granularity, r.bucket AS time, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags,
 	   sum(r.valid) AS valid, sum(r.not_found) AS not_found, sum(r.forbidden) AS forbidden,
 	   sum(r.usage_exceeded) AS usage_exceeded, sum(r.rate_limited) AS rate_limited, sum(r.disabled) AS disabled,
 	   sum(r.insufficient_permissions) AS insufficient_permissions, sum(r.expired) AS expired,
@@ -459,7 +482,7 @@ SELECT r.granularity, r.bucket AS time, r.api_id, r.key_id, r.identity_id, r.ext
 	   unkey._latency_quantile(unkey._latency_hist_sum(r.latency_hist), 0.75::double precision) AS latency_p75,
 	   unkey._latency_quantile(unkey._latency_hist_sum(r.latency_hist), 0.99::double precision) AS latency_p99
   FROM unkey._tag_sets r
- GROUP BY r.granularity, r.bucket, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags_id;
+ GROUP BY r.granularity, r.bucket, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags_id, r.tags;
 COMMENT ON VIEW unkey.verifications IS 'verifications per hour, day or month (granularity), key, identity and tag set, one column per outcome';
 
 -- the same per granularity: verifications_hourly, _daily and _monthly
@@ -641,22 +664,28 @@ CREATE FUNCTION unkey.unkey_get_verifications(
 	"order"			text	DEFAULT NULL,
 	"limit"			integer DEFAULT NULL)
 RETURNS SETOF unkey.verification_count
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 SET work_mem = '64MB'
 AS $$
-	WITH q AS MATERIALIZED (
-		SELECT * FROM unkey._verification_query(api_id, start, "end", group_by, tags, order_by, "order", "limit")
-	), src AS (
+-- as in SQL: a column, not the argument of the same name
+#variable_conflict use_column
+DECLARE
+	-- the checked arguments; as variables, constants of each statement's plan (Citus plans no pseudoconstant qual)
+	v record;
+BEGIN
+	SELECT * INTO v FROM unkey._verification_query(api_id, start, "end", group_by, tags, order_by, "order", "limit");
+	RETURN QUERY
+	WITH src AS (
 		-- the key's rollups, or with tags the tag sets; each tag apart only when grouped by tag
 		SELECT k.bucket, k.key_id, k.identity_id, k.external_id, NULL::text[] AS tags, NULL::text AS tag,
 			   k.valid, k.not_found, k.forbidden, k.usage_exceeded, k.rate_limited, k.disabled,
 			   k.insufficient_permissions, k.expired
 		  FROM unkey._rollups k
-		 WHERE NOT (SELECT q.tagged FROM q)
-		   AND k.api_id = unkey_get_verifications.api_id AND k.granularity = (SELECT q.gran FROM q)
-		   AND k.bucket >= (SELECT q.first FROM q) AND k.bucket < (SELECT q.stop FROM q)
+		 WHERE NOT v.tagged
+		   AND k.api_id = unkey_get_verifications.api_id AND k.granularity = v.gran
+		   AND k.bucket >= v.first AND k.bucket < v.stop
 		   AND (unkey_get_verifications.key_id IS NULL OR k.key_id = unkey_get_verifications.key_id)
 		   AND (unkey_get_verifications.external_id IS NULL OR k.external_id = unkey_get_verifications.external_id)
 		UNION ALL
@@ -664,20 +693,23 @@ AS $$
 			   t.valid, t.not_found, t.forbidden, t.usage_exceeded, t.rate_limited, t.disabled,
 			   t.insufficient_permissions, t.expired
 		  FROM unkey._tag_sets t
-		  LEFT JOIN LATERAL unnest(CASE WHEN (SELECT q.by_tag FROM q) THEN t.tags END) AS one(tag) ON true
-		 WHERE (SELECT q.tagged FROM q)
-		   AND t.api_id = unkey_get_verifications.api_id AND t.granularity = (SELECT q.gran FROM q)
-		   AND t.bucket >= (SELECT q.first FROM q) AND t.bucket < (SELECT q.stop FROM q)
+		  LEFT JOIN LATERAL unnest(CASE WHEN v.by_tag THEN t.tags END) AS one(tag) ON true
+		 WHERE v.tagged
+		   AND t.api_id = unkey_get_verifications.api_id AND t.granularity = v.gran
+		   AND t.bucket >= v.first AND t.bucket < v.stop
 		   AND (unkey_get_verifications.key_id IS NULL OR t.key_id = unkey_get_verifications.key_id)
 		   AND (unkey_get_verifications.external_id IS NULL OR t.external_id = unkey_get_verifications.external_id)
-		   AND (unkey_get_verifications.tags IS NULL OR t.tags @> unkey_get_verifications.tags)
+		   -- the untagged rows' tags are a constant, and a qual on it alone a constant qual, which Citus
+		   -- cannot plan beside _tag_sets' outer join: the bucket, never NULL, keeps it a qual on the row
+		   AND (unkey_get_verifications.tags IS NULL
+				OR CASE WHEN t.bucket IS NOT NULL THEN t.tags END @> unkey_get_verifications.tags)
 	), agg AS (
-		SELECT CASE WHEN (SELECT q.unit FROM q) IS NOT NULL THEN r.bucket END AS t,
+		SELECT CASE WHEN v.unit IS NOT NULL THEN r.bucket END AS t,
 			   -- bytewise comparisons: the grouping sorts hundreds of thousands of ids
-			   CASE WHEN (SELECT q.by_key FROM q) THEN r.key_id END COLLATE "C" AS k,
-			   CASE WHEN (SELECT q.by_identity FROM q) THEN r.identity_id END COLLATE "C" AS i,
-			   CASE WHEN (SELECT q.by_identity FROM q) THEN r.external_id END COLLATE "C" AS x,
-			   CASE WHEN (SELECT q.by_tags FROM q) THEN r.tags END AS g,
+			   CASE WHEN v.by_key THEN r.key_id END COLLATE "C" AS k,
+			   CASE WHEN v.by_identity THEN r.identity_id END COLLATE "C" AS i,
+			   CASE WHEN v.by_identity THEN r.external_id END COLLATE "C" AS x,
+			   CASE WHEN v.by_tags THEN r.tags END AS g,
 			   r.tag COLLATE "C" AS tg,
 			   sum(r.valid)::bigint AS valid, sum(r.not_found)::bigint AS not_found,
 			   sum(r.forbidden)::bigint AS forbidden, sum(r.usage_exceeded)::bigint AS usage_exceeded,
@@ -690,9 +722,9 @@ AS $$
 	), buckets AS (
 		-- every bucket of a time series, stepped in UTC wall time
 		SELECT w AT TIME ZONE 'UTC' AS t
-		  FROM q, generate_series(q.first AT TIME ZONE 'UTC', (q.stop - interval '1 microsecond') AT TIME ZONE 'UTC',
-								  ('1 ' || q.unit)::interval) AS w
-		 WHERE q.unit IS NOT NULL
+		  FROM generate_series(v.first AT TIME ZONE 'UTC', (v.stop - interval '1 microsecond') AT TIME ZONE 'UTC',
+							   ('1 ' || v.unit)::interval) AS w
+		 WHERE v.unit IS NOT NULL
 	), gapped AS (
 		-- the groups that miss a bucket (most have none); a time series alone always has its group
 		SELECT a.k, a.i, a.x, a.g, a.tg FROM agg a
@@ -700,7 +732,7 @@ AS $$
 		HAVING count(*) < (SELECT count(*) FROM buckets)
 		UNION
 		SELECT NULL, NULL, NULL, NULL, NULL
-		 WHERE NOT (group_by && '{key,identity,tags,tag}'::text[]) AND (SELECT q.unit FROM q) IS NOT NULL
+		 WHERE NOT (group_by && '{key,identity,tags,tag}'::text[]) AND v.unit IS NOT NULL
 	), rows AS (
 		SELECT a.* FROM agg a
 		UNION ALL
@@ -716,18 +748,18 @@ AS $$
 	SELECT rw.t, rw.k, rw.i, rw.x, rw.g, rw.tg, rw.valid, rw.not_found, rw.forbidden, rw.usage_exceeded,
 		   rw.rate_limited, rw.disabled, rw.insufficient_permissions, rw.expired, rw.total
 	  FROM rows rw
-	 ORDER BY CASE WHEN (SELECT q.sort_by = 'time' AND NOT q.descending FROM q) THEN rw.t END ASC,
-			  CASE WHEN (SELECT q.sort_by = 'time' AND q.descending FROM q) THEN rw.t END DESC,
-			  CASE WHEN (SELECT q.sort_by <> 'time' FROM q) THEN
-				  CASE (SELECT q.sort_by FROM q)
+	 ORDER BY CASE WHEN (v.sort_by = 'time' AND NOT v.descending) THEN rw.t END ASC,
+			  CASE WHEN (v.sort_by = 'time' AND v.descending) THEN rw.t END DESC,
+			  CASE WHEN (v.sort_by <> 'time') THEN
+				  CASE v.sort_by
 					  WHEN 'total' THEN rw.total WHEN 'valid' THEN rw.valid
 					  WHEN 'not_found' THEN rw.not_found WHEN 'forbidden' THEN rw.forbidden
 					  WHEN 'usage_exceeded' THEN rw.usage_exceeded WHEN 'rate_limited' THEN rw.rate_limited
 					  WHEN 'disabled' THEN rw.disabled WHEN 'insufficient_permissions' THEN rw.insufficient_permissions
 					  ELSE rw.expired END
-				  * CASE WHEN (SELECT q.descending FROM q) THEN -1 ELSE 1 END END ASC,
+				  * CASE WHEN v.descending THEN -1 ELSE 1 END END ASC,
 			  rw.t, rw.k COLLATE "C", rw.i COLLATE "C", rw.g::text COLLATE "C", rw.tg COLLATE "C"
-	 -- through q, so that the arguments are checked even when nothing else reads them
-	 LIMIT (SELECT "limit" FROM q)
+	 LIMIT unkey_get_verifications."limit";
+END
 $$;
 COMMENT ON FUNCTION unkey.unkey_get_verifications(text, timestamptz, timestamptz, text[], text, text, text[], text, text, integer) IS 'verification counts per outcome, grouped and gap-filled, as Unkey''s analytics.getVerifications';

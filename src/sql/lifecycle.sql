@@ -295,6 +295,7 @@ AS $$
 DECLARE
 	k unkey.keys;
 	i unkey.identities;
+	last_used timestamptz;
 BEGIN
 	SELECT kk.* INTO k FROM unkey.keys kk JOIN unkey.apis a ON a.id = kk.api_id AND a.deleted_at IS NULL
 	 WHERE kk.key_hash = h AND kk.deleted_at IS NULL;
@@ -303,15 +304,14 @@ BEGIN
 							 'Check the key id (key_...); a deleted key, or a key of a deleted API, cannot be used.'::text);
 	END IF;
 	SELECT ii.* INTO i FROM unkey.identities ii WHERE ii.id = k.identity_id;
+	-- from the rollups of the verification events, not written by verification
+	SELECT max(r.last_time) INTO last_used FROM unkey.verification_rollups r WHERE r.key_hash = h AND r.key_id = k.id;
 	RETURN ROW(k.id, k.api_id, k.start, k.prefix, k.name, k.meta, k.identity_id, i.external_id, i.meta,
 			   k.enabled, k.expires,
 			   unkey._credits_now(k.remaining, k.refill_amount, k.refill_day, k.last_refill_at, unkey.now()),
 			   k.refill_interval, k.refill_amount, k.refill_day, k.last_refill_at,
 			   unkey._get_ratelimits(h, NULL::text), unkey._key_grants(h, 'roles'::text), unkey._key_grants(h, 'permissions'::text),
-			   k.created_at, k.updated_at,
-			   -- from the rollups of the verification events, not written by verification
-			   (SELECT max(r.last_time) FROM unkey.verification_rollups r WHERE r.key_hash = h AND r.key_id = k.id),
-			   NULL::text)::unkey.key_info;
+			   k.created_at, k.updated_at, last_used, NULL::text)::unkey.key_info;
 END
 $$;
 COMMENT ON FUNCTION unkey._key_info(bytea) IS 'private: the key_info of a key hash';

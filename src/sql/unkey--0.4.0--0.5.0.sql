@@ -241,6 +241,7 @@ AS $$
 DECLARE
 	k unkey.keys;
 	i unkey.identities;
+	last_used timestamptz;
 BEGIN
 	SELECT kk.* INTO k FROM unkey.keys kk JOIN unkey.apis a ON a.id = kk.api_id AND a.deleted_at IS NULL
 	 WHERE kk.key_hash = h AND kk.deleted_at IS NULL;
@@ -249,15 +250,14 @@ BEGIN
 							 'Check the key id (key_...); a deleted key, or a key of a deleted API, cannot be used.'::text);
 	END IF;
 	SELECT ii.* INTO i FROM unkey.identities ii WHERE ii.id = k.identity_id;
+	-- from the rollups of the verification events, not written by verification
+	SELECT max(r.last_time) INTO last_used FROM unkey.verification_rollups r WHERE r.key_hash = h AND r.key_id = k.id;
 	RETURN ROW(k.id, k.api_id, k.start, k.prefix, k.name, k.meta, k.identity_id, i.external_id, i.meta,
 			   k.enabled, k.expires,
 			   unkey._credits_now(k.remaining, k.refill_amount, k.refill_day, k.last_refill_at, unkey.now()),
 			   k.refill_interval, k.refill_amount, k.refill_day, k.last_refill_at,
 			   unkey._get_ratelimits(h, NULL::text), unkey._key_grants(h, 'roles'::text), unkey._key_grants(h, 'permissions'::text),
-			   k.created_at, k.updated_at,
-			   -- from the rollups of the verification events, not written by verification
-			   (SELECT max(r.last_time) FROM unkey.verification_rollups r WHERE r.key_hash = h AND r.key_id = k.id),
-			   NULL::text)::unkey.key_info;
+			   k.created_at, k.updated_at, last_used, NULL::text)::unkey.key_info;
 END
 $$;
 COMMENT ON FUNCTION unkey._key_info(bytea) IS 'private: the key_info of a key hash';
@@ -2174,6 +2174,298 @@ END
 $$;
 
 /*
+ * 0.5.0's event pipeline on Citus: the coordinator creates and drops the
+ * event partitions and materialises the rollups, for every node; the
+ * rollups' state is a reference table; unkey_get_verifications is PL/pgSQL
+ * and the verifications view groups by the tag set itself, as Citus needs
+ * (src/sql/events.sql).
+ */
+COMMENT ON TABLE unkey.rollup_state IS 'reference: how far day and month rollups are materialised, and hourly rollups pruned';
+CREATE OR REPLACE FUNCTION unkey._ensure_partitions(parent text, times timestamptz[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	day timestamptz;
+	part text;
+BEGIN
+	FOR day IN SELECT DISTINCT date_trunc('day', t, 'UTC') FROM unnest(times) t WHERE t IS NOT NULL LOOP
+		part := parent || '_p' || to_char(day AT TIME ZONE 'UTC', 'YYYYMMDD');
+		CONTINUE WHEN to_regclass(format('unkey.%I', part)) IS NOT NULL;
+		-- on a Citus worker, the coordinator creates them, with their shards
+		IF unkey._citus_worker_table(format('unkey.%I', parent)::regclass) THEN
+			PERFORM unkey._on_coordinator(format('SELECT unkey._ensure_partitions(%L, %L)', parent, times));
+			RETURN;
+		END IF;
+		BEGIN
+			-- the bounds in UTC, whatever the session's DateStyle and TimeZone
+			EXECUTE format('CREATE TABLE unkey.%I PARTITION OF unkey.%I FOR VALUES FROM (%L) TO (%L)', part, parent,
+						   to_char(day AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00"'),
+						   to_char((day + interval '24 hours') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00"'));
+		EXCEPTION WHEN duplicate_table OR unique_violation THEN
+			NULL;				-- another writer created it first
+		END;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION unkey._ensure_partitions(text, timestamptz[]) IS 'private: create the day partitions these events need';
+CREATE OR REPLACE FUNCTION unkey._materialize_rollups(now timestamptz)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	st unkey.rollup_state;
+	step record;
+	tab text;
+	tagged boolean;
+	done timestamptz;
+	cut timestamptz;
+	keep interval := (SELECT e.hourly_retention FROM unkey.event_settings e);
+BEGIN
+	-- on Citus the coordinator materialises, for every node
+	IF unkey._citus_worker_table('unkey.verification_rollups'::regclass) THEN
+		PERFORM unkey._on_coordinator(format('SELECT unkey._materialize_rollups(%L)', now));
+		RETURN;
+	END IF;
+	-- each statement must see what committed before it, the batches the lock waited for included
+	IF current_setting('transaction_isolation') <> 'read committed' THEN
+		PERFORM unkey._raise('invalid_parameter_value'::text, 'rollups are materialised in read committed transactions only'::text,
+							 'Leave it to the event writer, or SET TRANSACTION ISOLATION LEVEL READ COMMITTED.'::text);
+	END IF;
+	-- no batch is being added meanwhile: each is either in what we read, or waits and sees the new state
+	LOCK TABLE unkey.rollup_state IN EXCLUSIVE MODE;
+	SELECT * INTO st FROM unkey.rollup_state;
+	IF NOT FOUND THEN
+		-- the first time: after the days and months already there (a restore without this table's
+		-- row), else from the oldest hour, or today when there is none
+		st.day_done := coalesce((SELECT max(r.bucket) + interval '24 hours' FROM unkey.verification_rollups r
+								  WHERE r.granularity = 'day'),
+								date_trunc('day', coalesce((SELECT min(r.bucket) FROM unkey.verification_rollups r
+															 WHERE r.granularity = 'hour'), now), 'UTC'));
+		st.month_done := coalesce((SELECT date_trunc('month', max(r.bucket) + interval '32 days', 'UTC')
+									 FROM unkey.verification_rollups r WHERE r.granularity = 'month'),
+								  date_trunc('month', coalesce((SELECT min(r.bucket) FROM unkey.verification_rollups r
+																 WHERE r.granularity IN ('day', 'hour')), now), 'UTC'));
+	END IF;
+	FOR step IN SELECT * FROM (VALUES ('hour', 'day'), ('day', 'month')) AS v(finer, coarser) LOOP
+		done := CASE step.coarser WHEN 'day' THEN st.day_done ELSE st.month_done END;
+		CONTINUE WHEN date_trunc(step.coarser, now, 'UTC') <= done;
+		FOREACH tab IN ARRAY ARRAY['verification_rollups', 'verification_tag_rollups'] LOOP
+			tagged := tab = 'verification_tag_rollups';
+			EXECUTE format(
+				'INSERT INTO unkey.%1$I (granularity, bucket, key_hash, api_id, key_id, identity_id, external_id,'
+				' valid, not_found, forbidden, usage_exceeded, rate_limited, disabled, insufficient_permissions,'
+				' expired, spent_credits, latency_sum, latency_hist, last_time%2$s)'
+				' SELECT $1, date_trunc($1, r.bucket, ''UTC''), r.key_hash, r.api_id, max(r.key_id), r.identity_id,'
+				' max(r.external_id), sum(r.valid), sum(r.not_found), sum(r.forbidden), sum(r.usage_exceeded),'
+				' sum(r.rate_limited), sum(r.disabled), sum(r.insufficient_permissions), sum(r.expired),'
+				' sum(r.spent_credits), sum(r.latency_sum), unkey._latency_hist_sum(r.latency_hist), max(r.last_time)%3$s'
+				' FROM unkey.%1$I r WHERE r.granularity = $2 AND r.bucket >= $3 AND r.bucket < $4'
+				' GROUP BY 2, r.key_hash, r.identity_id, r.api_id%4$s',
+				tab, CASE WHEN tagged THEN ', tags, tags_id' ELSE '' END,
+				CASE WHEN tagged THEN ', min(r.tags), r.tags_id' ELSE '' END,
+				CASE WHEN tagged THEN ', r.tags_id' ELSE '' END)
+			USING step.coarser, step.finer, done, date_trunc(step.coarser, now, 'UTC');
+		END LOOP;
+		IF step.coarser = 'day' THEN
+			st.day_done := date_trunc('day', now, 'UTC');
+		ELSE
+			st.month_done := date_trunc('month', now, 'UTC');
+		END IF;
+	END LOOP;
+	cut := least(st.day_done, date_trunc('day', now - keep, 'UTC'));
+	IF keep IS NOT NULL AND cut > coalesce(st.hours_from, '-infinity') THEN
+		DELETE FROM unkey.verification_rollups r WHERE r.granularity = 'hour' AND r.bucket < cut;
+		DELETE FROM unkey.verification_tag_rollups r WHERE r.granularity = 'hour' AND r.bucket < cut;
+		st.hours_from := cut;
+	END IF;
+	INSERT INTO unkey.rollup_state AS s VALUES (true, st.day_done, st.month_done, st.hours_from)
+	ON CONFLICT (singleton) DO UPDATE
+	   SET day_done = EXCLUDED.day_done, month_done = EXCLUDED.month_done, hours_from = EXCLUDED.hours_from;
+END
+$$;
+COMMENT ON FUNCTION unkey._materialize_rollups(timestamptz) IS 'private: materialise the closed days and months of the verification rollups, and prune old hours';
+CREATE OR REPLACE FUNCTION unkey._apply_retention(now timestamptz)
+RETURNS SETOF text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	keep interval;
+	part record;
+BEGIN
+	-- on Citus the coordinator drops the partitions, with their shards on every node
+	IF unkey._citus_worker_table('unkey.verification_events'::regclass) THEN
+		RETURN QUERY SELECT unnest(string_to_array(unkey._on_coordinator(
+			format('SELECT string_agg(p, '' '') FROM unkey._apply_retention(%L) p', now)), ' '));
+		RETURN;
+	END IF;
+	-- one at a time (the writers of several nodes may ask the coordinator at once)
+	LOCK TABLE unkey.event_settings IN SHARE ROW EXCLUSIVE MODE;
+	keep := (SELECT s.retention FROM unkey.event_settings s);
+	IF keep IS NULL THEN
+		RETURN;
+	END IF;
+	FOR part IN
+		SELECT c.relname
+		  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		 WHERE i.inhparent IN ('unkey.verification_events'::regclass, 'unkey.ratelimit_events'::regclass)
+		   AND c.relname ~ '_p[0-9]{8}$'
+		   AND (substring(c.relname FROM '_p([0-9]{8})$')::date::timestamp AT TIME ZONE 'UTC')
+			   + interval '24 hours' <= now - keep
+		 ORDER BY c.relname
+	LOOP
+		EXECUTE format('DROP TABLE unkey.%I', part.relname);
+		RETURN NEXT part.relname;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION unkey._apply_retention(timestamptz) IS 'private: drop event partitions past the retention';
+CREATE OR REPLACE FUNCTION unkey._maintain_events(now timestamptz)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF unkey._citus_worker_table('unkey.verification_events'::regclass) THEN
+		PERFORM unkey._on_coordinator(format('SELECT unkey._maintain_events(%L)', now));
+		RETURN;
+	END IF;
+	PERFORM unkey._ensure_partitions(p, ARRAY[now, now + interval '24 hours'])
+	   FROM unnest(ARRAY['verification_events', 'ratelimit_events']) p;
+	PERFORM unkey._apply_retention(now);
+END
+$$;
+COMMENT ON FUNCTION unkey._maintain_events(timestamptz) IS 'private: create the coming partitions and apply the retention';
+CREATE OR REPLACE FUNCTION unkey.unkey_get_verifications(
+	api_id			text,
+	start			timestamptz,
+	"end"			timestamptz DEFAULT NULL,
+	group_by		text[]	DEFAULT NULL,
+	key_id			text	DEFAULT NULL,
+	external_id		text	DEFAULT NULL,
+	tags			text[]	DEFAULT NULL,
+	order_by		text	DEFAULT NULL,
+	"order"			text	DEFAULT NULL,
+	"limit"			integer DEFAULT NULL)
+RETURNS SETOF unkey.verification_count
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+SET work_mem = '64MB'
+AS $$
+-- as in SQL: a column, not the argument of the same name
+#variable_conflict use_column
+DECLARE
+	-- the checked arguments; as variables, constants of each statement's plan (Citus plans no pseudoconstant qual)
+	v record;
+BEGIN
+	SELECT * INTO v FROM unkey._verification_query(api_id, start, "end", group_by, tags, order_by, "order", "limit");
+	RETURN QUERY
+	WITH src AS (
+		-- the key's rollups, or with tags the tag sets; each tag apart only when grouped by tag
+		SELECT k.bucket, k.key_id, k.identity_id, k.external_id, NULL::text[] AS tags, NULL::text AS tag,
+			   k.valid, k.not_found, k.forbidden, k.usage_exceeded, k.rate_limited, k.disabled,
+			   k.insufficient_permissions, k.expired
+		  FROM unkey._rollups k
+		 WHERE NOT v.tagged
+		   AND k.api_id = unkey_get_verifications.api_id AND k.granularity = v.gran
+		   AND k.bucket >= v.first AND k.bucket < v.stop
+		   AND (unkey_get_verifications.key_id IS NULL OR k.key_id = unkey_get_verifications.key_id)
+		   AND (unkey_get_verifications.external_id IS NULL OR k.external_id = unkey_get_verifications.external_id)
+		UNION ALL
+		SELECT t.bucket, t.key_id, t.identity_id, t.external_id, t.tags, one.tag,
+			   t.valid, t.not_found, t.forbidden, t.usage_exceeded, t.rate_limited, t.disabled,
+			   t.insufficient_permissions, t.expired
+		  FROM unkey._tag_sets t
+		  LEFT JOIN LATERAL unnest(CASE WHEN v.by_tag THEN t.tags END) AS one(tag) ON true
+		 WHERE v.tagged
+		   AND t.api_id = unkey_get_verifications.api_id AND t.granularity = v.gran
+		   AND t.bucket >= v.first AND t.bucket < v.stop
+		   AND (unkey_get_verifications.key_id IS NULL OR t.key_id = unkey_get_verifications.key_id)
+		   AND (unkey_get_verifications.external_id IS NULL OR t.external_id = unkey_get_verifications.external_id)
+		   -- the untagged rows' tags are a constant, and a qual on it alone a constant qual, which Citus
+		   -- cannot plan beside _tag_sets' outer join: the bucket, never NULL, keeps it a qual on the row
+		   AND (unkey_get_verifications.tags IS NULL
+				OR CASE WHEN t.bucket IS NOT NULL THEN t.tags END @> unkey_get_verifications.tags)
+	), agg AS (
+		SELECT CASE WHEN v.unit IS NOT NULL THEN r.bucket END AS t,
+			   -- bytewise comparisons: the grouping sorts hundreds of thousands of ids
+			   CASE WHEN v.by_key THEN r.key_id END COLLATE "C" AS k,
+			   CASE WHEN v.by_identity THEN r.identity_id END COLLATE "C" AS i,
+			   CASE WHEN v.by_identity THEN r.external_id END COLLATE "C" AS x,
+			   CASE WHEN v.by_tags THEN r.tags END AS g,
+			   r.tag COLLATE "C" AS tg,
+			   sum(r.valid)::bigint AS valid, sum(r.not_found)::bigint AS not_found,
+			   sum(r.forbidden)::bigint AS forbidden, sum(r.usage_exceeded)::bigint AS usage_exceeded,
+			   sum(r.rate_limited)::bigint AS rate_limited, sum(r.disabled)::bigint AS disabled,
+			   sum(r.insufficient_permissions)::bigint AS insufficient_permissions, sum(r.expired)::bigint AS expired,
+			   sum(r.valid + r.not_found + r.forbidden + r.usage_exceeded + r.rate_limited + r.disabled
+				   + r.insufficient_permissions + r.expired)::bigint AS total
+		  FROM src r
+		 GROUP BY 1, 2, 3, 4, 5, 6
+	), buckets AS (
+		-- every bucket of a time series, stepped in UTC wall time
+		SELECT w AT TIME ZONE 'UTC' AS t
+		  FROM generate_series(v.first AT TIME ZONE 'UTC', (v.stop - interval '1 microsecond') AT TIME ZONE 'UTC',
+							   ('1 ' || v.unit)::interval) AS w
+		 WHERE v.unit IS NOT NULL
+	), gapped AS (
+		-- the groups that miss a bucket (most have none); a time series alone always has its group
+		SELECT a.k, a.i, a.x, a.g, a.tg FROM agg a
+		 GROUP BY a.k, a.i, a.x, a.g, a.tg
+		HAVING count(*) < (SELECT count(*) FROM buckets)
+		UNION
+		SELECT NULL, NULL, NULL, NULL, NULL
+		 WHERE NOT (group_by && '{key,identity,tags,tag}'::text[]) AND v.unit IS NOT NULL
+	), rows AS (
+		SELECT a.* FROM agg a
+		UNION ALL
+		-- the missing buckets of those groups, as zeros ('' stands for NULL: no id, tag or tag set is empty)
+		SELECT b.t, gp.k, gp.i, gp.x, gp.g, gp.tg, 0, 0, 0, 0, 0, 0, 0, 0, 0
+		  FROM buckets b, gapped gp
+		 WHERE NOT EXISTS (SELECT FROM agg a
+							WHERE a.t = b.t AND coalesce(a.k, '') = coalesce(gp.k, '')
+							  AND coalesce(a.i, '') = coalesce(gp.i, '') AND coalesce(a.x, '') = coalesce(gp.x, '')
+							  AND coalesce(a.g, '{}') = coalesce(gp.g, '{}') AND coalesce(a.tg, '') = coalesce(gp.tg, ''))
+	)
+	-- ordered by time, or by a count (bigint, not through a numeric of both), then by the groups
+	SELECT rw.t, rw.k, rw.i, rw.x, rw.g, rw.tg, rw.valid, rw.not_found, rw.forbidden, rw.usage_exceeded,
+		   rw.rate_limited, rw.disabled, rw.insufficient_permissions, rw.expired, rw.total
+	  FROM rows rw
+	 ORDER BY CASE WHEN (v.sort_by = 'time' AND NOT v.descending) THEN rw.t END ASC,
+			  CASE WHEN (v.sort_by = 'time' AND v.descending) THEN rw.t END DESC,
+			  CASE WHEN (v.sort_by <> 'time') THEN
+				  CASE v.sort_by
+					  WHEN 'total' THEN rw.total WHEN 'valid' THEN rw.valid
+					  WHEN 'not_found' THEN rw.not_found WHEN 'forbidden' THEN rw.forbidden
+					  WHEN 'usage_exceeded' THEN rw.usage_exceeded WHEN 'rate_limited' THEN rw.rate_limited
+					  WHEN 'disabled' THEN rw.disabled WHEN 'insufficient_permissions' THEN rw.insufficient_permissions
+					  ELSE rw.expired END
+				  * CASE WHEN v.descending THEN -1 ELSE 1 END END ASC,
+			  rw.t, rw.k COLLATE "C", rw.i COLLATE "C", rw.g::text COLLATE "C", rw.tg COLLATE "C"
+	 LIMIT unkey_get_verifications."limit";
+END
+$$;
+COMMENT ON FUNCTION unkey.unkey_get_verifications(text, timestamptz, timestamptz, text[], text, text, text[], text, text, integer) IS 'verification counts per outcome, grouped and gap-filled, as Unkey''s analytics.getVerifications';
+CREATE OR REPLACE VIEW unkey.verifications AS
+SELECT r.granularity, r.bucket AS time, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags,
+	   sum(r.valid) AS valid, sum(r.not_found) AS not_found, sum(r.forbidden) AS forbidden,
+	   sum(r.usage_exceeded) AS usage_exceeded, sum(r.rate_limited) AS rate_limited, sum(r.disabled) AS disabled,
+	   sum(r.insufficient_permissions) AS insufficient_permissions, sum(r.expired) AS expired,
+	   sum(r.valid + r.not_found + r.forbidden + r.usage_exceeded + r.rate_limited + r.disabled
+		   + r.insufficient_permissions + r.expired) AS total,
+	   sum(r.spent_credits) AS spent_credits,
+	   sum(r.latency_sum) / sum(r.valid + r.not_found + r.forbidden + r.usage_exceeded + r.rate_limited
+								+ r.disabled + r.insufficient_permissions + r.expired) AS latency_avg,
+	   unkey._latency_quantile(unkey._latency_hist_sum(r.latency_hist), 0.75::double precision) AS latency_p75,
+	   unkey._latency_quantile(unkey._latency_hist_sum(r.latency_hist), 0.99::double precision) AS latency_p99
+  FROM unkey._tag_sets r
+ GROUP BY r.granularity, r.bucket, r.api_id, r.key_id, r.identity_id, r.external_id, r.tags_id, r.tags;
+
+/*
  * 0.5.0 runs on Citus (src/sql/citus.sql, copied here whole until 0.5.0 is
  * released).
  */
@@ -2233,20 +2525,50 @@ END
 $$;
 COMMENT ON FUNCTION unkey._tables_of_class(text) IS 'private: unkey''s tables of one class (their comment''s first word), each after those it references';
 
--- The event tables and their rollups.  For now they stay local on every
--- node: each node's event writer writes the events it recorded into its own
--- tables, as on one server (README: Running on Citus, what is per node).
-CREATE FUNCTION unkey._event_tables() RETURNS oid[]
-LANGUAGE sql STABLE
+-- Whether Citus distributes this table and this node is not the
+-- coordinator: the event partitions are created, and dropped, on the
+-- coordinator only (Citus refuses it elsewhere), and the rollups' days and
+-- months materialised there, so a worker asks the coordinator to do it
+CREATE FUNCTION unkey._citus_worker_table(rel regclass) RETURNS boolean
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT ARRAY['unkey.verification_events'::regclass, 'unkey.verification_rollups'::regclass,
-				 'unkey.verification_tag_rollups'::regclass, 'unkey.ratelimit_events'::regclass,
-				 'unkey.ratelimit_rollups'::regclass]::oid[]
+DECLARE
+	worker boolean;
+BEGIN
+	IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+		RETURN false;
+	END IF;
+	EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)'
+			' AND (SELECT groupid FROM pg_catalog.pg_dist_local_group) <> 0'
+	   INTO worker USING rel;
+	RETURN worker;
+END
 $$;
-COMMENT ON FUNCTION unkey._event_tables() IS 'private: the tables of the event pipeline, which citus_distribute() leaves local on every node';
+COMMENT ON FUNCTION unkey._citus_worker_table(regclass) IS 'private: whether Citus distributes this table and this node is a worker, where its partitions cannot be created';
 
--- Distribute every table by its class (but the event tables), and register the delegated entry point
+-- Run a statement on the Citus coordinator, in a transaction of its own
+-- there, and return its result (the first column of its first row); its
+-- error is raised here
+CREATE FUNCTION unkey._on_coordinator(command text) RETURNS text
+LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ok boolean;
+	answer text;
+BEGIN
+	EXECUTE 'SELECT success, result FROM pg_catalog.run_command_on_coordinator($1)' INTO ok, answer USING command;
+	IF NOT ok THEN
+		PERFORM unkey._raise('object_not_in_prerequisite_state'::text, 'the Citus coordinator could not run ' || command || ': ' || coalesce(answer, ''),
+							 'The event partitions and rollups of every node are kept by the coordinator: check that it is up and has unkey (README: Running on Citus).'::text);
+	END IF;
+	RETURN answer;
+END
+$$;
+COMMENT ON FUNCTION unkey._on_coordinator(text) IS 'private: run a statement on the Citus coordinator, in its own transaction there';
+
+-- Distribute every table by its class, and register the delegated entry point
 CREATE FUNCTION unkey.citus_distribute() RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -2268,7 +2590,7 @@ BEGIN
 		EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING t;
 	END LOOP;
 	FOR t IN SELECT unkey._tables_of_class('per-key') LOOP
-		CONTINUE WHEN t::oid = ANY (distributed) OR t::oid = ANY (unkey._event_tables());
+		CONTINUE WHEN t::oid = ANY (distributed);
 		IF t = 'unkey.keys'::regclass THEN
 			EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''key_hash'')' USING t;
 		ELSE
@@ -2276,7 +2598,7 @@ BEGIN
 		END IF;
 	END LOOP;
 	FOR t IN SELECT unkey._tables_of_class('per-identifier') LOOP
-		CONTINUE WHEN t::oid = ANY (distributed) OR t::oid = ANY (unkey._event_tables());
+		CONTINUE WHEN t::oid = ANY (distributed);
 		IF t = 'unkey.ratelimit_events'::regclass THEN
 			EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''identifier'')' USING t;
 		ELSE
@@ -2363,7 +2685,7 @@ BEGIN
 				  FROM pg_catalog.pg_proc p
 				 WHERE p.pronamespace = 'unkey_v2'::regnamespace
 					OR (p.pronamespace = 'unkey'::regnamespace
-						AND p.proname ~ '^(_v2_|_set_v2_actor$|_analytics_allows$|root_api_id$|_check_root_permissions$|unkey_(create|list|update|delete)_root_keys?$|unkey_verify_key_by_hash$|_tables_of_class$|citus_(un)?distribute$|_send_invalidation$|_invalidate$|_event_tables$)')
+						AND p.proname ~ '^(_v2_|_set_v2_actor$|_analytics_allows$|root_api_id$|_check_root_permissions$|unkey_(create|list|update|delete)_root_keys?$|unkey_verify_key_by_hash$|_tables_of_class$|citus_(un)?distribute$|_send_invalidation$|_invalidate$|_citus_worker_table$|_on_coordinator$)')
 				UNION ALL
 				SELECT 'TABLE', c.oid::regclass::text, c.relacl, c.relowner
 				  FROM pg_catalog.pg_class c

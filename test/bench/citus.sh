@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark unkey on Citus (README: Running on Citus): verification through
-# unkey_verify_key_by_hash on a coordinator and two workers, against the
+# unkey_verify_key_by_hash on a coordinator and two workers, and through
+# unkey_verify_key (which sends the key to its node itself), against the
 # same verification on a single server (unkey_verify_key), and against a
 # primary-key SELECT of the key's row through Citus, in one run.  pgbench
 # connects to the coordinator, which delegates each call to the node of the
@@ -55,18 +56,20 @@ CKEY=$("${PSQL[@]}" -p "${PORTS[0]}" -At -c "SELECT key FROM unkey.unkey_create_
 for c in $CLIENTS; do
 	bench on single "$c" verify_one.sql -D key="$KEY"
 	bench on citus "$c" citus_verify.sql -p "${PORTS[0]}" -D key="$CKEY" -D api="$CAPI"
+	bench on citus_plain "$c" citus_verify_plain.sql -p "${PORTS[0]}" -D key="$CKEY" -D api="$CAPI"
 	bench on citus_pk "$c" citus_pk.sql -p "${PORTS[0]}" -D key="$CKEY"
 done
 
 echo "$DURATION s per run, $(nproc) CPUs, PostgreSQL $("$BINDIR/postgres" -V | awk '{print $3}'), Citus $("${PSQL[@]}" -p "${PORTS[0]}" -At -c "SELECT extversion FROM pg_extension WHERE extname = 'citus'"), load average before: $LOAD0"
 echo
-echo "| clients | single server verify TPS | Citus verify TPS | Citus PK SELECT TPS | Citus / single | Citus verify / PK SELECT | p50 ms single / Citus / PK |"
-echo "|---|---|---|---|---|---|---|"
+echo "| clients | single server verify TPS | Citus verify by hash TPS | Citus unkey_verify_key TPS | Citus PK SELECT TPS | Citus by hash / single | by hash / PK SELECT | unkey_verify_key / by hash | p50 ms single / by hash / unkey_verify_key / PK |"
+echo "|---|---|---|---|---|---|---|---|---|"
 awk -F'\t' '
 	{ tps[$2, $3] = $4; p50[$2, $3] = $5; cl[$3] = 1 }
 	END {
 		for (c in cl)
-			printf "| %s | %.0f | %.0f | %.0f | %.2f | %.2f | %.3f / %.3f / %.3f |\n", c, tps["single", c], tps["citus", c],
-				tps["citus_pk", c], tps["citus", c] / tps["single", c], tps["citus", c] / tps["citus_pk", c],
-				p50["single", c], p50["citus", c], p50["citus_pk", c]
+			printf "| %s | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.3f / %.3f / %.3f / %.3f |\n", c, tps["single", c],
+				tps["citus", c], tps["citus_plain", c], tps["citus_pk", c], tps["citus", c] / tps["single", c],
+				tps["citus", c] / tps["citus_pk", c], tps["citus_plain", c] / tps["citus", c],
+				p50["single", c], p50["citus", c], p50["citus_plain", c], p50["citus_pk", c]
 	}' "$RESULTS" | sort -t'|' -k2 -n
