@@ -23,6 +23,14 @@
  * fired, and constraints other than NOT NULL are not checked: every value
  * comes from our own C code.
  *
+ * On Citus (README: Running on Citus) the event tables are distributed and
+ * their shells empty: the raw rows go through one INSERT ... SELECT FROM
+ * unnest(...) per table and day, which Citus routes to each row's shard, and
+ * the rollup statements run through Citus as they are.  A worker cannot
+ * create a partition; unkey._ensure_partitions asks the coordinator, before
+ * this transaction writes anything (so that it holds no lock the
+ * coordinator's DDL would wait for).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -86,7 +86,8 @@ COMMENT ON TABLE unkey.verification_tag_rollups IS 'per-key: verification counts
 -- day before day_done, the month rollups every month before month_done, and
 -- the hourly rollups before hours_from were pruned.  No row: nothing
 -- materialised yet.  Writers of rollups hold ROW SHARE on it, a
--- materialisation EXCLUSIVE, so neither misses the other's rows.
+-- materialisation EXCLUSIVE, so neither misses the other's rows.  On Citus
+-- it is a reference table, and Citus takes both locks on every node.
 CREATE TABLE unkey.rollup_state (
 	singleton			boolean PRIMARY KEY DEFAULT true CHECK (singleton),
 	day_done			timestamptz NOT NULL,
