@@ -39,15 +39,18 @@ SELECT func AS public_can_execute
 SELECT func AS other_language, lanname FROM ext_functions
  WHERE lanname NOT IN ('c', 'sql', 'plpgsql') AND prokind <> 'a' ORDER BY func;
 -- the rule: every SECURITY DEFINER function and every SQL or PL/pgSQL
--- function pins its search_path (and sets nothing else but jit and work_mem) ...
+-- function pins its search_path (and sets nothing else but jit, work_mem and
+-- plan_cache_mode) ...
 SELECT func AS unpinned_search_path, proconfig
   FROM ext_functions
  WHERE (prosecdef OR lanname IN ('plpgsql', 'sql'))
    AND (proconfig IS NULL OR proconfig[1] IS DISTINCT FROM 'search_path=pg_catalog, pg_temp'
-		OR EXISTS (SELECT FROM unnest(proconfig[2:]) c WHERE c NOT IN ('jit=off', 'work_mem=64MB')))
+		OR EXISTS (SELECT FROM unnest(proconfig[2:]) c
+				   WHERE c NOT IN ('jit=off', 'work_mem=64MB', 'plan_cache_mode=force_custom_plan')))
  ORDER BY func;
 -- the analytics function compiles nothing (JIT costs more than its query),
--- and sorts and groups its tens of thousands of rows in memory
+-- sorts and groups its tens of thousands of rows in memory, and plans each
+-- call with its arguments as constants
 SELECT func, proconfig FROM ext_functions WHERE proconfig <> '{"search_path=pg_catalog, pg_temp"}'::text[];
 -- ... and the C functions that run as their caller set nothing, so that a
 -- call pays no GUC save and restore.  They run no SQL as the caller and

@@ -910,11 +910,25 @@ UnkeyStoreEvents(const UnkeyEvent *es, int n)
 	 * Citus worker the coordinator creates it, and must not wait for a lock
 	 * this transaction holds.
 	 */
-	for (int i = 0; i < n; i++)
-		if (i == 0 || es[i].kind != es[i - 1].kind ||
-			Floor(es[i].time, USECS_PER_DAY) != Floor(es[i - 1].time, USECS_PER_DAY))
-			(void) DayPartition(es[i].kind == UNKEY_EVENT_VERIFICATION ? "verification_events" : "ratelimit_events",
-								Floor(es[i].time, USECS_PER_DAY));
+	{
+		TimestampTz seen[2][4];	/* the days looked up, per kind: a batch spans one or two */
+		int			nseen[2] = {0, 0};
+
+		for (int i = 0; i < n; i++)
+		{
+			int			k = es[i].kind == UNKEY_EVENT_VERIFICATION ? 0 : 1;
+			TimestampTz day = Floor(es[i].time, USECS_PER_DAY);
+			int			j = 0;
+
+			while (j < nseen[k] && seen[k][j] != day)
+				j++;
+			if (j < nseen[k])
+				continue;
+			(void) DayPartition(k == 0 ? "verification_events" : "ratelimit_events", day);
+			if (nseen[k] < lengthof(seen[k]))
+				seen[k][nseen[k]++] = day;
+		}
+	}
 	for (uint8 kind = UNKEY_EVENT_VERIFICATION; kind <= UNKEY_EVENT_RATELIMIT; kind++)
 	{
 		int			m = 0;

@@ -358,46 +358,70 @@ TargetFor(TableInfo *ti, Datum key)
 	return OidIsValid(sh->target.relid) ? &sh->target : NULL;
 }
 
-/*
- * On Citus, the rows of a shard on another node: read through Citus, which
- * routes the query by the key to that node (committed rows as of now, not
- * the caller's snapshot, which does not reach another node).
- */
-static int
-FetchElsewhere(TableInfo *ti, Datum key, Datum **values, bool **nulls)
+/* A read of FetchElsewhere, for UnkeyAsOwner */
+typedef struct RemoteRead
 {
-	MemoryContext caller = CurrentMemoryContext;
+	TableInfo  *ti;
+	Datum		key;
+	MemoryContext cxt;			/* where the rows go */
+	Datum	   *values;
+	bool	   *nulls;
+	int			n;
+} RemoteRead;
+
+static void
+RemoteReadRun(void *arg)
+{
+	RemoteRead *r = arg;
+	TableInfo  *ti = r->ti;
 	StringInfoData sql;
 	Oid			argtypes[1] = {ti->keycoltype};
-	Datum		args[1] = {key};
-	int			n;
+	Datum		args[1] = {r->key};
 
 	initStringInfo(&sql);
 	appendStringInfoString(&sql, "SELECT ");
 	for (int c = 0; c < ti->ncols; c++)
 		appendStringInfo(&sql, "%s%s", c ? ", " : "", quote_identifier(ti->cols[c]));
-	appendStringInfo(&sql, " FROM unkey.%s WHERE %s = $1", quote_identifier(ti->relname), quote_identifier(ti->keycol));
+	appendStringInfo(&sql, " FROM unkey.%s WHERE %s OPERATOR(pg_catalog.=) $1",
+					 quote_identifier(ti->relname), quote_identifier(ti->keycol));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "unkey: SPI_connect failed");
 	if (SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "unkey: could not read unkey.%s through Citus", ti->relname);
-	n = (int) SPI_processed;
-	*values = MemoryContextAlloc(caller, sizeof(Datum) * ti->ncols * Max(n, 1));
-	*nulls = MemoryContextAlloc(caller, sizeof(bool) * ti->ncols * Max(n, 1));
-	for (int r = 0; r < n; r++)
+	r->n = (int) SPI_processed;
+	r->values = MemoryContextAlloc(r->cxt, sizeof(Datum) * ti->ncols * Max(r->n, 1));
+	r->nulls = MemoryContextAlloc(r->cxt, sizeof(bool) * ti->ncols * Max(r->n, 1));
+	for (int i = 0; i < r->n; i++)
 		for (int c = 0; c < ti->ncols; c++)
 		{
 			Form_pg_attribute att = TupleDescAttr(SPI_tuptable->tupdesc, c);
 			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, c + 1, &isnull);
-			MemoryContext old = MemoryContextSwitchTo(caller);
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, c + 1, &isnull);
+			MemoryContext old = MemoryContextSwitchTo(r->cxt);
 
-			(*nulls)[r * ti->ncols + c] = isnull;
-			(*values)[r * ti->ncols + c] = isnull ? (Datum) 0 : datumCopy(d, att->attbyval, att->attlen);
+			r->nulls[i * ti->ncols + c] = isnull;
+			r->values[i * ti->ncols + c] = isnull ? (Datum) 0 : datumCopy(d, att->attbyval, att->attlen);
 			MemoryContextSwitchTo(old);
 		}
 	SPI_finish();
-	return n;
+}
+
+/*
+ * On Citus, the rows of a shard on another node: read through Citus, which
+ * routes the query by the key to that node (committed rows as of now, not
+ * the caller's snapshot, which does not reach another node).  As the owner,
+ * like the direct reads, whoever the caller is (the gateway runs as the
+ * request's role).
+ */
+static int
+FetchElsewhere(TableInfo *ti, Datum key, Datum **values, bool **nulls)
+{
+	RemoteRead	r = {ti, key, CurrentMemoryContext};
+
+	UnkeyAsOwner(RemoteReadRun, &r);
+	*values = r.values;
+	*nulls = r.nulls;
+	return r.n;
 }
 
 /*

@@ -76,10 +76,21 @@ END
 $$;
 COMMENT ON FUNCTION unkey._citus_worker_table(regclass) IS 'private: whether Citus distributes this table and this node is a worker, where its partitions cannot be created';
 
--- Run a statement on the Citus coordinator, in a transaction of its own
--- there, and return its result (the first column of its first row); its
--- error is raised here
-CREATE FUNCTION unkey._on_coordinator(command text) RETURNS text
+-- A timestamptz as an SQL literal that reads the same under any DateStyle
+-- and TimeZone (the coordinator's session has its own)
+CREATE FUNCTION unkey._timestamptz_literal(t timestamptz) RETURNS text
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT format('%L::pg_catalog.timestamptz', to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00"')) $$;
+COMMENT ON FUNCTION unkey._timestamptz_literal(timestamptz) IS 'private: a timestamptz as a literal independent of DateStyle and TimeZone';
+
+-- The value of an SQL expression, evaluated on the Citus coordinator in a
+-- transaction of its own there (its error is raised here).  Every name in
+-- it must be qualified: it runs with the coordinator session's search_path.
+-- It waits at most a second for a lock: a worker's event writer must not
+-- hang on the coordinator's locks (a pg_dump, or a lock this worker's own
+-- transaction holds), and tries again later.
+CREATE FUNCTION unkey._on_coordinator(expr text) RETURNS text
 LANGUAGE plpgsql VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -87,15 +98,17 @@ DECLARE
 	ok boolean;
 	answer text;
 BEGIN
-	EXECUTE 'SELECT success, result FROM pg_catalog.run_command_on_coordinator($1)' INTO ok, answer USING command;
+	EXECUTE 'SELECT success, result FROM pg_catalog.run_command_on_coordinator($1)' INTO ok, answer
+	  USING format('WITH s AS MATERIALIZED (SELECT pg_catalog.set_config(''lock_timeout'', ''1s'', true))'
+				   ' SELECT (%s)::pg_catalog.text FROM s', expr);
 	IF NOT ok THEN
-		PERFORM unkey._raise('object_not_in_prerequisite_state'::text, 'the Citus coordinator could not run ' || command || ': ' || coalesce(answer, ''),
-							 'The event partitions and rollups of every node are kept by the coordinator: check that it is up and has unkey (README: Running on Citus).'::text);
+		PERFORM unkey._raise('object_not_in_prerequisite_state'::text, 'the Citus coordinator could not evaluate ' || expr || ': ' || coalesce(answer, ''),
+							 'The event partitions and rollups of every node are kept by the coordinator: check that it is up and has unkey, and see its log (README: Running on Citus).'::text);
 	END IF;
 	RETURN answer;
 END
 $$;
-COMMENT ON FUNCTION unkey._on_coordinator(text) IS 'private: run a statement on the Citus coordinator, in its own transaction there';
+COMMENT ON FUNCTION unkey._on_coordinator(text) IS 'private: evaluate an expression on the Citus coordinator, in its own transaction there';
 
 -- Distribute every table by its class, and register the delegated entry point
 CREATE FUNCTION unkey.citus_distribute() RETURNS void

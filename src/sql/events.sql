@@ -153,7 +153,8 @@ BEGIN
 		CONTINUE WHEN to_regclass(format('unkey.%I', part)) IS NOT NULL;
 		-- on a Citus worker, the coordinator creates them, with their shards
 		IF unkey._citus_worker_table(format('unkey.%I', parent)::regclass) THEN
-			PERFORM unkey._on_coordinator(format('SELECT unkey._ensure_partitions(%L, %L)', parent, times));
+			PERFORM unkey._on_coordinator(format('unkey._ensure_partitions(%L, ARRAY[%s]::pg_catalog.timestamptz[])', parent,
+												 (SELECT string_agg(unkey._timestamptz_literal(x), ', ') FROM unnest(times) x)));
 			RETURN;
 		END IF;
 		BEGIN
@@ -206,7 +207,7 @@ DECLARE
 BEGIN
 	-- on Citus the coordinator materialises, for every node
 	IF unkey._citus_worker_table('unkey.verification_rollups'::regclass) THEN
-		PERFORM unkey._on_coordinator(format('SELECT unkey._materialize_rollups(%L)', now));
+		PERFORM unkey._on_coordinator(format('unkey._materialize_rollups(%s)', unkey._timestamptz_literal(now)));
 		RETURN;
 	END IF;
 	-- each statement must see what committed before it, the batches the lock waited for included
@@ -281,11 +282,9 @@ BEGIN
 	-- on Citus the coordinator drops the partitions, with their shards on every node
 	IF unkey._citus_worker_table('unkey.verification_events'::regclass) THEN
 		RETURN QUERY SELECT unnest(string_to_array(unkey._on_coordinator(
-			format('SELECT string_agg(p, '' '') FROM unkey._apply_retention(%L) p', now)), ' '));
+			format('(SELECT pg_catalog.string_agg(p, '' '') FROM unkey._apply_retention(%s) p)', unkey._timestamptz_literal(now))), ' '));
 		RETURN;
 	END IF;
-	-- one at a time (the writers of several nodes may ask the coordinator at once)
-	LOCK TABLE unkey.event_settings IN SHARE ROW EXCLUSIVE MODE;
 	keep := (SELECT s.retention FROM unkey.event_settings s);
 	IF keep IS NULL THEN
 		RETURN;
@@ -299,8 +298,13 @@ BEGIN
 			   + interval '24 hours' <= now - keep
 		 ORDER BY c.relname
 	LOOP
-		EXECUTE format('DROP TABLE unkey.%I', part.relname);
-		RETURN NEXT part.relname;
+		-- another run (the writers of several Citus nodes ask the coordinator) may have dropped it meanwhile
+		BEGIN
+			EXECUTE format('DROP TABLE unkey.%I', part.relname);
+			RETURN NEXT part.relname;
+		EXCEPTION WHEN undefined_table THEN
+			NULL;
+		END;
 	END LOOP;
 END
 $$;
@@ -314,7 +318,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	IF unkey._citus_worker_table('unkey.verification_events'::regclass) THEN
-		PERFORM unkey._on_coordinator(format('SELECT unkey._maintain_events(%L)', now));
+		PERFORM unkey._on_coordinator(format('unkey._maintain_events(%s)', unkey._timestamptz_literal(now)));
 		RETURN;
 	END IF;
 	PERFORM unkey._ensure_partitions(p, ARRAY[now, now + interval '24 hours'])
@@ -669,12 +673,14 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 SET work_mem = '64MB'
+SET plan_cache_mode = force_custom_plan	-- the arguments are constants of the plan: branches it does not need are pruned
 AS $$
 -- as in SQL: a column, not the argument of the same name
 #variable_conflict use_column
 DECLARE
-	-- the checked arguments; as variables, constants of each statement's plan (Citus plans no pseudoconstant qual)
+	-- the checked arguments
 	v record;
+	on_citus boolean := to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL;
 BEGIN
 	SELECT * INTO v FROM unkey._verification_query(api_id, start, "end", group_by, tags, order_by, "order", "limit");
 	RETURN QUERY
@@ -700,10 +706,12 @@ BEGIN
 		   AND t.bucket >= v.first AND t.bucket < v.stop
 		   AND (unkey_get_verifications.key_id IS NULL OR t.key_id = unkey_get_verifications.key_id)
 		   AND (unkey_get_verifications.external_id IS NULL OR t.external_id = unkey_get_verifications.external_id)
-		   -- the untagged rows' tags are a constant, and a qual on it alone a constant qual, which Citus
-		   -- cannot plan beside _tag_sets' outer join: the bucket, never NULL, keeps it a qual on the row
+		   -- the untagged rows' tags are a constant, and a qual on it a constant qual, which prunes them
+		   -- here but which Citus cannot plan beside _tag_sets' outer join (PostgreSQL 15): on Citus the
+		   -- bucket, never NULL, keeps it a qual on the row
 		   AND (unkey_get_verifications.tags IS NULL
-				OR CASE WHEN t.bucket IS NOT NULL THEN t.tags END @> unkey_get_verifications.tags)
+				OR CASE WHEN on_citus AND t.bucket IS NOT NULL THEN t.tags WHEN NOT on_citus THEN t.tags END
+				   @> unkey_get_verifications.tags)
 	), agg AS (
 		SELECT CASE WHEN v.unit IS NOT NULL THEN r.bucket END AS t,
 			   -- bytewise comparisons: the grouping sorts hundreds of thousands of ids

@@ -2195,7 +2195,8 @@ BEGIN
 		CONTINUE WHEN to_regclass(format('unkey.%I', part)) IS NOT NULL;
 		-- on a Citus worker, the coordinator creates them, with their shards
 		IF unkey._citus_worker_table(format('unkey.%I', parent)::regclass) THEN
-			PERFORM unkey._on_coordinator(format('SELECT unkey._ensure_partitions(%L, %L)', parent, times));
+			PERFORM unkey._on_coordinator(format('unkey._ensure_partitions(%L, ARRAY[%s]::pg_catalog.timestamptz[])', parent,
+												 (SELECT string_agg(unkey._timestamptz_literal(x), ', ') FROM unnest(times) x)));
 			RETURN;
 		END IF;
 		BEGIN
@@ -2226,7 +2227,7 @@ DECLARE
 BEGIN
 	-- on Citus the coordinator materialises, for every node
 	IF unkey._citus_worker_table('unkey.verification_rollups'::regclass) THEN
-		PERFORM unkey._on_coordinator(format('SELECT unkey._materialize_rollups(%L)', now));
+		PERFORM unkey._on_coordinator(format('unkey._materialize_rollups(%s)', unkey._timestamptz_literal(now)));
 		RETURN;
 	END IF;
 	-- each statement must see what committed before it, the batches the lock waited for included
@@ -2299,11 +2300,9 @@ BEGIN
 	-- on Citus the coordinator drops the partitions, with their shards on every node
 	IF unkey._citus_worker_table('unkey.verification_events'::regclass) THEN
 		RETURN QUERY SELECT unnest(string_to_array(unkey._on_coordinator(
-			format('SELECT string_agg(p, '' '') FROM unkey._apply_retention(%L) p', now)), ' '));
+			format('(SELECT pg_catalog.string_agg(p, '' '') FROM unkey._apply_retention(%s) p)', unkey._timestamptz_literal(now))), ' '));
 		RETURN;
 	END IF;
-	-- one at a time (the writers of several nodes may ask the coordinator at once)
-	LOCK TABLE unkey.event_settings IN SHARE ROW EXCLUSIVE MODE;
 	keep := (SELECT s.retention FROM unkey.event_settings s);
 	IF keep IS NULL THEN
 		RETURN;
@@ -2317,8 +2316,13 @@ BEGIN
 			   + interval '24 hours' <= now - keep
 		 ORDER BY c.relname
 	LOOP
-		EXECUTE format('DROP TABLE unkey.%I', part.relname);
-		RETURN NEXT part.relname;
+		-- another run (the writers of several Citus nodes ask the coordinator) may have dropped it meanwhile
+		BEGIN
+			EXECUTE format('DROP TABLE unkey.%I', part.relname);
+			RETURN NEXT part.relname;
+		EXCEPTION WHEN undefined_table THEN
+			NULL;
+		END;
 	END LOOP;
 END
 $$;
@@ -2330,7 +2334,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	IF unkey._citus_worker_table('unkey.verification_events'::regclass) THEN
-		PERFORM unkey._on_coordinator(format('SELECT unkey._maintain_events(%L)', now));
+		PERFORM unkey._on_coordinator(format('unkey._maintain_events(%s)', unkey._timestamptz_literal(now)));
 		RETURN;
 	END IF;
 	PERFORM unkey._ensure_partitions(p, ARRAY[now, now + interval '24 hours'])
@@ -2355,12 +2359,14 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 SET work_mem = '64MB'
+SET plan_cache_mode = force_custom_plan	-- the arguments are constants of the plan: branches it does not need are pruned
 AS $$
 -- as in SQL: a column, not the argument of the same name
 #variable_conflict use_column
 DECLARE
-	-- the checked arguments; as variables, constants of each statement's plan (Citus plans no pseudoconstant qual)
+	-- the checked arguments
 	v record;
+	on_citus boolean := to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL;
 BEGIN
 	SELECT * INTO v FROM unkey._verification_query(api_id, start, "end", group_by, tags, order_by, "order", "limit");
 	RETURN QUERY
@@ -2386,10 +2392,12 @@ BEGIN
 		   AND t.bucket >= v.first AND t.bucket < v.stop
 		   AND (unkey_get_verifications.key_id IS NULL OR t.key_id = unkey_get_verifications.key_id)
 		   AND (unkey_get_verifications.external_id IS NULL OR t.external_id = unkey_get_verifications.external_id)
-		   -- the untagged rows' tags are a constant, and a qual on it alone a constant qual, which Citus
-		   -- cannot plan beside _tag_sets' outer join: the bucket, never NULL, keeps it a qual on the row
+		   -- the untagged rows' tags are a constant, and a qual on it a constant qual, which prunes them
+		   -- here but which Citus cannot plan beside _tag_sets' outer join (PostgreSQL 15): on Citus the
+		   -- bucket, never NULL, keeps it a qual on the row
 		   AND (unkey_get_verifications.tags IS NULL
-				OR CASE WHEN t.bucket IS NOT NULL THEN t.tags END @> unkey_get_verifications.tags)
+				OR CASE WHEN on_citus AND t.bucket IS NOT NULL THEN t.tags WHEN NOT on_citus THEN t.tags END
+				   @> unkey_get_verifications.tags)
 	), agg AS (
 		SELECT CASE WHEN v.unit IS NOT NULL THEN r.bucket END AS t,
 			   -- bytewise comparisons: the grouping sorts hundreds of thousands of ids
@@ -2547,10 +2555,21 @@ END
 $$;
 COMMENT ON FUNCTION unkey._citus_worker_table(regclass) IS 'private: whether Citus distributes this table and this node is a worker, where its partitions cannot be created';
 
--- Run a statement on the Citus coordinator, in a transaction of its own
--- there, and return its result (the first column of its first row); its
--- error is raised here
-CREATE FUNCTION unkey._on_coordinator(command text) RETURNS text
+-- A timestamptz as an SQL literal that reads the same under any DateStyle
+-- and TimeZone (the coordinator's session has its own)
+CREATE FUNCTION unkey._timestamptz_literal(t timestamptz) RETURNS text
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT format('%L::pg_catalog.timestamptz', to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00"')) $$;
+COMMENT ON FUNCTION unkey._timestamptz_literal(timestamptz) IS 'private: a timestamptz as a literal independent of DateStyle and TimeZone';
+
+-- The value of an SQL expression, evaluated on the Citus coordinator in a
+-- transaction of its own there (its error is raised here).  Every name in
+-- it must be qualified: it runs with the coordinator session's search_path.
+-- It waits at most a second for a lock: a worker's event writer must not
+-- hang on the coordinator's locks (a pg_dump, or a lock this worker's own
+-- transaction holds), and tries again later.
+CREATE FUNCTION unkey._on_coordinator(expr text) RETURNS text
 LANGUAGE plpgsql VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -2558,15 +2577,17 @@ DECLARE
 	ok boolean;
 	answer text;
 BEGIN
-	EXECUTE 'SELECT success, result FROM pg_catalog.run_command_on_coordinator($1)' INTO ok, answer USING command;
+	EXECUTE 'SELECT success, result FROM pg_catalog.run_command_on_coordinator($1)' INTO ok, answer
+	  USING format('WITH s AS MATERIALIZED (SELECT pg_catalog.set_config(''lock_timeout'', ''1s'', true))'
+				   ' SELECT (%s)::pg_catalog.text FROM s', expr);
 	IF NOT ok THEN
-		PERFORM unkey._raise('object_not_in_prerequisite_state'::text, 'the Citus coordinator could not run ' || command || ': ' || coalesce(answer, ''),
-							 'The event partitions and rollups of every node are kept by the coordinator: check that it is up and has unkey (README: Running on Citus).'::text);
+		PERFORM unkey._raise('object_not_in_prerequisite_state'::text, 'the Citus coordinator could not evaluate ' || expr || ': ' || coalesce(answer, ''),
+							 'The event partitions and rollups of every node are kept by the coordinator: check that it is up and has unkey, and see its log (README: Running on Citus).'::text);
 	END IF;
 	RETURN answer;
 END
 $$;
-COMMENT ON FUNCTION unkey._on_coordinator(text) IS 'private: run a statement on the Citus coordinator, in its own transaction there';
+COMMENT ON FUNCTION unkey._on_coordinator(text) IS 'private: evaluate an expression on the Citus coordinator, in its own transaction there';
 
 -- Distribute every table by its class, and register the delegated entry point
 CREATE FUNCTION unkey.citus_distribute() RETURNS void
@@ -2685,7 +2706,7 @@ BEGIN
 				  FROM pg_catalog.pg_proc p
 				 WHERE p.pronamespace = 'unkey_v2'::regnamespace
 					OR (p.pronamespace = 'unkey'::regnamespace
-						AND p.proname ~ '^(_v2_|_set_v2_actor$|_analytics_allows$|root_api_id$|_check_root_permissions$|unkey_(create|list|update|delete)_root_keys?$|unkey_verify_key_by_hash$|_tables_of_class$|citus_(un)?distribute$|_send_invalidation$|_invalidate$|_citus_worker_table$|_on_coordinator$)')
+						AND p.proname ~ '^(_v2_|_set_v2_actor$|_analytics_allows$|root_api_id$|_check_root_permissions$|unkey_(create|list|update|delete)_root_keys?$|unkey_verify_key_by_hash$|_tables_of_class$|citus_(un)?distribute$|_send_invalidation$|_invalidate$|_citus_worker_table$|_on_coordinator$|_timestamptz_literal$)')
 				UNION ALL
 				SELECT 'TABLE', c.oid::regclass::text, c.relacl, c.relowner
 				  FROM pg_catalog.pg_class c

@@ -211,6 +211,21 @@ SELECT unkey.pre_request();
 SELECT current_setting('request.unkey.key_id');
 COMMIT;}))[-1], q1($coordinator, "SELECT id FROM unkey.keys WHERE key_hash = decode(unkey.unkey_hash_key('$keys[1]'), 'base64')"), 'the gateway (unkey.pre_request) admits a key whose shard is on a worker, and names it');
 
+# the whole gateway, as PostgREST runs it (as the request's role): a key of a
+# worker's shard passes, and one without credits gets 429 with its refill
+q1($coordinator, q{CREATE FUNCTION public.hello() RETURNS text LANGUAGE sql AS $$ SELECT 'hello' $$;
+	GRANT EXECUTE ON FUNCTION public.hello() TO anon});
+my $gw = PostgrestReplay->new(host => $host, port => $coordinator->port, dbname => 'postgres', user => 'authenticator',
+	schemas => ['public'], extra_search_path => [], anon_role => 'anon', pre_request => 'unkey.pre_request');
+my $dry = q1($coordinator, "SELECT key FROM unkey.unkey_create_key('$api', credits => 0, refill_interval => 'daily', refill_amount => 5)");
+my $passed = $gw->request(method => 'POST', path => '/rpc/hello', headers => { 'x-api-key' => $keys[3] }, body => '{}');
+my $refused = $gw->request(method => 'POST', path => '/rpc/hello', headers => { 'x-api-key' => $dry }, body => '{}');
+is("$passed->{status} $refused->{status} " . ($refused->{headers}{'Retry-After'} // 'no Retry-After')
+	  . ' ' . ($refused->{headers}{'X-RateLimit-Limit'} // 'no limit'),
+	'200 429 ' . ($refused->{headers}{'Retry-After'} // 'x') . ' 5',
+	'PostgREST with the gateway: a key passes; one without credits gets 429 with its refill, read from its shard as the owner');
+$gw->disconnect;
+
 my $root = q1($coordinator, "SELECT key FROM unkey.unkey_create_root_key('citus', ARRAY['api.*.verify_key', 'api.*.read_analytics'])");
 my $v2 = sub {
 	my ($node, $endpoint, $body) = @_;
@@ -227,12 +242,20 @@ like($v2->($coordinator, 'analytics.getVerifications', '{"query": "SELECT count(
 
 # the other management functions, on the coordinator
 my $listed = q1($coordinator, "SELECT cardinality((unkey.unkey_list_keys('$api', \"limit\" => 100)).keys)");
-is($listed, 8, 'unkey_list_keys lists the API\'s 8 live keys across the shards');
+is($listed, 9, 'unkey_list_keys lists the API\'s 9 live keys across the shards');
 is(q1($coordinator, "SELECT (unkey.unkey_update_credits('$changed_id', 'set', 7)).remaining"), '7', 'unkey_update_credits sets a key\'s credits');
 my $rerolled = q1($coordinator, "SELECT key FROM unkey.unkey_reroll_key('$changed_id', '0 seconds')");
 q1($coordinator, "SELECT unkey.unkey_update_key((SELECT key_id FROM unkey.unkey_whoami('$rerolled')), '{\"enabled\": true}')");
 is(join(' ', map { q1($_, "SELECT code FROM unkey.unkey_verify_key('$rerolled', '$api')") } @nodes), 'VALID VALID VALID',
 	'a rerolled key verifies from every node');
+
+# a worker asks the coordinator for a partition with a literal that reads the
+# same under any DateStyle and TimeZone
+q1($workers[0], q{SET DateStyle = 'SQL, DMY'; SET TimeZone = 'Pacific/Auckland';
+	SELECT unkey._ensure_partitions('verification_events', ARRAY['2026-03-12 10:00:00+00'::timestamptz])});
+is(q1($coordinator, q{SELECT string_agg(relname, ' ' ORDER BY relname) FROM pg_class
+	WHERE relname IN ('verification_events_p20260312', 'verification_events_p20261203')}), 'verification_events_p20260312',
+	'a worker with DateStyle SQL, DMY gets the partition of 12 March from the coordinator, not of 3 December');
 
 # nothing of unkey stays on a worker
 q1($_, 'SELECT unkey.unkey_flush_events()') for @nodes;
@@ -242,7 +265,7 @@ my $before = q1($coordinator, $history);
 q1($coordinator, 'SELECT unkey.citus_undistribute()');
 is(q1($coordinator, q{SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'unkey.%'}), '0',
 	'unkey.citus_undistribute() brings every table back');
-is(q1($coordinator, "SELECT count(*) FROM unkey.keys WHERE api_id = '$api'"), '10', 'with its rows, on the coordinator');
+is(q1($coordinator, "SELECT count(*) FROM unkey.keys WHERE api_id = '$api'"), '11', 'with its rows, on the coordinator');
 is(q1($coordinator, $history), $before, "and the events and rollups of every node ($before)");
 q1($coordinator, 'DROP EXTENSION unkey');
 for my $w (@workers)
