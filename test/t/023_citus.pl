@@ -201,6 +201,17 @@ my @answers = map {
 is(join(' ', map { $_->{status} . ':' . (decode_json($_->{body})->{code} // $_->{body}) } @answers),
 	'200:VALID 200:VALID 200:VALID 200:USAGE_EXCEEDED 200:USAGE_EXCEEDED',
 	'PostgREST\'s POST /rpc/unkey_verify_key on the coordinator spends a key of 3 credits exactly');
+# PostgREST's query around the call keeps Citus from delegating the entry
+# point keyed by the hash: it runs on the coordinator, reads the key
+# through Citus and spends it in its shard, still exactly
+my $hex = q1($coordinator, "SELECT encode(decode(unkey.unkey_hash_key('$three'), 'base64'), 'hex')");
+q1($coordinator, "SELECT unkey.unkey_update_credits((SELECT key_id FROM unkey.unkey_whoami('$three')), 'set', 1)");
+@answers = map {
+	$pgrst->request(method => 'POST', path => '/rpc/unkey_verify_key_by_hash', role => 'verifier',
+		body => encode_json({ key_hash => "\\x$hex", key => $three, api_id => $api }))
+} 1 .. 2;
+is(join(' ', map { $_->{status} . ':' . (decode_json($_->{body})->{code} // $_->{body}) } @answers),
+	'200:VALID 200:USAGE_EXCEEDED', 'PostgREST\'s POST /rpc/unkey_verify_key_by_hash on the coordinator spends the last credit once');
 $pgrst->disconnect;
 
 q1($coordinator, "SELECT unkey.unkey_gateway_configure('$api', derive_permissions => false)");
@@ -268,12 +279,15 @@ is(q1($coordinator, q{SELECT count(*) FROM pg_dist_partition WHERE logicalrelid:
 is(q1($coordinator, "SELECT count(*) FROM unkey.keys WHERE api_id = '$api'"), '11', 'with its rows, on the coordinator');
 is(q1($coordinator, $history), $before, "and the events and rollups of every node ($before)");
 q1($coordinator, 'DROP EXTENSION unkey');
+# PostgreSQL creates the schema unkey.control names outside the extension: dropped on the coordinator, it goes everywhere
+q1($coordinator, 'DROP SCHEMA unkey');
 for my $w (@workers)
 {
 	is(q1($w, q{SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'unkey'})
 		  . ' ' . q1($w, q{SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'unkey'})
 		  . ' ' . q1($w, q{SELECT count(*) FROM pg_class WHERE relname ~ '^(keys|key_|verification_|encrypted_keys|root_keys)' AND relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)}),
 		'0 0 0', 'DROP EXTENSION unkey leaves no table, shard or function of unkey on ' . $w->name);
+	is(q1($w, q{SELECT count(*) FROM pg_namespace WHERE nspname = 'unkey'}), '0', '... and DROP SCHEMA unkey on the coordinator leaves no schema');
 }
 
 $_->stop for @nodes;
