@@ -38,8 +38,8 @@ suite() {
     if as_postgres "$tree" "$@" 2>&1 | tee "$log"; then :; fi
     case "$name" in
         *prove)
-            ok=$(grep -cE '^ok ' "$log" || true)
-            bad=$(grep -cE '^not ok ' "$log" || true)
+            ok=$(grep -cE '^ok [0-9]+' "$log" || true)
+            bad=$(grep -cE '^not ok [0-9]+' "$log" || true)
             grep -q '^Result: PASS' "$log" || [ "$bad" -gt 0 ] || bad=1 ;;
         *)
             ok=$(grep -cE '^(test| )?.* \.\.\. ok|^ok [0-9]+ ' "$log" || true)
